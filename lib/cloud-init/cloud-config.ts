@@ -1,0 +1,216 @@
+import { stringify } from 'yaml';
+import { renderNftables } from '../render/nftables';
+
+/** A file that cloud-init writes (`write_files`). */
+export interface CloudConfigFile {
+  /** Absolute path on the host. */
+  readonly path: string;
+  /** The file's literal content. */
+  readonly content: string;
+  /**
+   * Octal mode as a string.
+   * @default '0644'
+   */
+  readonly permissions?: string;
+  /**
+   * `user:group` owning the file.
+   * @default 'root:root'
+   */
+  readonly owner?: string;
+  /**
+   * Write the file late in the run, after users and packages exist. Needed when the owner is a
+   * user that a package or cloud-init creates.
+   * @default false
+   */
+  readonly defer?: boolean;
+}
+
+/** A data disk formatted on the whole device (no partition table) and mounted. */
+export interface CloudConfigFilesystem {
+  /** Device path, preferably stable (`/dev/disk/by-id/...`). */
+  readonly device: string;
+  /** Filesystem label (at most 16 characters for ext4). */
+  readonly label: string;
+  /** Where to mount it. */
+  readonly mountPoint: string;
+  /**
+   * Filesystem type.
+   * @default 'ext4'
+   */
+  readonly filesystem?: string;
+  /**
+   * Mount options.
+   * @default ['defaults', 'noatime', 'nofail']
+   */
+  readonly mountOptions?: string[];
+}
+
+/** A systemd unit written to `/etc/systemd/system` and enabled. */
+export interface SystemdUnit {
+  /** Unit file name, e.g. `zookeeper.service`. */
+  readonly name: string;
+  /** The unit file's content. */
+  readonly content: string;
+  /**
+   * Restart the unit each time the document is applied (after its files change).
+   * @default true
+   */
+  readonly restartOnApply?: boolean;
+}
+
+/** An nftables rule that opens TCP ports to some sources and closes them to everyone else. */
+export interface FirewallRule {
+  /** What the rule is for, shown as an nftables comment. */
+  readonly description: string;
+  /** TCP ports. */
+  readonly ports: number[];
+  /** IPv4 addresses or CIDR blocks allowed to reach the ports. */
+  readonly sources: string[];
+}
+
+/** The whole of one host's cloud-init document, added to by every role the host has. */
+export class CloudConfig {
+  private readonly files = new Map<string, CloudConfigFile>();
+  private readonly packages = new Set<string>();
+  private readonly filesystems = new Map<string, CloudConfigFilesystem>();
+  private readonly units = new Map<string, SystemdUnit>();
+  private readonly firewallRules: FirewallRule[] = [];
+  private readonly runCommands: string[][] = [];
+
+  /**
+   * Adds a file. Adding the same path twice with the same content is allowed; with different
+   * content it is an error, since two roles would fight over it.
+   */
+  public addFile(file: CloudConfigFile): void {
+    const existing = this.files.get(file.path);
+    if (existing && JSON.stringify(existing) !== JSON.stringify(file)) {
+      throw new Error(`CloudConfig: two roles write different content to ${file.path}`);
+    }
+    this.files.set(file.path, file);
+  }
+
+  /** Adds a Debian package to install. */
+  public addPackage(name: string): void {
+    this.packages.add(name);
+  }
+
+  /** Adds a filesystem on a whole disk and its mount. */
+  public addFilesystem(fs: CloudConfigFilesystem): void {
+    const existing = this.filesystems.get(fs.device);
+    if (existing && JSON.stringify(existing) !== JSON.stringify(fs)) {
+      throw new Error(`CloudConfig: device ${fs.device} is claimed by two filesystems (${existing.mountPoint}, ${fs.mountPoint})`);
+    }
+    this.filesystems.set(fs.device, fs);
+  }
+
+  /** Adds a systemd unit, enabled and started on apply. */
+  public addUnit(unit: SystemdUnit): void {
+    if (this.units.has(unit.name)) {
+      throw new Error(`CloudConfig: systemd unit ${unit.name} is added twice`);
+    }
+    this.units.set(unit.name, unit);
+  }
+
+  /** Adds a firewall rule to the host's `inet smartstack` nftables table. */
+  public addFirewallRule(rule: FirewallRule): void {
+    this.firewallRules.push(rule);
+  }
+
+  /** Adds a command (argv form) run on every apply, after files, packages and disks. */
+  public addRunCommand(argv: string[]): void {
+    this.runCommands.push([...argv]);
+  }
+
+  /** The firewall rules added so far, in order. */
+  public get rules(): FirewallRule[] {
+    return [...this.firewallRules];
+  }
+
+  /** The systemd units added so far, sorted by name. */
+  public get systemdUnits(): SystemdUnit[] {
+    return [...this.units.values()].sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** Renders the `#cloud-config` document. Deterministic: the same additions give the same bytes. */
+  public render(): string {
+    const files: CloudConfigFile[] = [...this.files.values()];
+    const units = [...this.units.values()];
+    const packages = new Set(this.packages);
+    if (this.firewallRules.length > 0) {
+      packages.add('nftables');
+      files.push({ path: FIREWALL_RULESET_PATH, content: renderNftables(this.firewallRules), permissions: '0600' });
+      units.push({ name: 'smartstack-firewall.service', content: FIREWALL_UNIT });
+    }
+    units.sort((a, b) => a.name.localeCompare(b.name));
+    for (const unit of units) {
+      files.push({ path: `/etc/systemd/system/${unit.name}`, content: unit.content });
+    }
+    files.sort((a, b) => a.path.localeCompare(b.path));
+
+    const doc: Record<string, unknown> = {};
+    if (packages.size > 0) {
+      doc.package_update = true;
+      doc.packages = [...packages].sort();
+    }
+
+    const filesystems = [...this.filesystems.values()].sort((a, b) => a.mountPoint.localeCompare(b.mountPoint));
+    if (filesystems.length > 0) {
+      // partition 'none' puts the filesystem on the whole disk (cloud-init 22.4 names NVMe
+      // partitions wrongly); overwrite false never reformats a disk that already has data.
+      doc.fs_setup = filesystems.map((fs) => ({
+        label: fs.label,
+        filesystem: fs.filesystem ?? 'ext4',
+        device: fs.device,
+        partition: 'none',
+        overwrite: false,
+      }));
+      doc.mounts = filesystems.map((fs) => [
+        fs.device,
+        fs.mountPoint,
+        fs.filesystem ?? 'ext4',
+        (fs.mountOptions ?? DEFAULT_MOUNT_OPTIONS).join(','),
+        '0',
+        '2',
+      ]);
+    }
+
+    if (files.length > 0) {
+      doc.write_files = files.map((f) => ({
+        path: f.path,
+        content: f.content,
+        owner: f.owner ?? 'root:root',
+        permissions: f.permissions ?? '0644',
+        ...(f.defer ? { defer: true } : {}),
+      }));
+    }
+
+    const runcmd: string[][] = [];
+    if (units.length > 0) runcmd.push(['systemctl', 'daemon-reload']);
+    runcmd.push(...this.runCommands);
+    if (units.length > 0) {
+      runcmd.push(['systemctl', 'enable', ...units.map((u) => u.name)]);
+      const restart = units.filter((u) => u.restartOnApply ?? true).map((u) => u.name);
+      if (restart.length > 0) runcmd.push(['systemctl', 'restart', ...restart]);
+    }
+    if (runcmd.length > 0) doc.runcmd = runcmd;
+
+    return '#cloud-config\n' + stringify(doc, { lineWidth: 0 });
+  }
+}
+
+const DEFAULT_MOUNT_OPTIONS = ['defaults', 'noatime', 'nofail'];
+const FIREWALL_RULESET_PATH = '/etc/smartstack/nftables.nft';
+const FIREWALL_UNIT = `[Unit]
+Description=smartstack firewall rules (nftables table inet smartstack)
+Wants=network-pre.target
+Before=network-pre.target
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/sbin/nft -f ${FIREWALL_RULESET_PATH}
+ExecStop=/usr/sbin/nft delete table inet smartstack
+
+[Install]
+WantedBy=multi-user.target
+`;

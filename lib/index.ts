@@ -1,0 +1,3 @@
+export * from './vds-node';
+export * from './cloud-init/cloud-config';
+export * from './zookeeper-ensemble';

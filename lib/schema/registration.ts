@@ -1,0 +1,12 @@
+/**
+ * The registration payload nerve writes under a service's path and synapse reads: compact JSON
+ * with keys in this order: host, port, name, then optional weight, haproxy_server_options, labels.
+ */
+export interface Registration {
+  readonly host: string;
+  readonly port: number;
+  readonly name: string;
+  readonly weight?: number;
+  readonly haproxy_server_options?: string;
+  readonly labels?: { readonly [key: string]: string };
+}

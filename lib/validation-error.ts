@@ -1,0 +1,27 @@
+import { IConstruct } from 'constructs';
+
+/**
+ * Error raised for invalid construct input.
+ *
+ * The message names the construct (by type and path), the field and the offending value,
+ * so the line that is wrong can be found without a stack trace.
+ */
+export class ValidationError extends Error {
+  /**
+   * @param scope the construct whose input is wrong
+   * @param kind the construct's type, e.g. `ZookeeperEnsemble`
+   * @param field the property path, e.g. `members` or `disks[1].device`
+   * @param value the offending value, shown as JSON
+   * @param reason what is wrong and what is expected
+   */
+  public constructor(scope: IConstruct, kind: string, field: string, value: unknown, reason: string) {
+    super(`${kind} '${scope.node.path}': ${field} = ${describeValue(value)}: ${reason}`);
+    this.name = 'ValidationError';
+  }
+}
+
+function describeValue(value: unknown): string {
+  if (value === undefined) return 'undefined';
+  const text = JSON.stringify(value);
+  return text.length > 200 ? `${text.slice(0, 200)}…` : text;
+}

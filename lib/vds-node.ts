@@ -1,0 +1,280 @@
+import { provider as nullProvider, resource as nullResource } from '@cdktf/provider-null';
+import { Annotations, Lazy, TerraformResource, TerraformStack, TerraformVariable } from 'cdktf';
+import { Construct, IConstruct } from 'constructs';
+import { cidrContains, isHostname, isIpv4, isIpv4Cidr } from './address';
+import { CloudConfig } from './cloud-init/cloud-config';
+import { escapeTerraformTemplate, sha256Hex } from './render/terraform-string';
+import { renderTemplate } from './render/template';
+import { ValidationError } from './validation-error';
+
+/** The operating system a VDS host runs. */
+export enum OperatingSystem {
+  /** Debian 12 (bookworm). */
+  DEBIAN_12 = 'debian-12',
+  /** Ubuntu 24.04 LTS (noble). */
+  UBUNTU_24_04 = 'ubuntu-24.04',
+}
+
+/** A data disk attached to a VDS host. */
+export interface VdsDisk {
+  /** The name roles refer to, e.g. `zk-txlog`. */
+  readonly name: string;
+  /** Device path. Use a stable one (`/dev/disk/by-id/...`): `/dev/vdb` can change between boots. */
+  readonly device: string;
+}
+
+/** Properties of a {@link VdsNode}. */
+export interface VdsNodeProps {
+  /**
+   * The host name (a DNS label).
+   * @default the construct id
+   */
+  readonly hostname?: string;
+  /** The IPv4 address on the private network, which the mesh uses. */
+  readonly privateAddress: string;
+  /**
+   * The private network (CIDR) the address belongs to. Ports that serve the mesh are opened to it.
+   * @default the /24 around `privateAddress`
+   */
+  readonly privateNetwork?: string;
+  /**
+   * Address Terraform connects to over SSH.
+   * @default `privateAddress`
+   */
+  readonly sshAddress?: string;
+  /**
+   * SSH user; when not root it needs password-less sudo.
+   * @default 'root'
+   */
+  readonly sshUser?: string;
+  /**
+   * SSH port.
+   * @default 22
+   */
+  readonly sshPort?: number;
+  /**
+   * The SSH private key (usually a token of a sensitive variable).
+   * @default the stack's sensitive variable `ssh_private_key`
+   */
+  readonly sshPrivateKey?: string;
+  /** Memory of the host in MiB; roles size their processes from it (for example the JVM heap). */
+  readonly memoryMiB: number;
+  /**
+   * Data disks.
+   * @default none
+   */
+  readonly disks?: VdsDisk[];
+  /**
+   * Operating system.
+   * @default OperatingSystem.DEBIAN_12
+   */
+  readonly operatingSystem?: OperatingSystem;
+  /**
+   * Deliver the cloud-init document over SSH with a `null_resource`. Turn it off when another
+   * resource boots the VM with `userData`.
+   * @default true
+   */
+  readonly deliverOverSsh?: boolean;
+}
+
+/** A check run on the host after each apply; the apply fails unless it exits 0. */
+export interface ReadinessCheck {
+  /** What is waited for, shown in the apply's output. */
+  readonly description: string;
+  /** POSIX shell commands; they must bound their own waiting. */
+  readonly script: string;
+}
+
+const STABLE_DEVICE = /^\/dev\/disk\/by-(id|uuid|path|label|partuuid)\//;
+const DEVICE_PATH = /^\/dev\/[A-Za-z0-9._:/+-]+$/;
+const SSH_USER = /^[a-z_][a-z0-9_-]{0,31}$/;
+const NULL_PROVIDER_ID = 'smartstack-null-provider';
+const SSH_KEY_VARIABLE_ID = 'ssh_private_key';
+
+/**
+ * One KVM VDS host. It owns the host's cloud-init document, to which roles add files, packages,
+ * disks, units and firewall rules, and delivers it over SSH unless told otherwise.
+ */
+export class VdsNode extends Construct {
+  /** Whether the construct is a VdsNode. */
+  public static isVdsNode(x: unknown): x is VdsNode {
+    return x instanceof VdsNode;
+  }
+
+  public readonly hostname: string;
+  public readonly privateAddress: string;
+  public readonly privateNetwork: string;
+  public readonly sshAddress: string;
+  public readonly sshUser: string;
+  public readonly memoryMiB: number;
+  public readonly operatingSystem: OperatingSystem;
+  public readonly disks: VdsDisk[];
+  /** The host's cloud-init document; roles add to it. */
+  public readonly cloudConfig: CloudConfig;
+  /**
+   * The resource that delivers and applies the document, if delivered over SSH.
+   */
+  public readonly delivery?: TerraformResource;
+
+  private readonly ports = new Map<number, string>();
+  private readonly readinessChecks: ReadinessCheck[] = [];
+
+  public constructor(scope: Construct, id: string, props: VdsNodeProps) {
+    super(scope, id);
+    const fail = (field: string, value: unknown, reason: string) => new ValidationError(this, 'VdsNode', field, value, reason);
+
+    this.hostname = props.hostname ?? id;
+    if (!/^(?!-)[a-z0-9-]{1,63}(?<!-)$/.test(this.hostname)) {
+      throw fail('hostname', this.hostname, 'expected a DNS label: lower-case letters, digits and inner hyphens, at most 63');
+    }
+    if (!isIpv4(props.privateAddress)) {
+      throw fail('privateAddress', props.privateAddress, 'expected an IPv4 address');
+    }
+    this.privateAddress = props.privateAddress;
+    this.privateNetwork = props.privateNetwork ?? `${props.privateAddress.split('.').slice(0, 3).join('.')}.0/24`;
+    if (!isIpv4Cidr(this.privateNetwork) || !cidrContains(this.privateNetwork, this.privateAddress)) {
+      throw fail('privateNetwork', this.privateNetwork, `expected an IPv4 CIDR block that contains privateAddress ${this.privateAddress}`);
+    }
+    this.sshAddress = props.sshAddress ?? props.privateAddress;
+    if (!isIpv4(this.sshAddress) && !isHostname(this.sshAddress)) {
+      throw fail('sshAddress', this.sshAddress, 'expected an IPv4 address or a host name');
+    }
+    this.sshUser = props.sshUser ?? 'root';
+    if (!SSH_USER.test(this.sshUser)) {
+      throw fail('sshUser', this.sshUser, 'expected a Unix user name');
+    }
+    const sshPort = props.sshPort ?? 22;
+    if (!Number.isInteger(sshPort) || sshPort < 1 || sshPort > 65535) {
+      throw fail('sshPort', sshPort, 'expected a TCP port 1-65535');
+    }
+    if (!Number.isInteger(props.memoryMiB) || props.memoryMiB < 512) {
+      throw fail('memoryMiB', props.memoryMiB, 'expected a whole number of MiB, at least 512');
+    }
+    this.memoryMiB = props.memoryMiB;
+    this.operatingSystem = props.operatingSystem ?? OperatingSystem.DEBIAN_12;
+    this.disks = [...(props.disks ?? [])];
+    this.validateDisks(fail);
+    this.cloudConfig = new CloudConfig();
+
+    if (props.deliverOverSsh ?? true) {
+      this.delivery = this.deliverOverSsh(sshPort, props.sshPrivateKey);
+    }
+  }
+
+  /** The disk with the given name, or undefined. */
+  public findDisk(name: string): VdsDisk | undefined {
+    return this.disks.find((d) => d.name === name);
+  }
+
+  /**
+   * Claims a TCP port on this host for a role. A port claimed twice is an error that names both.
+   *
+   * @param port the port
+   * @param owner the construct that listens on it
+   * @param field the owner's property that set the port
+   */
+  public reservePort(port: number, owner: IConstruct, field: string): void {
+    const kind = owner.constructor.name;
+    if (!Number.isInteger(port) || port < 1 || port > 65535) {
+      throw new ValidationError(owner, kind, field, port, 'expected a TCP port 1-65535');
+    }
+    const user = `${owner.node.path} (${field})`;
+    const existing = this.ports.get(port);
+    if (existing !== undefined && existing !== user) {
+      throw new ValidationError(owner, kind, field, port, `port ${port} on host ${this.hostname} is already used by ${existing}`);
+    }
+    this.ports.set(port, user);
+  }
+
+  /** Adds a check that each apply waits for, such as a ZooKeeper member rejoining its quorum. */
+  public addReadinessCheck(check: ReadinessCheck): void {
+    this.readinessChecks.push(check);
+  }
+
+  /** The rendered `#cloud-config` document, as the host receives it. */
+  public renderUserData(): string {
+    return this.cloudConfig.render();
+  }
+
+  /** The script that applies the document on the host and waits for its readiness checks. */
+  public renderApplyScript(): string {
+    return renderTemplate('apply-cloud-init.sh', {
+      hostname: this.hostname,
+      instanceId: `smartstack-${sha256Hex(this.renderUserData()).slice(0, 16)}`,
+      readinessChecks: this.readinessChecks,
+    });
+  }
+
+  /**
+   * The document as a Terraform string, for any resource that boots a VM (`user_data`).
+   * Resolved at synth, so roles added later are included.
+   */
+  public get userData(): string {
+    return Lazy.stringValue({ produce: () => escapeTerraformTemplate(this.renderUserData()) });
+  }
+
+  private validateDisks(fail: (field: string, value: unknown, reason: string) => Error): void {
+    const names = new Set<string>();
+    const devices = new Set<string>();
+    this.disks.forEach((disk, i) => {
+      if (!/^[a-z0-9][a-z0-9-]{0,15}$/.test(disk.name)) {
+        throw fail(`disks[${i}].name`, disk.name, 'expected lower-case letters, digits and hyphens, at most 16 (it becomes the filesystem label)');
+      }
+      if (names.has(disk.name)) throw fail(`disks[${i}].name`, disk.name, 'two disks have this name');
+      names.add(disk.name);
+      if (!DEVICE_PATH.test(disk.device)) {
+        throw fail(`disks[${i}].device`, disk.device, 'expected a device path under /dev/');
+      }
+      if (devices.has(disk.device)) throw fail(`disks[${i}].device`, disk.device, 'two disks name this device');
+      devices.add(disk.device);
+      if (!STABLE_DEVICE.test(disk.device)) {
+        Annotations.of(this).addWarning(
+          `VdsNode '${this.node.path}': disks[${i}].device = "${disk.device}" is not a stable path: kernel names such as /dev/vdb ` +
+            'follow probe order and can change when disks are added or the VM restarts, and the wrong disk would be formatted ' +
+            'or mounted. Use /dev/disk/by-id/... (the virtio serial) instead.',
+        );
+      }
+    });
+  }
+
+  private deliverOverSsh(sshPort: number, sshPrivateKey?: string): TerraformResource {
+    const stack = TerraformStack.of(this);
+    if (!stack.node.findAll().some((c) => c instanceof nullProvider.NullProvider)) {
+      new nullProvider.NullProvider(stack, NULL_PROVIDER_ID);
+    }
+    const privateKey = sshPrivateKey ?? sshKeyVariable(stack).stringValue;
+    const staged = `/tmp/smartstack-${this.hostname}`;
+    return new nullResource.Resource(this, 'cloud-init', {
+      triggers: {
+        cloud_init_sha256: Lazy.stringValue({ produce: () => sha256Hex(this.renderUserData()) }),
+        apply_script_sha256: Lazy.stringValue({ produce: () => sha256Hex(this.renderApplyScript()) }),
+      },
+      connection: {
+        type: 'ssh',
+        host: this.sshAddress,
+        port: sshPort,
+        user: this.sshUser,
+        privateKey,
+      },
+      provisioners: [
+        { type: 'file', content: this.userData, destination: `${staged}.user-data` },
+        {
+          type: 'file',
+          content: Lazy.stringValue({ produce: () => escapeTerraformTemplate(this.renderApplyScript()) }),
+          destination: `${staged}.apply.sh`,
+        },
+        { type: 'remote-exec', inline: [`sh ${staged}.apply.sh`] },
+      ],
+    });
+  }
+}
+
+function sshKeyVariable(stack: TerraformStack): TerraformVariable {
+  const existing = stack.node.tryFindChild(SSH_KEY_VARIABLE_ID);
+  if (existing instanceof TerraformVariable) return existing;
+  return new TerraformVariable(stack, SSH_KEY_VARIABLE_ID, {
+    type: 'string',
+    sensitive: true,
+    description: 'SSH private key (PEM) that Terraform uses to deliver cloud-init documents to the VDS hosts',
+  });
+}

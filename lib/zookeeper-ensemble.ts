@@ -1,0 +1,298 @@
+import { TerraformOutput } from 'cdktf';
+import { Construct } from 'constructs';
+import { isIpv4Cidr } from './address';
+import { renderTemplate } from './render/template';
+import { defaultHeapMiB, renderJavaEnv, renderMyid, renderZooCfg, ZooCfgSpec } from './render/zookeeper-config';
+import { ValidationError } from './validation-error';
+import { VdsNode } from './vds-node';
+
+/** Properties of a {@link ZookeeperEnsemble}. Every knob has a production default. */
+export interface ZookeeperEnsembleProps {
+  /** The hosts, in myid order (the first is myid 1). 3 or 5 for production. */
+  readonly members: VdsNode[];
+  /** Name of the host disk (see `VdsNode` `disks`) that holds snapshots (`dataDir`). */
+  readonly dataDisk: string;
+  /** Name of the host disk that holds the transaction log (`dataLogDir`); must be another device. */
+  readonly txnLogDisk: string;
+  /**
+   * Allow fewer than 3 members (a single member, for development only: it has no fault tolerance).
+   * @default false
+   */
+  readonly allowDevelopmentSize?: boolean;
+  /** @default 2181 */
+  readonly clientPort?: number;
+  /** @default 2888 */
+  readonly quorumPort?: number;
+  /** @default 3888 */
+  readonly electionPort?: number;
+  /**
+   * Port of the AdminServer on 127.0.0.1; off when not set (its default, 8080 on all addresses,
+   * takes the port from applications).
+   * @default - AdminServer off
+   */
+  readonly adminServerPort?: number;
+  /** @default 2000 */
+  readonly tickTimeMs?: number;
+  /** @default 10 */
+  readonly initLimitTicks?: number;
+  /** @default 5 */
+  readonly syncLimitTicks?: number;
+  /** @default 60 */
+  readonly maxClientCnxns?: number;
+  /**
+   * Smallest session timeout a client may ask for (ZooKeeper's bound is 2-20 ticks).
+   * @default 2 ticks
+   */
+  readonly minSessionTimeoutMs?: number;
+  /** @default 20 ticks */
+  readonly maxSessionTimeoutMs?: number;
+  /**
+   * Transaction log preallocation in KiB.
+   * @default 65536
+   */
+  readonly preAllocSizeKiB?: number;
+  /** @default 100000 */
+  readonly snapCount?: number;
+  /**
+   * Hours between purges of old snapshots and logs; 0 turns purging off, which fills the disks.
+   * @default 1
+   */
+  readonly autopurgeIntervalHours?: number;
+  /** @default 3 */
+  readonly autopurgeSnapRetainCount?: number;
+  /**
+   * Four-letter-word commands allowed; `srvr` and `ruok` are required by the rollout check.
+   * @default ['srvr', 'mntr', 'ruok']
+   */
+  readonly fourLetterWords?: string[];
+  /**
+   * JVM heap in MiB.
+   * @default 3/4 of the host's memory, leaving at least 1 GiB to the OS
+   */
+  readonly heapMiB?: number;
+  /**
+   * Extra JVM flags.
+   * @default none
+   */
+  readonly jvmFlags?: string[];
+  /**
+   * Networks (CIDR) that may reach the client port, besides the members' own private networks.
+   * @default none
+   */
+  readonly clientNetworks?: string[];
+  /**
+   * Mount point of the snapshot disk.
+   * @default '/var/lib/zookeeper'
+   */
+  readonly dataDir?: string;
+  /**
+   * Mount point of the transaction log disk.
+   * @default '/var/lib/zookeeper-txlog'
+   */
+  readonly dataLogDir?: string;
+  /**
+   * How long one member's apply waits for it to rejoin the quorum before failing the rollout.
+   * @default 300
+   */
+  readonly rolloutTimeoutSeconds?: number;
+}
+
+const CONFIG_DIR = '/etc/zookeeper/smartstack';
+const FOUR_LETTER_WORDS = ['conf', 'cons', 'crst', 'dirs', 'dump', 'envi', 'gtmk', 'isro', 'mntr', 'ruok', 'srst', 'srvr', 'stat', 'stmk', 'wchc', 'wchp', 'wchs'];
+
+/**
+ * A ZooKeeper ensemble on VDS hosts: tuned `zoo.cfg` with the transaction log and snapshots on
+ * separate disks, a JVM sized to the host, firewall rules, and a rollout that changes one member
+ * at a time and waits for it to rejoin the quorum before the next.
+ */
+export class ZookeeperEnsemble extends Construct {
+  /** The members, in myid order. */
+  public readonly members: VdsNode[];
+  public readonly clientPort: number;
+  /** `address:port` of each member's client port. */
+  public readonly clientAddresses: string[];
+  /** The connection string clients use: `10.10.0.11:2181,10.10.0.12:2181,...`. */
+  public readonly connectionString: string;
+
+  public constructor(scope: Construct, id: string, props: ZookeeperEnsembleProps) {
+    super(scope, id);
+    const fail = (field: string, value: unknown, reason: string) => new ValidationError(this, 'ZookeeperEnsemble', field, value, reason);
+    const members = [...props.members];
+    const names = members.map((m) => m.hostname);
+
+    if (members.length === 0 || (members.length < 3 && !props.allowDevelopmentSize)) {
+      throw fail('members', names, 'an ensemble needs at least 3 members to survive the loss of one (a single member is allowed with allowDevelopmentSize, for development only)');
+    }
+    if (members.length % 2 === 0) {
+      throw fail('members', names, `${members.length} members tolerate no more failures than ${members.length - 1} and slow every write: use an odd number (3 or 5)`);
+    }
+    members.forEach((m, i) => {
+      const j = members.findIndex((o) => o.hostname === m.hostname);
+      if (j !== i) throw fail(`members[${i}]`, m.hostname, `the same host name as members[${j}]`);
+      const k = members.findIndex((o) => o.privateAddress === m.privateAddress);
+      if (k !== i) throw fail(`members[${i}].privateAddress`, m.privateAddress, `the same address as members[${k}] (${members[k].hostname})`);
+    });
+
+    const tickTimeMs = positiveInteger(fail, 'tickTimeMs', props.tickTimeMs ?? 2000);
+    const clientPort = props.clientPort ?? 2181;
+    const quorumPort = props.quorumPort ?? 2888;
+    const electionPort = props.electionPort ?? 3888;
+    const portFields: Array<[string, number | undefined]> = [
+      ['clientPort', clientPort],
+      ['quorumPort', quorumPort],
+      ['electionPort', electionPort],
+      ['adminServerPort', props.adminServerPort],
+    ];
+    const seen = new Map<number, string>();
+    for (const [field, port] of portFields) {
+      if (port === undefined) continue;
+      if (!Number.isInteger(port) || port < 1 || port > 65535) throw fail(field, port, 'expected a TCP port 1-65535');
+      const other = seen.get(port);
+      if (other) throw fail(field, port, `the same port as ${other}`);
+      seen.set(port, field);
+    }
+
+    const minSessionTimeoutMs = positiveInteger(fail, 'minSessionTimeoutMs', props.minSessionTimeoutMs ?? 2 * tickTimeMs);
+    const maxSessionTimeoutMs = positiveInteger(fail, 'maxSessionTimeoutMs', props.maxSessionTimeoutMs ?? 20 * tickTimeMs);
+    if (minSessionTimeoutMs > maxSessionTimeoutMs) {
+      throw fail('minSessionTimeoutMs', minSessionTimeoutMs, `greater than maxSessionTimeoutMs ${maxSessionTimeoutMs}`);
+    }
+    const autopurgeIntervalHours = props.autopurgeIntervalHours ?? 1;
+    if (!Number.isInteger(autopurgeIntervalHours) || autopurgeIntervalHours < 0) {
+      throw fail('autopurgeIntervalHours', autopurgeIntervalHours, 'expected a whole number of hours (0 = off)');
+    }
+    const autopurgeSnapRetainCount = props.autopurgeSnapRetainCount ?? 3;
+    if (!Number.isInteger(autopurgeSnapRetainCount) || autopurgeSnapRetainCount < 3) {
+      throw fail('autopurgeSnapRetainCount', autopurgeSnapRetainCount, 'ZooKeeper keeps at least 3 snapshots; expected a whole number >= 3');
+    }
+    const fourLetterWords = [...(props.fourLetterWords ?? ['srvr', 'mntr', 'ruok'])];
+    for (const word of fourLetterWords) {
+      if (!FOUR_LETTER_WORDS.includes(word)) throw fail('fourLetterWords', word, `not a ZooKeeper 3.8 four-letter word (${FOUR_LETTER_WORDS.join(', ')})`);
+    }
+    for (const required of ['srvr', 'ruok']) {
+      if (!fourLetterWords.includes(required)) throw fail('fourLetterWords', fourLetterWords, `must include '${required}': the rollout uses it to wait for each member`);
+    }
+    const dataDir = absolutePath(fail, 'dataDir', props.dataDir ?? '/var/lib/zookeeper');
+    const dataLogDir = absolutePath(fail, 'dataLogDir', props.dataLogDir ?? '/var/lib/zookeeper-txlog');
+    if (dataDir === dataLogDir) throw fail('dataLogDir', dataLogDir, 'the same directory as dataDir');
+    const clientNetworks = [...(props.clientNetworks ?? [])];
+    clientNetworks.forEach((cidr, i) => {
+      if (!isIpv4Cidr(cidr)) throw fail(`clientNetworks[${i}]`, cidr, 'expected an IPv4 CIDR block such as 10.10.0.0/24');
+    });
+    const jvmFlags = [...(props.jvmFlags ?? [])];
+    jvmFlags.forEach((flag, i) => {
+      if (!/^-[A-Za-z0-9:+=._/,-]+$/.test(flag)) throw fail(`jvmFlags[${i}]`, flag, 'expected one JVM flag starting with -, without spaces, quotes or shell characters');
+    });
+    if (props.heapMiB !== undefined) positiveInteger(fail, 'heapMiB', props.heapMiB);
+    const rolloutTimeoutSeconds = positiveInteger(fail, 'rolloutTimeoutSeconds', props.rolloutTimeoutSeconds ?? 300);
+
+    const servers = members.map((m, i) => ({ myid: i + 1, address: m.privateAddress, quorumPort, electionPort }));
+    const memberAddresses = members.map((m) => `${m.privateAddress}/32`);
+
+    members.forEach((member, i) => {
+      const myid = i + 1;
+      const field = `members[${i}]`;
+      const data = member.findDisk(props.dataDisk);
+      const txlog = member.findDisk(props.txnLogDisk);
+      if (!data) throw fail(`dataDisk`, props.dataDisk, `host ${member.hostname} (${field}) has no such disk; it has ${JSON.stringify(member.disks.map((d) => d.name))}`);
+      if (!txlog) throw fail(`txnLogDisk`, props.txnLogDisk, `host ${member.hostname} (${field}) has no such disk; it has ${JSON.stringify(member.disks.map((d) => d.name))}`);
+      if (data.device === txlog.device) {
+        throw fail('txnLogDisk', props.txnLogDisk, `on host ${member.hostname} it is the same device as dataDisk (${data.device}): the transaction log needs its own device, or every fsync waits behind snapshot writes`);
+      }
+      for (const [portField, port] of portFields) {
+        if (port !== undefined) member.reservePort(port, this, portField);
+      }
+
+      const spec: ZooCfgSpec = {
+        tickTimeMs,
+        initLimitTicks: positiveInteger(fail, 'initLimitTicks', props.initLimitTicks ?? 10),
+        syncLimitTicks: positiveInteger(fail, 'syncLimitTicks', props.syncLimitTicks ?? 5),
+        dataDir,
+        dataLogDir,
+        clientAddress: member.privateAddress,
+        clientPort,
+        maxClientCnxns: positiveInteger(fail, 'maxClientCnxns', props.maxClientCnxns ?? 60),
+        minSessionTimeoutMs,
+        maxSessionTimeoutMs,
+        preAllocSizeKiB: positiveInteger(fail, 'preAllocSizeKiB', props.preAllocSizeKiB ?? 65536),
+        snapCount: positiveInteger(fail, 'snapCount', props.snapCount ?? 100000),
+        autopurgeIntervalHours,
+        autopurgeSnapRetainCount,
+        fourLetterWords,
+        adminServerPort: props.adminServerPort,
+        servers,
+      };
+      const heapMiB = props.heapMiB ?? defaultHeapMiB(member.memoryMiB);
+      if (heapMiB > member.memoryMiB - 256) {
+        throw fail('heapMiB', heapMiB, `host ${member.hostname} has ${member.memoryMiB} MiB; the heap must leave the OS at least 256 MiB`);
+      }
+
+      const cc = member.cloudConfig;
+      cc.addPackage('zookeeper');
+      cc.addFilesystem({ device: data.device, label: data.name, mountPoint: dataDir });
+      cc.addFilesystem({ device: txlog.device, label: txlog.name, mountPoint: dataLogDir });
+      const owned = { owner: 'zookeeper:zookeeper', defer: true };
+      cc.addFile({ path: `${CONFIG_DIR}/zoo.cfg`, content: renderZooCfg(spec), ...owned });
+      cc.addFile({ path: `${CONFIG_DIR}/java.env`, content: renderJavaEnv(heapMiB, '/var/log/zookeeper', jvmFlags), ...owned });
+      cc.addFile({ path: `${CONFIG_DIR}/log4j.properties`, content: renderTemplate('zookeeper-log4j.properties', {}), ...owned });
+      // myid lives on the data disk, so it is written after the disk is mounted (deferred).
+      cc.addFile({ path: `${dataDir}/myid`, content: renderMyid(myid), ...owned });
+      cc.addFile({ path: '/etc/sysctl.d/60-zookeeper.conf', content: '# Managed by cdktf-smartstack: keep the ZooKeeper heap out of swap.\nvm.swappiness = 1\n' });
+      cc.addRunCommand(['sysctl', '--system']);
+      cc.addRunCommand(['install', '-d', '-o', 'zookeeper', '-g', 'zookeeper', '-m', '0750', dataDir, dataLogDir, '/var/log/zookeeper']);
+      cc.addUnit({
+        name: 'zookeeper.service',
+        content: renderTemplate('zookeeper.service', { myid, ensembleName: this.node.path, configDir: CONFIG_DIR, dataDir, dataLogDir }),
+      });
+      cc.addFirewallRule({
+        description: `zookeeper ${this.node.id} client port`,
+        ports: [clientPort],
+        sources: [...new Set([...members.map((m) => m.privateNetwork), ...clientNetworks])],
+      });
+      cc.addFirewallRule({
+        description: `zookeeper ${this.node.id} quorum and election, members only`,
+        ports: [quorumPort, electionPort],
+        sources: memberAddresses,
+      });
+      member.addReadinessCheck({
+        description: `zookeeper member ${myid} rejoins the quorum`,
+        script: renderTemplate('zookeeper-wait.sh', {
+          myid,
+          address: member.privateAddress,
+          clientPort,
+          peers: members.filter((m) => m !== member).map((m) => m.privateAddress).join(' '),
+          timeoutSeconds: rolloutTimeoutSeconds,
+        }),
+      });
+    });
+
+    // One member at a time: each member's delivery waits for the previous member's, whose
+    // apply returns only once that member serves again.
+    for (let i = 1; i < members.length; i++) {
+      const previous = members[i - 1].delivery;
+      const current = members[i].delivery;
+      if (previous && current) current.dependsOn = [...(current.dependsOn ?? []), previous.fqn];
+    }
+
+    this.members = members;
+    this.clientPort = clientPort;
+    this.clientAddresses = members.map((m) => `${m.privateAddress}:${clientPort}`);
+    this.connectionString = this.clientAddresses.join(',');
+    new TerraformOutput(this, 'connection-string', {
+      value: this.connectionString,
+      description: `ZooKeeper connection string of ${this.node.path}`,
+    });
+  }
+}
+
+type Fail = (field: string, value: unknown, reason: string) => Error;
+
+function positiveInteger(fail: Fail, field: string, value: number): number {
+  if (!Number.isInteger(value) || value <= 0) throw fail(field, value, 'expected a positive whole number');
+  return value;
+}
+
+function absolutePath(fail: Fail, field: string, value: string): string {
+  if (!/^\/[A-Za-z0-9._/-]+$/.test(value) || value.includes('..')) throw fail(field, value, 'expected an absolute path of letters, digits, ., _, - and /');
+  return value.replace(/\/+$/, '');
+}
