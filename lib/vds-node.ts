@@ -186,6 +186,11 @@ export class VdsNode extends Construct {
     this.ports.set(port, user);
   }
 
+  /** Who uses the port on this host (`path (field)`), or undefined when it is free. */
+  public findPortOwner(port: number): string | undefined {
+    return this.ports.get(port);
+  }
+
   /** Adds a check that each apply waits for, such as a ZooKeeper member rejoining its quorum. */
   public addReadinessCheck(check: ReadinessCheck): void {
     this.readinessChecks.push(check);

@@ -189,8 +189,14 @@ export class ZookeeperEnsemble extends Construct {
     const servers = members.map((m, i) => ({ myid: i + 1, address: m.privateAddress, quorumPort, electionPort }));
     const memberAddresses = members.map((m) => `${m.privateAddress}/32`);
 
-    members.forEach((member, i) => {
-      const myid = i + 1;
+    const initLimitTicks = positiveInteger(fail, 'initLimitTicks', props.initLimitTicks ?? 10);
+    const syncLimitTicks = positiveInteger(fail, 'syncLimitTicks', props.syncLimitTicks ?? 5);
+    const maxClientCnxns = positiveInteger(fail, 'maxClientCnxns', props.maxClientCnxns ?? 60);
+    const preAllocSizeKiB = positiveInteger(fail, 'preAllocSizeKiB', props.preAllocSizeKiB ?? 65536);
+    const snapCount = positiveInteger(fail, 'snapCount', props.snapCount ?? 100000);
+
+    // Everything about every member is checked before any host is changed.
+    const plans = members.map((member, i) => {
       const field = `members[${i}]`;
       const data = member.findDisk(props.dataDisk);
       const txlog = member.findDisk(props.txnLogDisk);
@@ -199,44 +205,52 @@ export class ZookeeperEnsemble extends Construct {
       if (data.device === txlog.device) {
         throw fail('txnLogDisk', props.txnLogDisk, `on host ${member.hostname} it is the same device as dataDisk (${data.device}): the transaction log needs its own device, or every fsync waits behind snapshot writes`);
       }
+      const heapMiB = props.heapMiB ?? defaultHeapMiB(member.memoryMiB);
+      if (heapMiB > member.memoryMiB - 256) {
+        throw fail('heapMiB', heapMiB, `host ${member.hostname} has ${member.memoryMiB} MiB; the heap must leave the OS at least 256 MiB`);
+      }
+      for (const [portField, port] of portFields) {
+        const owner = port === undefined ? undefined : member.findPortOwner(port);
+        if (owner !== undefined) throw fail(portField, port, `port ${port} on host ${member.hostname} is already used by ${owner}`);
+      }
+      return { member, myid: i + 1, data, txlog, heapMiB };
+    });
+
+    for (const { member, myid, data, txlog, heapMiB } of plans) {
       for (const [portField, port] of portFields) {
         if (port !== undefined) member.reservePort(port, this, portField);
       }
-
       const spec: ZooCfgSpec = {
         tickTimeMs,
-        initLimitTicks: positiveInteger(fail, 'initLimitTicks', props.initLimitTicks ?? 10),
-        syncLimitTicks: positiveInteger(fail, 'syncLimitTicks', props.syncLimitTicks ?? 5),
+        initLimitTicks,
+        syncLimitTicks,
         dataDir,
         dataLogDir,
         clientAddress: member.privateAddress,
         clientPort,
-        maxClientCnxns: positiveInteger(fail, 'maxClientCnxns', props.maxClientCnxns ?? 60),
+        maxClientCnxns,
         minSessionTimeoutMs,
         maxSessionTimeoutMs,
-        preAllocSizeKiB: positiveInteger(fail, 'preAllocSizeKiB', props.preAllocSizeKiB ?? 65536),
-        snapCount: positiveInteger(fail, 'snapCount', props.snapCount ?? 100000),
+        preAllocSizeKiB,
+        snapCount,
         autopurgeIntervalHours,
         autopurgeSnapRetainCount,
         fourLetterWords,
         adminServerPort: props.adminServerPort,
         servers,
       };
-      const heapMiB = props.heapMiB ?? defaultHeapMiB(member.memoryMiB);
-      if (heapMiB > member.memoryMiB - 256) {
-        throw fail('heapMiB', heapMiB, `host ${member.hostname} has ${member.memoryMiB} MiB; the heap must leave the OS at least 256 MiB`);
-      }
 
       const cc = member.cloudConfig;
       cc.addPackage('zookeeper');
       cc.addFilesystem({ device: data.device, label: data.name, mountPoint: dataDir });
       cc.addFilesystem({ device: txlog.device, label: txlog.name, mountPoint: dataLogDir });
-      const owned = { owner: 'zookeeper:zookeeper', defer: true };
-      cc.addFile({ path: `${CONFIG_DIR}/zoo.cfg`, content: renderZooCfg(spec), ...owned });
-      cc.addFile({ path: `${CONFIG_DIR}/java.env`, content: renderJavaEnv(heapMiB, '/var/log/zookeeper', jvmFlags), ...owned });
-      cc.addFile({ path: `${CONFIG_DIR}/log4j.properties`, content: renderTemplate('zookeeper-log4j.properties', {}), ...owned });
-      // myid lives on the data disk, so it is written after the disk is mounted (deferred).
-      cc.addFile({ path: `${dataDir}/myid`, content: renderMyid(myid), ...owned });
+      // Deferred: the zookeeper user and group exist only once the package is installed.
+      // The member reads its configuration but cannot change it.
+      const readOnly = { owner: 'root:zookeeper', permissions: '0640', defer: true };
+      cc.addFile({ path: `${CONFIG_DIR}/zoo.cfg`, content: renderZooCfg(spec), ...readOnly });
+      cc.addFile({ path: `${CONFIG_DIR}/java.env`, content: renderJavaEnv(heapMiB, '/var/log/zookeeper', jvmFlags), ...readOnly });
+      cc.addFile({ path: `${CONFIG_DIR}/log4j.properties`, content: renderTemplate('zookeeper-log4j.properties', {}), ...readOnly });
+      cc.addFile({ path: `${dataDir}/myid`, content: renderMyid(myid), owner: 'zookeeper:zookeeper', defer: true });
       cc.addFile({ path: '/etc/sysctl.d/60-zookeeper.conf', content: '# Managed by cdktf-smartstack: keep the ZooKeeper heap out of swap.\nvm.swappiness = 1\n' });
       cc.addRunCommand(['sysctl', '--system']);
       cc.addRunCommand(['install', '-d', '-o', 'zookeeper', '-g', 'zookeeper', '-m', '0750', dataDir, dataLogDir, '/var/log/zookeeper']);
@@ -264,7 +278,7 @@ export class ZookeeperEnsemble extends Construct {
           timeoutSeconds: rolloutTimeoutSeconds,
         }),
       });
-    });
+    }
 
     // One member at a time: each member's delivery waits for the previous member's, whose
     // apply returns only once that member serves again.
@@ -278,10 +292,11 @@ export class ZookeeperEnsemble extends Construct {
     this.clientPort = clientPort;
     this.clientAddresses = members.map((m) => `${m.privateAddress}:${clientPort}`);
     this.connectionString = this.clientAddresses.join(',');
-    new TerraformOutput(this, 'connection-string', {
+    const output = new TerraformOutput(this, 'connection-string', {
       value: this.connectionString,
       description: `ZooKeeper connection string of ${this.node.path}`,
     });
+    output.overrideLogicalId(`${id.replace(/[^A-Za-z0-9_]/g, '_')}_connection_string`);
   }
 }
 

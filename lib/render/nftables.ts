@@ -34,5 +34,5 @@ function portList(rule: FirewallRule): string {
 }
 
 function comment(rule: FirewallRule): string {
-  return rule.description.replace(/[^A-Za-z0-9 ._:/-]/g, '_');
+  return rule.description.replace(/[^A-Za-z0-9 ,._:/-]/g, '_');
 }

@@ -5,7 +5,7 @@ import { createHash } from 'crypto';
  * template interpolation and directives (systemd's `${MAINPID}`, shell variables).
  */
 export function escapeTerraformTemplate(text: string): string {
-  return text.replace(/\$\{/g, '$${').replace(/%\{/g, '%%{');
+  return text.replace(/([$%])\{/g, (_match, sigil: string) => `${sigil}${sigil}{`);
 }
 
 /** Hex SHA-256 of the text: the trigger that tells Terraform a host's document changed. */

@@ -1,0 +1,39 @@
+/**
+ * The default example: the article's ZooKeeper ensemble (zk1-zk3) on three KVM VDS hosts in Oslo,
+ * each with its snapshots and its transaction log on separate NVMe disks.
+ *
+ *   npm run synth     (or `cdktf synth`, which runs this file through cdktf.json)
+ */
+import { App, TerraformStack } from 'cdktf';
+import { Construct } from 'constructs';
+import { VdsNode, ZookeeperEnsemble } from '../lib';
+
+export class OsloStack extends TerraformStack {
+  public readonly ensemble: ZookeeperEnsemble;
+
+  public constructor(scope: Construct, id: string) {
+    super(scope, id);
+    const zkHosts = [11, 12, 13].map(
+      (n, i) =>
+        new VdsNode(this, `zk${i + 1}`, {
+          privateAddress: `10.10.0.${n}`,
+          memoryMiB: 4096,
+          disks: [
+            { name: 'zk-data', device: `/dev/disk/by-id/virtio-zk${i + 1}-data` },
+            { name: 'zk-txlog', device: `/dev/disk/by-id/virtio-zk${i + 1}-txlog` },
+          ],
+        }),
+    );
+    this.ensemble = new ZookeeperEnsemble(this, 'zk', { members: zkHosts, dataDisk: 'zk-data', txnLogDisk: 'zk-txlog' });
+  }
+}
+
+export function buildApp(outdir?: string): App {
+  const app = new App({ outdir });
+  new OsloStack(app, 'oslo');
+  return app;
+}
+
+if (require.main === module) {
+  buildApp().synth();
+}

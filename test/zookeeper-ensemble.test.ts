@@ -1,0 +1,154 @@
+import { Testing, TerraformStack } from 'cdktf';
+import { VdsNode, ZookeeperEnsemble, ZookeeperEnsembleProps } from '../lib';
+import { defaultHeapMiB } from '../lib/render/zookeeper-config';
+import { fileContent, writtenFiles } from './support/cloud-config-files';
+
+function hosts(s: TerraformStack, count: number, memoryMiB = 4096): VdsNode[] {
+  return Array.from({ length: count }, (_, i) =>
+    new VdsNode(s, `zk${i + 1}`, {
+      privateAddress: `10.10.0.${11 + i}`,
+      memoryMiB,
+      disks: [
+        { name: 'zk-data', device: `/dev/disk/by-id/virtio-zk${i + 1}-data` },
+        { name: 'zk-txlog', device: `/dev/disk/by-id/virtio-zk${i + 1}-txlog` },
+      ],
+    }),
+  );
+}
+
+function ensemble(props: Partial<ZookeeperEnsembleProps> = {}, count = 3) {
+  const s = new TerraformStack(Testing.app(), 'test');
+  const members = hosts(s, count);
+  const zk = new ZookeeperEnsemble(s, 'zk', { members, dataDisk: 'zk-data', txnLogDisk: 'zk-txlog', ...props });
+  return { s, members, zk };
+}
+
+function zooCfg(member: VdsNode): Map<string, string> {
+  const text = fileContent(member.renderUserData(), '/etc/zookeeper/smartstack/zoo.cfg');
+  return new Map(text.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.split('=', 2) as [string, string]));
+}
+
+describe('ZookeeperEnsemble', () => {
+  test('renders a tuned zoo.cfg per member with the log and snapshots on separate disks', () => {
+    const { members } = ensemble();
+    const cfg = zooCfg(members[1]);
+    expect(Object.fromEntries(cfg)).toMatchObject({
+      tickTime: '2000',
+      dataDir: '/var/lib/zookeeper',
+      dataLogDir: '/var/lib/zookeeper-txlog',
+      clientPortAddress: '10.10.0.12',
+      clientPort: '2181',
+      preAllocSize: '65536',
+      snapCount: '100000',
+      'autopurge.purgeInterval': '1',
+      'autopurge.snapRetainCount': '3',
+      maxClientCnxns: '60',
+      '4lw.commands.whitelist': 'srvr,mntr,ruok',
+      'admin.enableServer': 'false',
+      'server.1': '10.10.0.11:2888:3888',
+      'server.2': '10.10.0.12:2888:3888',
+      'server.3': '10.10.0.13:2888:3888',
+    });
+    const doc = members[1].renderUserData();
+    expect(fileContent(doc, '/var/lib/zookeeper/myid')).toBe('2\n');
+    expect(doc).toMatch(/device: \/dev\/disk\/by-id\/virtio-zk2-txlog\n\s+partition: none\n\s+overwrite: false/);
+    expect(doc).toMatch(/- \/dev\/disk\/by-id\/virtio-zk2-txlog\n\s+- \/var\/lib\/zookeeper-txlog\n\s+- ext4\n\s+- defaults,noatime,nofail/);
+    const files = writtenFiles(doc);
+    expect(files.get('/etc/zookeeper/smartstack/zoo.cfg')).toMatchObject({ owner: 'root:zookeeper', permissions: '0640', defer: true });
+    expect(fileContent(doc, '/etc/systemd/system/zookeeper.service')).toContain('RequiresMountsFor=/var/lib/zookeeper /var/lib/zookeeper-txlog');
+  });
+
+  test('AdminServer, when asked for, binds to localhost only', () => {
+    const { members } = ensemble({ adminServerPort: 8180 });
+    expect(Object.fromEntries(zooCfg(members[0]))).toMatchObject({ 'admin.enableServer': 'true', 'admin.serverAddress': '127.0.0.1', 'admin.serverPort': '8180' });
+  });
+
+  test('sizes the JVM heap from the host memory and keeps it out of swap', () => {
+    expect(defaultHeapMiB(4096)).toBe(3072);
+    expect(defaultHeapMiB(2048)).toBe(1024);
+    expect(defaultHeapMiB(65536)).toBe(31744);
+    const { members } = ensemble();
+    const doc = members[0].renderUserData();
+    expect(fileContent(doc, '/etc/zookeeper/smartstack/java.env')).toMatch(/-Xms3072m -Xmx3072m .*-XX:\+ExitOnOutOfMemoryError/);
+    expect(fileContent(doc, '/etc/sysctl.d/60-zookeeper.conf')).toContain('vm.swappiness = 1');
+    expect(fileContent(doc, '/etc/systemd/system/zookeeper.service')).toContain('MemorySwapMax=0');
+    const big = ensemble({ heapMiB: 2000 });
+    expect(fileContent(big.members[0].renderUserData(), '/etc/zookeeper/smartstack/java.env')).toContain('-Xmx2000m');
+  });
+
+  test('opens the client port to the private network and quorum ports to members only', () => {
+    const { members } = ensemble({ clientNetworks: ['10.20.0.0/16'] });
+    const nft = fileContent(members[0].renderUserData(), '/etc/smartstack/nftables.nft');
+    expect(nft).toContain('tcp dport { 2181 } ip saddr { 10.10.0.0/24, 10.20.0.0/16 } accept');
+    expect(nft).toContain('tcp dport { 2888, 3888 } ip saddr { 10.10.0.11/32, 10.10.0.12/32, 10.10.0.13/32 } accept');
+    expect(nft.indexOf('drop')).toBeGreaterThan(nft.lastIndexOf('accept'));
+  });
+
+  test('rolls out one member at a time: each waits for the previous, whose apply waits for the quorum', () => {
+    const { s, members } = ensemble({}, 5);
+    const json = JSON.parse(Testing.synth(s));
+    const byHost = (n: number) => Object.entries(json.resource.null_resource).find(([k]) => k.startsWith(`zk${n}_`))!;
+    expect((byHost(1)[1] as any).depends_on).toBeUndefined();
+    for (let n = 2; n <= 5; n++) {
+      expect((byHost(n)[1] as any).depends_on).toEqual([`\${null_resource.${byHost(n - 1)[0]}}`]);
+    }
+    const script = members[2].renderApplyScript();
+    expect(script).toContain('zk_mode 10.10.0.13 2181');
+    expect(script).toContain('for peer in 10.10.0.11 10.10.0.12 10.10.0.14 10.10.0.15; do');
+    expect(script).toMatch(/did not rejoin the quorum within 300 s/);
+  });
+
+  test('exposes the connection string as a property and a Terraform output', () => {
+    const { s, zk } = ensemble();
+    expect(zk.connectionString).toBe('10.10.0.11:2181,10.10.0.12:2181,10.10.0.13:2181');
+    const json = JSON.parse(Testing.synth(s));
+    expect(json.output.zk_connection_string.value).toBe(zk.connectionString);
+  });
+
+  test('a single member is allowed only as an explicit development ensemble', () => {
+    expect(() => ensemble({}, 1)).toThrow(/ZookeeperEnsemble 'test\/zk': members = \["zk1"\]: an ensemble needs at least 3 members/);
+    expect(() => ensemble({ allowDevelopmentSize: true }, 1)).not.toThrow();
+  });
+
+  test.each<[string, Partial<ZookeeperEnsembleProps>, number, RegExp]>([
+    ['an even member count', {}, 4, /members = \["zk1","zk2","zk3","zk4"\]: 4 members tolerate no more failures than 3.*odd number/],
+    ['two members, even in development', { allowDevelopmentSize: true }, 2, /members = \["zk1","zk2"\]: 2 members/],
+    ['a port clash', { quorumPort: 2181 }, 3, /quorumPort = 2181: the same port as clientPort/],
+    ['an unknown disk', { dataDisk: 'nope' }, 3, /dataDisk = "nope": host zk1 \(members\[0\]\) has no such disk; it has \["zk-data","zk-txlog"\]/],
+    ['log and snapshots on one device', { txnLogDisk: 'zk-data' }, 3, /txnLogDisk = "zk-data": on host zk1 it is the same device as dataDisk/],
+    ['autopurge below 3 snapshots', { autopurgeSnapRetainCount: 2 }, 3, /autopurgeSnapRetainCount = 2/],
+    ['a bad 4lw', { fourLetterWords: ['srvr', 'ruok', 'kill'] }, 3, /fourLetterWords = "kill": not a ZooKeeper 3.8 four-letter word/],
+    ['no srvr', { fourLetterWords: ['ruok'] }, 3, /fourLetterWords = \["ruok"\]: must include 'srvr'/],
+    ['a JVM flag with a space', { jvmFlags: ['-Dx=1 -Dy=2'] }, 3, /jvmFlags\[0\] = "-Dx=1 -Dy=2": expected one JVM flag/],
+    ['a heap too big', { heapMiB: 4000 }, 3, /heapMiB = 4000: host zk1 has 4096 MiB/],
+    ['a bad client network', { clientNetworks: ['10.0.0.0/33'] }, 3, /clientNetworks\[0\] = "10.0.0.0\/33"/],
+    ['min session timeout over max', { minSessionTimeoutMs: 50000 }, 3, /minSessionTimeoutMs = 50000: greater than maxSessionTimeoutMs 40000/],
+  ])('rejects %s, naming construct, field and value', (_name, props, count, message) => {
+    expect(() => ensemble(props, count)).toThrow(new RegExp(`ZookeeperEnsemble 'test/zk': .*${message.source}`));
+  });
+
+  test('rejects the same host or address twice', () => {
+    const s = new TerraformStack(Testing.app(), 'test');
+    const [a, b] = hosts(s, 2);
+    const c = new VdsNode(s, 'zk9', { privateAddress: '10.10.0.11', memoryMiB: 4096, disks: a.disks });
+    expect(() => new ZookeeperEnsemble(s, 'zk', { members: [a, b, a], dataDisk: 'zk-data', txnLogDisk: 'zk-txlog' })).toThrow(/members\[2\] = "zk1": the same host name as members\[0\]/);
+    expect(() => new ZookeeperEnsemble(s, 'zk-b', { members: [a, b, c], dataDisk: 'zk-data', txnLogDisk: 'zk-txlog' })).toThrow(/members\[2\]\.privateAddress = "10.10.0.11": the same address as members\[0\] \(zk1\)/);
+  });
+
+  test('a port clash with another role on the same host names both', () => {
+    const { members } = ensemble();
+    expect(() => members[0].reservePort(2181, members[0], 'sidecar.statsPort')).toThrow(/port 2181 on host zk1 is already used by test\/zk \(clientPort\)/);
+  });
+
+  test('a rejected ensemble changes no host', () => {
+    const s = new TerraformStack(Testing.app(), 'test');
+    const members = hosts(s, 3);
+    members[2].reservePort(3888, members[2], 'other.port');
+    const before = members.map((m) => m.renderUserData());
+    expect(() => new ZookeeperEnsemble(s, 'zk', { members, dataDisk: 'zk-data', txnLogDisk: 'zk-txlog' })).toThrow(
+      /electionPort = 3888: port 3888 on host zk3 is already used by test\/zk3 \(other.port\)/,
+    );
+    expect(members.map((m) => m.renderUserData())).toEqual(before);
+    expect(members[0].findPortOwner(2181)).toBeUndefined();
+  });
+});
