@@ -285,7 +285,8 @@ export class ZookeeperEnsemble extends Construct {
     for (let i = 1; i < members.length; i++) {
       const previous = members[i - 1].delivery;
       const current = members[i].delivery;
-      if (previous && current) current.dependsOn = [...(current.dependsOn ?? []), previous.fqn];
+      // depends_on takes a bare address (`null_resource.name`), not an interpolation.
+      if (previous && current) current.dependsOn = [...(current.dependsOn ?? []), `${previous.terraformResourceType}.${previous.friendlyUniqueId}`];
     }
 
     this.members = members;

@@ -90,7 +90,7 @@ describe('ZookeeperEnsemble', () => {
     const byHost = (n: number) => Object.entries(json.resource.null_resource).find(([k]) => k.startsWith(`zk${n}_`))!;
     expect((byHost(1)[1] as any).depends_on).toBeUndefined();
     for (let n = 2; n <= 5; n++) {
-      expect((byHost(n)[1] as any).depends_on).toEqual([`\${null_resource.${byHost(n - 1)[0]}}`]);
+      expect((byHost(n)[1] as any).depends_on).toEqual([`null_resource.${byHost(n - 1)[0]}`]);
     }
     const script = members[2].renderApplyScript();
     expect(script).toContain('zk_mode 10.10.0.13 2181');

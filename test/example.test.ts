@@ -1,0 +1,33 @@
+import { Testing } from 'cdktf';
+import { OsloStack } from '../examples/main';
+import { synthesizeExample } from './support/example-synth';
+
+describe('default example', () => {
+  test('synthesizes the article ensemble (snapshot)', () => {
+    const stack = new OsloStack(Testing.app(), 'oslo');
+    expect(Testing.synth(stack)).toMatchSnapshot();
+  });
+
+  test('is deterministic: two syntheses give identical bytes', () => {
+    const a = Testing.synth(new OsloStack(Testing.app(), 'oslo'));
+    const b = Testing.synth(new OsloStack(Testing.app(), 'oslo'));
+    expect(a).toBe(b);
+  });
+
+  test('holds a null_resource per host and the connection string output', () => {
+    const stack = new OsloStack(Testing.app(), 'oslo');
+    const synthesized = Testing.synth(stack);
+    expect(synthesized).toHaveResourceWithProperties({ tfResourceType: 'null_resource' }, { connection: expect.objectContaining({ host: '10.10.0.11' }) });
+    expect(synthesized).toHaveProvider({ tfResourceType: 'null' });
+    expect(JSON.parse(synthesized).output.zk_connection_string.value).toBe('10.10.0.11:2181,10.10.0.12:2181,10.10.0.13:2181');
+  });
+
+  test('a full synth writes one document per host that reads back as rendered', () => {
+    const { documents } = synthesizeExample();
+    expect(documents.map((d) => d.hostname)).toEqual(['zk1', 'zk2', 'zk3']);
+    for (const d of documents) {
+      expect(d.userData.startsWith('#cloud-config\n')).toBe(true);
+      expect(d.applyScript).toContain(`local-hostname: ${d.hostname}`);
+    }
+  });
+});

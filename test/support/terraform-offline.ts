@@ -1,0 +1,58 @@
+import { execFileSync, spawnSync } from 'child_process';
+import { mkdtempSync, writeFileSync } from 'fs';
+import { tmpdir } from 'os';
+import { join } from 'path';
+
+/**
+ * These machines have terraform but no network to fetch the null provider. The built-in
+ * `terraform_data` takes the same connection and provisioner blocks, so a copy of the stack with
+ * `null_resource` mapped onto it (`triggers` → `triggers_replace`) validates and plans offline.
+ */
+export function mapNullResourceToTerraformData(stackJson: Record<string, any>): Record<string, any> {
+  const copy = JSON.parse(JSON.stringify(stackJson).replace(/(\$\{|")null_resource\./g, '$1terraform_data.'));
+  const resources = copy.resource ?? {};
+  if (resources.null_resource) {
+    resources.terraform_data = Object.fromEntries(
+      Object.entries(resources.null_resource as Record<string, any>).map(([name, r]) => {
+        const { triggers, ...rest } = r;
+        return [name, triggers === undefined ? rest : { ...rest, triggers_replace: triggers }];
+      }),
+    );
+    delete resources.null_resource;
+  }
+  delete copy.provider?.null;
+  if (copy.provider && Object.keys(copy.provider).length === 0) delete copy.provider;
+  delete copy.terraform?.required_providers?.null;
+  delete copy.terraform?.backend;
+  return copy;
+}
+
+export function terraformAvailable(): boolean {
+  return spawnSync('terraform', ['version'], { stdio: 'ignore' }).status === 0;
+}
+
+export interface TerraformRun {
+  readonly dir: string;
+  readonly validate: string;
+  readonly plan: string;
+}
+
+/** Runs `terraform init -backend=false`, `validate` and `plan` on the mapped stack; throws on failure. */
+export function validateAndPlan(stackJson: Record<string, any>, variables: Record<string, string>): TerraformRun {
+  const dir = mkdtempSync(join(tmpdir(), 'smartstack-tf-'));
+  writeFileSync(join(dir, 'main.tf.json'), JSON.stringify(mapNullResourceToTerraformData(stackJson), null, 2));
+  const env = { ...process.env, CHECKPOINT_DISABLE: '1', TF_IN_AUTOMATION: '1', TF_INPUT: '0' };
+  const run = (args: string[]) => {
+    try {
+      return execFileSync('terraform', args, { cwd: dir, env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    } catch (e) {
+      const err = e as { stdout?: string; stderr?: string };
+      throw new Error(`terraform ${args.join(' ')} failed in ${dir}:\n${err.stdout ?? ''}${err.stderr ?? ''}`);
+    }
+  };
+  run(['init', '-backend=false', '-input=false', '-no-color']);
+  const validate = run(['validate', '-no-color']);
+  const varArgs = Object.entries(variables).flatMap(([k, v]) => ['-var', `${k}=${v}`]);
+  const plan = run(['plan', '-input=false', '-no-color', '-lock=false', ...varArgs]);
+  return { dir, validate, plan };
+}

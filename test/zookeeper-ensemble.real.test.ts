@@ -1,0 +1,173 @@
+/**
+ * Boots the three synthesized ZooKeeper members for real. The only changes to what was synthesized:
+ * each member's private address is mapped onto its own 127.x loopback address and each host
+ * directory onto a temporary one. The JVM runs with a small heap instead of the host-sized one.
+ */
+import { ChildProcess, spawn, spawnSync } from 'child_process';
+import { mkdirSync, mkdtempSync, openSync, writeFileSync } from 'fs';
+import { tmpdir } from 'os';
+import { join } from 'path';
+import * as zookeeper from 'node-zookeeper-client';
+import { fileContent } from './support/cloud-config-files';
+import { synthesizeExample } from './support/example-synth';
+import { fourLetterWord, zookeeperMode } from './support/zookeeper-4lw';
+
+const ADDRESSES: Record<string, string> = { '10.10.0.11': '127.61.0.11', '10.10.0.12': '127.61.0.12', '10.10.0.13': '127.61.0.13' };
+const CLIENT_PORT = 2181;
+
+interface Member {
+  readonly hostname: string;
+  readonly address: string;
+  readonly root: string;
+  readonly waitScript: string;
+  process?: ChildProcess;
+}
+
+/** Replaces whole strings, longest first, so /var/lib/zookeeper-txlog is not cut by /var/lib/zookeeper. */
+function mapText(text: string, mapping: Record<string, string>): string {
+  const keys = Object.keys(mapping).sort((a, b) => b.length - a.length);
+  const pattern = new RegExp(keys.map((k) => k.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|'), 'g');
+  return text.replace(pattern, (k) => mapping[k]);
+}
+
+async function eventually<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+function start(member: Member, classpath: string): void {
+  const log = openSync(join(member.root, 'log', 'console.log'), 'a');
+  member.process = spawn(
+    'java',
+    ['-Xmx192m', '-Xms64m', `-Dzookeeper.log.dir=${join(member.root, 'log')}`, '-cp', classpath, 'org.apache.zookeeper.server.quorum.QuorumPeerMain', join(member.root, 'conf', 'zoo.cfg')],
+    { stdio: ['ignore', log, log] },
+  );
+}
+
+async function stop(member: Member): Promise<void> {
+  const child = member.process;
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGKILL');
+  await exited;
+}
+
+function runWaitScript(member: Member, limitSeconds = 60): { status: number | null; output: string } {
+  const result = spawnSync('timeout', [String(limitSeconds), 'sh', '-c', member.waitScript], { encoding: 'utf8' });
+  return { status: result.status, output: `${result.stdout}${result.stderr}` };
+}
+
+function connectClient(connectionString: string): Promise<zookeeper.Client> {
+  const client = zookeeper.createClient(connectionString, { sessionTimeout: 10000, retries: 2 });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no ZooKeeper session with ${connectionString}`)), 20000);
+    client.once('connected', () => {
+      clearTimeout(timer);
+      resolve(client);
+    });
+    client.connect();
+  });
+}
+
+function createNode(client: zookeeper.Client, path: string, data: string): Promise<string> {
+  return new Promise((resolve, reject) => client.create(path, Buffer.from(data), (err, created) => (err ? reject(err) : resolve(created))));
+}
+
+function readNode(client: zookeeper.Client, path: string): Promise<string> {
+  return new Promise((resolve, reject) => client.getData(path, (err, data) => (err ? reject(err) : resolve(data.toString('utf8')))));
+}
+
+describe('the synthesized ensemble, booted for real', () => {
+  const { documents } = synthesizeExample();
+  const members: Member[] = [];
+  let classpath = '';
+  let connectionString = '';
+  let client: zookeeper.Client | undefined;
+
+  beforeAll(() => {
+    const base = mkdtempSync(join(tmpdir(), 'smartstack-zk-'));
+    for (const doc of documents) {
+      const root = join(base, doc.hostname);
+      const dirs: Record<string, string> = {
+        '/var/lib/zookeeper': join(root, 'data'),
+        '/var/lib/zookeeper-txlog': join(root, 'txlog'),
+        '/etc/zookeeper/smartstack': join(root, 'conf'),
+        '/var/log/zookeeper': join(root, 'log'),
+      };
+      const mapping = { ...ADDRESSES, ...dirs };
+      Object.values(dirs).forEach((d) => mkdirSync(d, { recursive: true }));
+      for (const name of ['zoo.cfg', 'log4j.properties']) {
+        writeFileSync(join(root, 'conf', name), mapText(fileContent(doc.userData, `/etc/zookeeper/smartstack/${name}`), mapping));
+      }
+      writeFileSync(join(root, 'data', 'myid'), fileContent(doc.userData, '/var/lib/zookeeper/myid'));
+      const unit = mapText(fileContent(doc.userData, '/etc/systemd/system/zookeeper.service'), mapping);
+      classpath = /-cp (\S+)/.exec(unit)![1];
+      const script = mapText(doc.applyScript, mapping);
+      const waitScript = script.slice(script.indexOf('zk_4lw() {'), script.lastIndexOf('echo "'));
+      const address = ADDRESSES[/clientPortAddress=(\S+)/.exec(fileContent(doc.userData, '/etc/zookeeper/smartstack/zoo.cfg'))![1]];
+      members.push({ hostname: doc.hostname, address, root, waitScript });
+    }
+    connectionString = members.map((m) => `${m.address}:${CLIENT_PORT}`).join(',');
+  });
+
+  afterAll(async () => {
+    client?.close();
+    await Promise.all(members.map(stop));
+  });
+
+  test('each member binds its own address and the first apply does not wait for a quorum that cannot exist yet', async () => {
+    expect(members.map((m) => m.address)).toEqual(['127.61.0.11', '127.61.0.12', '127.61.0.13']);
+    start(members[0], classpath);
+    await eventually('member 1 to answer ruok', 30000, async () => ((await fourLetterWord(members[0].address, CLIENT_PORT, 'ruok')) === 'imok' ? true : undefined));
+    expect(await zookeeperMode(members[0].address, CLIENT_PORT)).toBe('');
+    const first = runWaitScript(members[0]);
+    expect(first.output).toContain('zookeeper member 1 is up; no member serves yet');
+    expect(first.status).toBe(0);
+  });
+
+  test('the three members elect one leader, and each rollout wait sees its member serving', async () => {
+    start(members[1], classpath);
+    start(members[2], classpath);
+    const modes = await eventually('a leader and two followers', 60000, async () => {
+      const m = await Promise.all(members.map((x) => zookeeperMode(x.address, CLIENT_PORT)));
+      return m.filter((x) => x === 'leader').length === 1 && m.filter((x) => x === 'follower').length === 2 ? m : undefined;
+    });
+    expect(modes.sort()).toEqual(['follower', 'follower', 'leader']);
+    for (const member of members) {
+      const wait = runWaitScript(member);
+      expect(wait.output).toMatch(/zookeeper member \d is (leader|follower)/);
+      expect(wait.status).toBe(0);
+    }
+    client = await connectClient(connectionString);
+    await createNode(client, '/before-failure', 'written with 3 members');
+  });
+
+  test('losing the leader keeps a quorum; its rollout wait holds until it rejoins as a follower', async () => {
+    const modes = await Promise.all(members.map((x) => zookeeperMode(x.address, CLIENT_PORT)));
+    const leader = members[modes.indexOf('leader')];
+    await stop(leader);
+    const survivors = members.filter((m) => m !== leader);
+    await eventually('a new leader among the survivors', 60000, async () => {
+      const m = await Promise.all(survivors.map((x) => zookeeperMode(x.address, CLIENT_PORT)));
+      return m.includes('leader') && m.includes('follower') ? m : undefined;
+    });
+    await eventually('a write after the failover', 30000, async () => createNode(client!, '/after-failure', 'written with 2 members').catch(() => undefined));
+    expect(await readNode(client!, '/before-failure')).toBe('written with 3 members');
+    expect(await readNode(client!, '/after-failure')).toBe('written with 2 members');
+
+    // The rollout would now wait on the stopped member rather than move on to the next one.
+    const blocked = runWaitScript(leader, 6);
+    expect(blocked.status).toBe(124);
+    expect(blocked.output).not.toContain('no member serves yet');
+
+    start(leader, classpath);
+    const back = runWaitScript(leader);
+    expect(back.output).toMatch(/zookeeper member \d is follower/);
+    expect(back.status).toBe(0);
+  });
+});
