@@ -53,6 +53,12 @@ export interface VdsNodeProps {
    */
   readonly sshPort?: number;
   /**
+   * The host's public SSH key as in `known_hosts` without the host name (`ssh-ed25519 AAAA...`).
+   * Terraform then refuses to deliver to any other machine.
+   * @default - not pinned: Terraform trusts whatever key the address presents
+   */
+  readonly sshHostKey?: string;
+  /**
    * The SSH private key (usually a token of a sensitive variable).
    * @default the stack's sensitive variable `ssh_private_key`
    */
@@ -88,6 +94,7 @@ export interface ReadinessCheck {
 const STABLE_DEVICE = /^\/dev\/disk\/by-(id|uuid|path|label|partuuid)\//;
 const DEVICE_PATH = /^\/dev\/[A-Za-z0-9._:/+-]+$/;
 const SSH_USER = /^[a-z_][a-z0-9_-]{0,31}$/;
+const SSH_PUBLIC_KEY = /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/]+={0,2}$/;
 const NULL_PROVIDER_ID = 'smartstack-null-provider';
 const SSH_KEY_VARIABLE_ID = 'ssh_private_key';
 
@@ -147,6 +154,9 @@ export class VdsNode extends Construct {
     if (!Number.isInteger(sshPort) || sshPort < 1 || sshPort > 65535) {
       throw fail('sshPort', sshPort, 'expected a TCP port 1-65535');
     }
+    if (props.sshHostKey !== undefined && !SSH_PUBLIC_KEY.test(props.sshHostKey)) {
+      throw fail('sshHostKey', props.sshHostKey, "expected one public key such as 'ssh-ed25519 AAAA...'");
+    }
     if (!Number.isInteger(props.memoryMiB) || props.memoryMiB < 512) {
       throw fail('memoryMiB', props.memoryMiB, 'expected a whole number of MiB, at least 512');
     }
@@ -157,7 +167,7 @@ export class VdsNode extends Construct {
     this.cloudConfig = new CloudConfig();
 
     if (props.deliverOverSsh ?? true) {
-      this.delivery = this.deliverOverSsh(sshPort, props.sshPrivateKey);
+      this.delivery = this.deliverOverSsh(sshPort, props.sshPrivateKey, props.sshHostKey);
     }
   }
 
@@ -242,7 +252,7 @@ export class VdsNode extends Construct {
     });
   }
 
-  private deliverOverSsh(sshPort: number, sshPrivateKey?: string): TerraformResource {
+  private deliverOverSsh(sshPort: number, sshPrivateKey?: string, sshHostKey?: string): TerraformResource {
     const stack = TerraformStack.of(this);
     if (!stack.node.findAll().some((c) => c instanceof nullProvider.NullProvider)) {
       new nullProvider.NullProvider(stack, NULL_PROVIDER_ID);
@@ -260,6 +270,7 @@ export class VdsNode extends Construct {
         port: sshPort,
         user: this.sshUser,
         privateKey,
+        hostKey: sshHostKey,
       },
       provisioners: [
         { type: 'file', content: this.userData, destination: `${staged}.user-data` },

@@ -24,7 +24,7 @@ describe('synthesized cloud-init documents, checked by the real tools', () => {
     expect(`${result.stdout}${result.stderr}`).toContain('Valid cloud-config');
     expect(result.status).toBe(0);
     // cloud-init schema accepts unknown top-level keys silently: check we only use known ones.
-    const known = ['package_update', 'packages', 'fs_setup', 'mounts', 'write_files', 'runcmd'];
+    const known = ['disable_root', 'ssh_deletekeys', 'apt', 'package_update', 'packages', 'fs_setup', 'mounts', 'write_files', 'runcmd'];
     expect(Object.keys(parse(doc.userData)).filter((k) => !known.includes(k))).toEqual([]);
   });
 

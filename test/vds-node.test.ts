@@ -18,7 +18,7 @@ function synthJson(s: TerraformStack): any {
 describe('VdsNode', () => {
   test('delivers its document over SSH with a hash trigger, a sensitive key variable and one null provider', () => {
     const s = stack();
-    const a = new VdsNode(s, 'app1', { ...base, sshAddress: '192.0.2.10', sshUser: 'deploy' });
+    const a = new VdsNode(s, 'app1', { ...base, sshAddress: '192.0.2.10', sshUser: 'deploy', sshHostKey: 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHk' });
     new VdsNode(s, 'app2', { ...base, privateAddress: '10.10.0.22' });
     a.cloudConfig.addPackage('haproxy');
     const json = synthJson(s);
@@ -28,7 +28,7 @@ describe('VdsNode', () => {
     const resources = Object.values(json.resource.null_resource) as any[];
     expect(resources).toHaveLength(2);
     const app1 = resources.find((r) => r.connection.host === '192.0.2.10');
-    expect(app1.connection).toMatchObject({ type: 'ssh', user: 'deploy', port: 22, private_key: '${var.ssh_private_key}' });
+    expect(app1.connection).toMatchObject({ type: 'ssh', user: 'deploy', port: 22, private_key: '${var.ssh_private_key}', host_key: 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHk' });
     expect(app1.triggers.cloud_init_sha256).toMatch(/^[0-9a-f]{64}$/);
     expect(app1.provisioner.map((p: object) => Object.keys(p)[0])).toEqual(['file', 'file', 'remote-exec']);
     expect(app1.provisioner[0].file.destination).toBe('/tmp/smartstack-app1.user-data');
@@ -84,6 +84,7 @@ describe('VdsNode', () => {
     ['privateNetwork', { privateNetwork: '10.20.0.0/16' }, /privateNetwork = "10.20.0.0\/16": expected an IPv4 CIDR block that contains privateAddress 10.10.0.21/],
     ['sshUser', { sshUser: 'root;rm' }, /sshUser = "root;rm": expected a Unix user name/],
     ['sshPort', { sshPort: 0 }, /sshPort = 0: expected a TCP port/],
+    ['sshHostKey', { sshHostKey: 'ssh-ed25519 AAAA\nevil' }, /sshHostKey = "ssh-ed25519 AAAA\\nevil": expected one public key/],
     ['memoryMiB', { memoryMiB: 100 }, /memoryMiB = 100: expected a whole number of MiB, at least 512/],
     ['disk device', { disks: [{ name: 'd', device: 'vdb' }] }, /disks\[0\]\.device = "vdb": expected a device path under \/dev\//],
     ['disk name twice', { disks: [{ name: 'd', device: '/dev/disk/by-id/a' }, { name: 'd', device: '/dev/disk/by-id/b' }] }, /disks\[1\]\.name = "d": two disks have this name/],
@@ -97,6 +98,11 @@ describe('VdsNode', () => {
     const n = new VdsNode(s, 'app1', base);
     n.reservePort(8080, n, 'sidecar.statsPort');
     expect(() => n.reservePort(8080, s, 'provides[0].port')).toThrow(/provides\[0\]\.port = 8080: port 8080 on host app1 is already used by test\/app1 \(sidecar.statsPort\)/);
+  });
+
+  test('re-applying keeps SSH host keys, root login and the apt sources as they are', () => {
+    const doc = parse(new VdsNode(stack(), 'app1', base).renderUserData());
+    expect(doc).toMatchObject({ disable_root: false, ssh_deletekeys: false, apt: { preserve_sources_list: true } });
   });
 
   test('renders the same bytes twice', () => {

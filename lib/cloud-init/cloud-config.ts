@@ -147,7 +147,13 @@ export class CloudConfig {
     }
     files.sort((a, b) => a.path.localeCompare(b.path));
 
-    const doc: Record<string, unknown> = {};
+    // Each apply is a first boot to cloud-init. Its defaults would then regenerate the SSH host
+    // keys, lock root's SSH login (the usual delivery user) and rewrite the apt sources: keep all three.
+    const doc: Record<string, unknown> = {
+      disable_root: false,
+      ssh_deletekeys: false,
+      apt: { preserve_sources_list: true },
+    };
     if (packages.size > 0) {
       doc.package_update = true;
       doc.packages = [...packages].sort();
