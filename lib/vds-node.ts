@@ -125,6 +125,7 @@ export class VdsNode extends Construct {
 
   private readonly ports = new Map<number, string>();
   private readonly readinessChecks: ReadinessCheck[] = [];
+  private applyScript?: { userData: string; checks: number; script: string };
 
   public constructor(scope: Construct, id: string, props: VdsNodeProps) {
     super(scope, id);
@@ -213,11 +214,16 @@ export class VdsNode extends Construct {
 
   /** The script that applies the document on the host and waits for its readiness checks. */
   public renderApplyScript(): string {
-    return renderTemplate('apply-cloud-init.sh', {
+    const userData = this.renderUserData();
+    const cached = this.applyScript;
+    if (cached && cached.userData === userData && cached.checks === this.readinessChecks.length) return cached.script;
+    const script = renderTemplate('apply-cloud-init.sh', {
       hostname: this.hostname,
-      instanceId: `smartstack-${sha256Hex(this.renderUserData()).slice(0, 16)}`,
+      instanceId: `smartstack-${sha256Hex(userData).slice(0, 16)}`,
       readinessChecks: this.readinessChecks,
     });
+    this.applyScript = { userData, checks: this.readinessChecks.length, script };
+    return script;
   }
 
   /**

@@ -105,6 +105,16 @@ describe('VdsNode', () => {
     expect(doc).toMatchObject({ disable_root: false, ssh_deletekeys: false, apt: { preserve_sources_list: true } });
   });
 
+  test('an addition after a rendering shows in the next rendering and in the apply script', () => {
+    const n = new VdsNode(stack(), 'app1', base);
+    const before = n.renderApplyScript();
+    n.cloudConfig.addPackage('jq');
+    expect(parse(n.renderUserData()).packages).toEqual(['jq']);
+    expect(n.renderApplyScript()).not.toBe(before);
+    n.addReadinessCheck({ description: 'jq answers', script: 'jq --version' });
+    expect(n.renderApplyScript()).toContain('# jq answers\njq --version');
+  });
+
   test('renders the same bytes twice', () => {
     const render = () => {
       const n = new VdsNode(stack(), 'app1', base);

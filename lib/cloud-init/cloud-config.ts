@@ -76,12 +76,15 @@ export class CloudConfig {
   private readonly units = new Map<string, SystemdUnit>();
   private readonly firewallRules: FirewallRule[] = [];
   private readonly runCommands: string[][] = [];
+  /** The last rendering; synth asks for the document several times per host. */
+  private rendered?: string;
 
   /**
    * Adds a file. Adding the same path twice with the same content is allowed; with different
    * content it is an error, since two roles would fight over it.
    */
   public addFile(file: CloudConfigFile): void {
+    this.rendered = undefined;
     const existing = this.files.get(file.path);
     if (existing && JSON.stringify(existing) !== JSON.stringify(file)) {
       throw new Error(`CloudConfig: two roles write different content to ${file.path}`);
@@ -91,11 +94,13 @@ export class CloudConfig {
 
   /** Adds a Debian package to install. */
   public addPackage(name: string): void {
+    this.rendered = undefined;
     this.packages.add(name);
   }
 
   /** Adds a filesystem on a whole disk and its mount. */
   public addFilesystem(fs: CloudConfigFilesystem): void {
+    this.rendered = undefined;
     const existing = this.filesystems.get(fs.device);
     if (existing && JSON.stringify(existing) !== JSON.stringify(fs)) {
       throw new Error(`CloudConfig: device ${fs.device} is claimed by two filesystems (${existing.mountPoint}, ${fs.mountPoint})`);
@@ -105,6 +110,7 @@ export class CloudConfig {
 
   /** Adds a systemd unit, enabled and started on apply. */
   public addUnit(unit: SystemdUnit): void {
+    this.rendered = undefined;
     if (this.units.has(unit.name)) {
       throw new Error(`CloudConfig: systemd unit ${unit.name} is added twice`);
     }
@@ -113,11 +119,13 @@ export class CloudConfig {
 
   /** Adds a firewall rule to the host's `inet smartstack` nftables table. */
   public addFirewallRule(rule: FirewallRule): void {
+    this.rendered = undefined;
     this.firewallRules.push(rule);
   }
 
   /** Adds a command (argv form) run on every apply, after files, packages and disks. */
   public addRunCommand(argv: string[]): void {
+    this.rendered = undefined;
     this.runCommands.push([...argv]);
   }
 
@@ -133,6 +141,11 @@ export class CloudConfig {
 
   /** Renders the `#cloud-config` document. Deterministic: the same additions give the same bytes. */
   public render(): string {
+    this.rendered ??= this.renderDocument();
+    return this.rendered;
+  }
+
+  private renderDocument(): string {
     const files: CloudConfigFile[] = [...this.files.values()];
     const units = [...this.units.values()];
     const packages = new Set(this.packages);
