@@ -3,6 +3,7 @@ import { Annotations, Lazy, TerraformResource, TerraformStack, TerraformVariable
 import { Construct, IConstruct } from 'constructs';
 import { cidrContains, isHostname, isIpv4, isIpv4Cidr } from './address';
 import { CloudConfig } from './cloud-init/cloud-config';
+import { HOST_FILE_PATH, renderHostFile } from './cloud-init/host-file';
 import { escapeTerraformTemplate, sha256Hex } from './render/terraform-string';
 import { renderTemplate } from './render/template';
 import { ValidationError } from './validation-error';
@@ -166,6 +167,7 @@ export class VdsNode extends Construct {
     this.disks = [...(props.disks ?? [])];
     this.validateDisks(fail);
     this.cloudConfig = new CloudConfig();
+    this.cloudConfig.addFile({ path: HOST_FILE_PATH, content: renderHostFile(this) });
 
     if (props.deliverOverSsh ?? true) {
       this.delivery = this.deliverOverSsh(sshPort, props.sshPrivateKey, props.sshHostKey);

@@ -1,33 +1,25 @@
 /**
- * Boots the three synthesized ZooKeeper members for real. The only changes to what was synthesized:
- * each member's private address is mapped onto its own 127.x loopback address and each host
- * directory onto a temporary one. The JVM runs with a small heap instead of the host-sized one.
+ * Boots the three synthesized ZooKeeper members for real, laid out the way `smartstack local` lays
+ * out hosts. The only changes to what was synthesized: each member's private address is mapped onto
+ * its own 127.x loopback address and each host directory onto a temporary one. The JVM runs with a
+ * small heap instead of the host-sized one.
  */
 import { ChildProcess, spawn, spawnSync } from 'child_process';
-import { mkdirSync, mkdtempSync, openSync, writeFileSync } from 'fs';
+import { mkdirSync, mkdtempSync, openSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
 import * as zookeeper from 'node-zookeeper-client';
-import { fileContent } from './support/cloud-config-files';
+import { LoopbackHost, layOutLoopbackHosts } from '../lib/local/loopback-host';
 import { synthesizeExample } from './support/example-synth';
 import { fourLetterWord, zookeeperMode } from './support/zookeeper-4lw';
 
-const ADDRESSES: Record<string, string> = { '10.10.0.11': '127.61.0.11', '10.10.0.12': '127.61.0.12', '10.10.0.13': '127.61.0.13' };
 const CLIENT_PORT = 2181;
 
 interface Member {
-  readonly hostname: string;
+  readonly host: LoopbackHost;
   readonly address: string;
-  readonly root: string;
   readonly waitScript: string;
   process?: ChildProcess;
-}
-
-/** Replaces whole strings, longest first, so /var/lib/zookeeper-txlog is not cut by /var/lib/zookeeper. */
-function mapText(text: string, mapping: Record<string, string>): string {
-  const keys = Object.keys(mapping).sort((a, b) => b.length - a.length);
-  const pattern = new RegExp(keys.map((k) => k.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|'), 'g');
-  return text.replace(pattern, (k) => mapping[k]);
 }
 
 async function eventually<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
@@ -41,10 +33,12 @@ async function eventually<T>(what: string, timeoutMs: number, probe: () => Promi
 }
 
 function start(member: Member, classpath: string): void {
-  const log = openSync(join(member.root, 'log', 'console.log'), 'a');
+  const logDir = member.host.hostPath('/var/log/zookeeper');
+  mkdirSync(logDir, { recursive: true });
+  const log = openSync(join(logDir, 'console.log'), 'a');
   member.process = spawn(
     'java',
-    ['-Xmx192m', '-Xms64m', `-Dzookeeper.log.dir=${join(member.root, 'log')}`, '-cp', classpath, 'org.apache.zookeeper.server.quorum.QuorumPeerMain', join(member.root, 'conf', 'zoo.cfg')],
+    ['-Xmx192m', '-Xms64m', `-Dzookeeper.log.dir=${logDir}`, '-cp', classpath, 'org.apache.zookeeper.server.quorum.QuorumPeerMain', member.host.hostPath('/etc/zookeeper/smartstack/zoo.cfg')],
     { stdio: ['ignore', log, log] },
   );
 }
@@ -90,27 +84,14 @@ describe('the synthesized ensemble, booted for real', () => {
   let client: zookeeper.Client | undefined;
 
   beforeAll(() => {
-    const base = mkdtempSync(join(tmpdir(), 'smartstack-zk-'));
-    for (const doc of documents) {
-      const root = join(base, doc.hostname);
-      const dirs: Record<string, string> = {
-        '/var/lib/zookeeper': join(root, 'data'),
-        '/var/lib/zookeeper-txlog': join(root, 'txlog'),
-        '/etc/zookeeper/smartstack': join(root, 'conf'),
-        '/var/log/zookeeper': join(root, 'log'),
-      };
-      const mapping = { ...ADDRESSES, ...dirs };
-      Object.values(dirs).forEach((d) => mkdirSync(d, { recursive: true }));
-      for (const name of ['zoo.cfg', 'log4j.properties']) {
-        writeFileSync(join(root, 'conf', name), mapText(fileContent(doc.userData, `/etc/zookeeper/smartstack/${name}`), mapping));
-      }
-      writeFileSync(join(root, 'data', 'myid'), fileContent(doc.userData, '/var/lib/zookeeper/myid'));
-      const unit = mapText(fileContent(doc.userData, '/etc/systemd/system/zookeeper.service'), mapping);
-      classpath = /-cp (\S+)/.exec(unit)![1];
-      const script = mapText(doc.applyScript, mapping);
+    const hosts = layOutLoopbackHosts(documents, mkdtempSync(join(tmpdir(), 'smartstack-zk-')), '127.61');
+    for (const host of hosts) {
+      const zooCfg = host.files.get('/etc/zookeeper/smartstack/zoo.cfg')!;
+      for (const dir of [/dataDir=(\S+)/, /dataLogDir=(\S+)/]) mkdirSync(dir.exec(zooCfg)![1], { recursive: true });
+      classpath = /-cp (\S+)/.exec(host.files.get('/etc/systemd/system/zookeeper.service')!)![1];
+      const script = host.mapText(documents.find((d) => d.hostname === host.hostname)!.applyScript);
       const waitScript = script.slice(script.indexOf('zk_4lw() {'), script.lastIndexOf('echo "'));
-      const address = ADDRESSES[/clientPortAddress=(\S+)/.exec(fileContent(doc.userData, '/etc/zookeeper/smartstack/zoo.cfg'))![1]];
-      members.push({ hostname: doc.hostname, address, root, waitScript });
+      members.push({ host, address: /clientPortAddress=(\S+)/.exec(zooCfg)![1], waitScript });
     }
     connectionString = members.map((m) => `${m.address}:${CLIENT_PORT}`).join(',');
   });
@@ -121,7 +102,8 @@ describe('the synthesized ensemble, booted for real', () => {
   });
 
   test('each member binds its own address and the first apply does not wait for a quorum that cannot exist yet', async () => {
-    expect(members.map((m) => m.address)).toEqual(['127.61.0.11', '127.61.0.12', '127.61.0.13']);
+    expect(members.map((m) => m.address)).toEqual(['127.61.0.1', '127.61.0.2', '127.61.0.3']);
+    expect(members.map((m) => m.host.files.get('/var/lib/zookeeper/myid'))).toEqual(['1\n', '2\n', '3\n']);
     start(members[0], classpath);
     await eventually('member 1 to answer ruok', 30000, async () => ((await fourLetterWord(members[0].address, CLIENT_PORT, 'ruok')) === 'imok' ? true : undefined));
     expect(await zookeeperMode(members[0].address, CLIENT_PORT)).toBe('');

@@ -1,9 +1,13 @@
 import { readFileSync } from 'fs';
 import { join } from 'path';
+import { parse } from 'yaml';
+import { HOST_FILE_PATH, parseHostFile } from './host-file';
 
 /** One host's cloud-init document as found in a synthesized stack. */
 export interface SynthesizedHostDocument {
   readonly hostname: string;
+  /** The host's address on the private network. */
+  readonly privateAddress: string;
   /** The `#cloud-config` text as the host receives it (Terraform escapes undone). */
   readonly userData: string;
   /** The apply script as the host receives it. */
@@ -37,11 +41,18 @@ export function readSynthesizedDocuments(stackJson: unknown): SynthesizedHostDoc
   }
   return [...hosts.entries()]
     .filter(([, e]) => e.userData !== undefined && e.applyScript !== undefined)
-    .map(([hostname, e]) => ({ hostname, userData: e.userData!, applyScript: e.applyScript! }))
+    .map(([hostname, e]) => ({ hostname, privateAddress: hostFileOf(hostname, e.userData!).privateAddress, userData: e.userData!, applyScript: e.applyScript! }))
     .sort((a, b) => a.hostname.localeCompare(b.hostname));
 }
 
 /** Reads a stack's synthesized JSON from a cdktf output directory. */
 export function readSynthesizedStack(outdir: string, stack: string): unknown {
   return JSON.parse(readFileSync(join(outdir, 'stacks', stack, 'cdk.tf.json'), 'utf8'));
+}
+
+function hostFileOf(hostname: string, userData: string) {
+  const files = ((parse(userData) ?? {}) as { write_files?: Array<{ path: string; content?: string }> }).write_files ?? [];
+  const file = files.find((f) => f.path === HOST_FILE_PATH);
+  if (!file?.content) throw new Error(`the document of host ${hostname} writes no ${HOST_FILE_PATH}`);
+  return parseHostFile(file.content);
 }
