@@ -1,15 +1,18 @@
 /**
- * The default example: the article's ZooKeeper ensemble (zk1-zk3) on three KVM VDS hosts in Oslo,
- * each with its snapshots and its transaction log on separate NVMe disks.
+ * The default example, the article's topology: a ZooKeeper ensemble (zk1-zk3) on three KVM VDS hosts
+ * in Oslo, each with its snapshots and its transaction log on separate NVMe disks; user-service
+ * provided on app1 and app2 and consumed on web1 at localhost:3210.
  *
  *   npm run synth     (or `cdktf synth`, which runs this file through cdktf.json)
  */
 import { App, TerraformStack } from 'cdktf';
 import { Construct } from 'constructs';
 import { VdsNode, ZookeeperEnsemble } from '../lib';
+import { ArticleTopology, buildArticleTopology } from './smartstack-topology';
 
 export class OsloStack extends TerraformStack {
   public readonly ensemble: ZookeeperEnsemble;
+  public readonly topology: ArticleTopology;
 
   public constructor(scope: Construct, id: string) {
     super(scope, id);
@@ -25,6 +28,7 @@ export class OsloStack extends TerraformStack {
         }),
     );
     this.ensemble = new ZookeeperEnsemble(this, 'zk', { members: zkHosts, dataDisk: 'zk-data', txnLogDisk: 'zk-txlog' });
+    this.topology = buildArticleTopology(this, this.ensemble);
   }
 }
 

@@ -1,3 +1,6 @@
 export * from './vds-node';
 export * from './cloud-init/cloud-config';
 export * from './zookeeper-ensemble';
+export * from './health-check';
+export * from './smartstack-service';
+export * from './haproxy-sidecar';

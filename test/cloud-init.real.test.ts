@@ -4,7 +4,7 @@ import { tmpdir } from 'os';
 import { join } from 'path';
 import { parse } from 'yaml';
 import { synthesizeExample } from './support/example-synth';
-import { fileContent } from './support/cloud-config-files';
+import { fileContent, writtenFiles } from './support/cloud-config-files';
 
 const dir = mkdtempSync(join(tmpdir(), 'smartstack-cloud-init-'));
 
@@ -34,7 +34,13 @@ describe('synthesized cloud-init documents, checked by the real tools', () => {
     expect(run('cloud-init', ['schema', '--config-file', file]).status).not.toBe(0);
   });
 
-  test.each(documents.map((d) => [d.hostname, d] as const))('%s: nft accepts the firewall ruleset', (hostname, doc) => {
+  const withFirewall = documents.filter((d) => writtenFiles(d.userData).has('/etc/smartstack/nftables.nft'));
+
+  test('every host that serves a port has a firewall ruleset; a consumer-only host has none', () => {
+    expect(withFirewall.map((d) => d.hostname)).toEqual(['app1', 'app2', 'zk1', 'zk2', 'zk3']);
+  });
+
+  test.each(withFirewall.map((d) => [d.hostname, d] as const))('%s: nft accepts the firewall ruleset', (hostname, doc) => {
     const file = join(dir, `${hostname}.nft`);
     writeFileSync(file, fileContent(doc.userData, '/etc/smartstack/nftables.nft'));
     const result = run('nft', ['-c', '-f', file]);

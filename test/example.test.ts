@@ -3,7 +3,7 @@ import { OsloStack } from '../examples/main';
 import { synthesizeExample } from './support/example-synth';
 
 describe('default example', () => {
-  test('synthesizes the article ensemble (snapshot)', () => {
+  test('synthesizes the article topology (snapshot)', () => {
     const stack = new OsloStack(Testing.app(), 'oslo');
     expect(Testing.synth(stack)).toMatchSnapshot();
   });
@@ -24,7 +24,7 @@ describe('default example', () => {
 
   test('a full synth writes one document per host that reads back as rendered', () => {
     const { documents } = synthesizeExample();
-    expect(documents.map((d) => d.hostname)).toEqual(['zk1', 'zk2', 'zk3']);
+    expect(documents.map((d) => d.hostname)).toEqual(['app1', 'app2', 'web1', 'zk1', 'zk2', 'zk3']);
     for (const d of documents) {
       expect(d.userData.startsWith('#cloud-config\n')).toBe(true);
       expect(d.applyScript).toContain(`local-hostname: ${d.hostname}`);

@@ -16,7 +16,7 @@ describeWithTerraform('terraform (offline, null_resource mapped to terraform_dat
     const { stackJson } = synthesizeExample();
     const { validate, plan } = validateAndPlan(stackJson, { ssh_private_key: 'not-a-real-key' });
     expect(validate).toContain('The configuration is valid');
-    expect(plan).toContain('Plan: 3 to add, 0 to change, 0 to destroy.');
+    expect(plan).toContain('Plan: 6 to add, 0 to change, 0 to destroy.');
     expect(plan).toContain('zk_connection_string = "10.10.0.11:2181,10.10.0.12:2181,10.10.0.13:2181"');
     // The key is sensitive: the plan must not print it.
     expect(plan).not.toContain('not-a-real-key');

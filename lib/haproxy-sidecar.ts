@@ -1,0 +1,455 @@
+import { readFileSync } from 'fs';
+import { join } from 'path';
+import { Construct } from 'constructs';
+import { renderHaproxyConfig } from './render/haproxy-config';
+import { NerveSpec, ProvidedServiceSpec, renderNerveConfig } from './render/nerve-config';
+import { ConsumedServiceSpec, renderSynapseConfig, synapseConfig, SynapseSpec } from './render/synapse-config';
+import { renderTemplate } from './render/template';
+import { SmartStackService } from './smartstack-service';
+import { ValidationError } from './validation-error';
+import { VdsNode } from './vds-node';
+
+/** The implementations of nerve and synapse a sidecar can run. */
+export enum AgentRuntimeKind {
+  /** This package's Node agents (`smartstack nerve`, `smartstack synapse`). */
+  NODE = 'node',
+  /** Airbnb's Ruby gems, as the article runs them. */
+  RUBY = 'ruby',
+}
+
+/** Options of the Node agents. */
+export interface NodeAgentRuntimeOptions {
+  /**
+   * Version of this package installed on the host with npm.
+   * @default the version of this package that synthesizes the stack
+   */
+  readonly version?: string;
+  /**
+   * Port on 127.0.0.1 where nerve serves Prometheus metrics.
+   * @default 3213
+   */
+  readonly nerveMetricsPort?: number;
+  /**
+   * Port on 127.0.0.1 where synapse serves Prometheus metrics.
+   * @default 3214
+   */
+  readonly synapseMetricsPort?: number;
+}
+
+/** Options of the Ruby agents. */
+export interface RubyAgentRuntimeOptions {
+  /** @default '0.9.7' */
+  readonly nerveVersion?: string;
+  /** @default '0.18.9' */
+  readonly synapseVersion?: string;
+}
+
+const PACKAGE: { name: string; version: string } = JSON.parse(readFileSync(join(__dirname, '..', 'package.json'), 'utf8'));
+
+/**
+ * Which nerve and synapse run on a host. Both read the same rendered files; the Node agents add
+ * Prometheus metrics and run-time server updates without reloads.
+ */
+export class AgentRuntime {
+  /** This package's Node agents, installed with npm at a pinned version. */
+  public static node(options: NodeAgentRuntimeOptions = {}): AgentRuntime {
+    const version = options.version ?? PACKAGE.version;
+    return new AgentRuntime(AgentRuntimeKind.NODE, version, version, options.nerveMetricsPort ?? 3213, options.synapseMetricsPort ?? 3214);
+  }
+
+  /** Airbnb's Ruby gems, installed with gem at pinned versions. */
+  public static ruby(options: RubyAgentRuntimeOptions = {}): AgentRuntime {
+    return new AgentRuntime(AgentRuntimeKind.RUBY, options.nerveVersion ?? '0.9.7', options.synapseVersion ?? '0.18.9');
+  }
+
+  public readonly kind: AgentRuntimeKind;
+  /** The pinned version of the nerve agent (for Node: of this package). */
+  public readonly nerveVersion: string;
+  /** The pinned version of the synapse agent (for Node: of this package). */
+  public readonly synapseVersion: string;
+  /** Metrics port of nerve, Node agents only. */
+  public readonly nerveMetricsPort?: number;
+  /** Metrics port of synapse, Node agents only. */
+  public readonly synapseMetricsPort?: number;
+
+  private constructor(kind: AgentRuntimeKind, nerveVersion: string, synapseVersion: string, nerveMetricsPort?: number, synapseMetricsPort?: number) {
+    this.kind = kind;
+    this.nerveVersion = nerveVersion;
+    this.synapseVersion = synapseVersion;
+    this.nerveMetricsPort = nerveMetricsPort;
+    this.synapseMetricsPort = synapseMetricsPort;
+  }
+}
+
+/** Per-host settings of a provided service. */
+export interface ProvideOptions {
+  /**
+   * The port the service listens on at this host.
+   * @default the service's `port`
+   */
+  readonly port?: number;
+  /**
+   * HAProxy weight of this instance, 0-256 (0 drains it).
+   * @default the service's `weight`
+   */
+  readonly weight?: number;
+}
+
+/** Per-host settings of one provided service. */
+export interface ProviderOverride extends ProvideOptions {
+  /** The service, which this sidecar must provide. */
+  readonly service: SmartStackService;
+}
+
+/** Properties of a {@link HaproxySidecar}. */
+export interface HaproxySidecarProps {
+  /**
+   * Services that run on this host: nerve checks them and registers the healthy ones. Services
+   * that list this host in their `providers` are added without being listed here.
+   * @default none
+   */
+  readonly provides?: SmartStackService[];
+  /**
+   * Services this host's applications call, each on 127.0.0.1:<localPort>.
+   * @default none
+   */
+  readonly consumes?: SmartStackService[];
+  /**
+   * Port or weight of provided services that differ on this host.
+   * @default none
+   */
+  readonly providerOverrides?: ProviderOverride[];
+  /** @default AgentRuntime.node() */
+  readonly runtime?: AgentRuntime;
+  /**
+   * Port on 127.0.0.1 of the HAProxy stats page (`/stats`) and Prometheus exporter (`/metrics`).
+   * @default 3212
+   */
+  readonly statsPort?: number;
+  /**
+   * HAProxy's `maxconn`; the unit's descriptor limit is sized from it.
+   * @default 4096
+   */
+  readonly maxConnections?: number;
+}
+
+const CONFIG_DIR = '/etc/smartstack';
+const NERVE_CONFIG = `${CONFIG_DIR}/nerve.conf.json`;
+const SYNAPSE_CONFIG = `${CONFIG_DIR}/synapse.conf.json`;
+const HAPROXY_BOOTSTRAP = `${CONFIG_DIR}/haproxy-bootstrap.cfg`;
+const HAPROXY_STATE_DIR = '/var/lib/smartstack/haproxy';
+const SYNAPSE_STATE_DIR = '/var/lib/smartstack/synapse';
+const RUNTIME_DIR = 'smartstack-haproxy';
+const NERVE_USER = 'nerve';
+const SYNAPSE_USER = 'synapse';
+const NERVE_UNIT = 'smartstack-nerve.service';
+const SYNAPSE_UNIT = 'smartstack-synapse.service';
+const HAPROXY_UNIT = 'smartstack-haproxy.service';
+const VERSION = /^\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$/;
+
+/** Files, sockets and limits of the sidecar's HAProxy. */
+const HAPROXY_PATHS = {
+  configFilePath: `${HAPROXY_STATE_DIR}/haproxy.cfg`,
+  adminSocketPath: `/run/${RUNTIME_DIR}/admin.sock`,
+  masterSocketPath: `/run/${RUNTIME_DIR}/master.sock`,
+  pidFilePath: `/run/${RUNTIME_DIR}/haproxy.pid`,
+  serverStateFilePath: `${HAPROXY_STATE_DIR}/server-state`,
+  synapseStateFilePath: `${SYNAPSE_STATE_DIR}/state.json`,
+};
+
+/**
+ * The SmartStack sidecar of one host: nerve registers the services the host provides, synapse keeps
+ * a local HAProxy pointed at healthy instances of the services it consumes. Adds the agents'
+ * configuration, units, users, packages and firewall rules to the host's cloud-init document.
+ */
+export class HaproxySidecar extends Construct {
+  /** Whether the construct is a HaproxySidecar. */
+  public static isHaproxySidecar(x: unknown): x is HaproxySidecar {
+    return x instanceof HaproxySidecar;
+  }
+
+  /** The host's sidecar, if it has one. */
+  public static of(host: VdsNode): HaproxySidecar | undefined {
+    return host.node.children.find(HaproxySidecar.isHaproxySidecar);
+  }
+
+  public readonly host: VdsNode;
+  public readonly runtime: AgentRuntime;
+  /** Provided services, sorted by name. */
+  public readonly provides: SmartStackService[];
+  /** Consumed services, sorted by name. */
+  public readonly consumes: SmartStackService[];
+  public readonly statsPort: number;
+  public readonly maxConnections: number;
+  /** The rendered `nerve.conf.json`, when the host provides a service. */
+  public readonly nerveConfigJson?: string;
+  /** The rendered `synapse.conf.json`, when the host consumes a service. */
+  public readonly synapseConfigJson?: string;
+  /** The haproxy.cfg HAProxy starts with before synapse first writes its own. */
+  public readonly haproxyBootstrapConfig?: string;
+
+  public constructor(scope: VdsNode, id: string, props: HaproxySidecarProps = {}) {
+    super(scope, id);
+    const fail = (field: string, value: unknown, reason: string) => new ValidationError(this, 'HaproxySidecar', field, value, reason);
+
+    if (!VdsNode.isVdsNode(scope)) {
+      throw fail('scope', (scope as Construct).node.path, 'a HaproxySidecar must be created inside the VdsNode it runs on');
+    }
+    const host = scope;
+    const other = host.node.children.find((c) => c !== this && HaproxySidecar.isHaproxySidecar(c));
+    if (other) {
+      throw fail('scope', host.hostname, `host ${host.hostname} already has a sidecar (${other.node.path}): one nerve, synapse and HAProxy per host; list every service in it`);
+    }
+    this.host = host;
+    this.runtime = props.runtime ?? AgentRuntime.node();
+    if (!(this.runtime instanceof AgentRuntime)) throw fail('runtime', String(this.runtime), 'expected AgentRuntime.node() or AgentRuntime.ruby()');
+    for (const [field, version] of [['runtime.nerveVersion', this.runtime.nerveVersion], ['runtime.synapseVersion', this.runtime.synapseVersion]]) {
+      // The version ends up in an install command run as root.
+      if (!VERSION.test(version)) throw fail(field, version, 'expected an exact version such as 1.2.3');
+    }
+    this.statsPort = props.statsPort ?? 3212;
+    if (!Number.isInteger(this.statsPort) || this.statsPort < 1 || this.statsPort > 65535) {
+      throw fail('statsPort', this.statsPort, 'expected a TCP port 1-65535');
+    }
+    this.maxConnections = props.maxConnections ?? 4096;
+    if (!Number.isInteger(this.maxConnections) || this.maxConnections < 1 || this.maxConnections > 1_000_000) {
+      throw fail('maxConnections', this.maxConnections, 'expected a whole number from 1 to 1000000');
+    }
+
+    const provided = this.collectProvided(fail, host, props.provides ?? []);
+    const overrides = this.collectOverrides(fail, provided, props.providerOverrides ?? []);
+    this.provides = [...provided.keys()].sort(byName);
+    this.consumes = this.collectConsumed(fail, props.consumes ?? []);
+    if (this.provides.length === 0 && this.consumes.length === 0) {
+      throw fail('provides', [], 'the sidecar neither provides nor consumes a service; list some in provides or consumes');
+    }
+
+    // Every port the sidecar's processes or its services use on this host, so clashes surface here.
+    for (const service of this.provides) {
+      const override = overrides.get(service);
+      host.reservePort(override?.port ?? service.port, this, override?.port !== undefined ? `${override.field}.port` : `${provided.get(service)}.port`);
+    }
+    this.consumes.forEach((service) => host.reservePort(service.localPort!, this, `consumes[${service.serviceName}].localPort`));
+    if (this.consumes.length > 0) host.reservePort(this.statsPort, this, 'statsPort');
+    if (this.provides.length > 0 && this.runtime.nerveMetricsPort !== undefined) {
+      host.reservePort(this.runtime.nerveMetricsPort, this, 'runtime.nerveMetricsPort');
+    }
+    if (this.consumes.length > 0 && this.runtime.synapseMetricsPort !== undefined) {
+      host.reservePort(this.runtime.synapseMetricsPort, this, 'runtime.synapseMetricsPort');
+    }
+
+    const cc = host.cloudConfig;
+    this.runtimePackages().forEach((p) => cc.addPackage(p));
+    this.nerveConfigJson = this.provides.length > 0 ? this.addNerve(host, overrides) : undefined;
+    if (this.consumes.length > 0) {
+      [this.synapseConfigJson, this.haproxyBootstrapConfig] = this.addSynapseAndHaproxy(host);
+    }
+    this.installCommands().forEach((argv) => cc.addRunCommand(argv));
+    if (this.consumes.length > 0) cc.addRunCommand(['systemctl', 'reload-or-restart', HAPROXY_UNIT]);
+  }
+
+  /** nerve: its config, user, unit, and the firewall rules of the provided ports. Returns the config. */
+  private addNerve(host: VdsNode, overrides: Map<SmartStackService, ProvideOptions>): string {
+    const cc = host.cloudConfig;
+    const spec: NerveSpec = {
+      instanceId: host.hostname,
+      services: this.provides.map((service): ProvidedServiceSpec => {
+        const override = overrides.get(service);
+        return {
+          name: service.serviceName,
+          host: host.privateAddress,
+          port: override?.port ?? service.port,
+          zkHosts: service.ensemble.clientAddresses,
+          zkPath: service.discoveryPath,
+          healthCheck: service.healthCheck,
+          weight: override?.weight ?? service.weight,
+          labels: service.labels,
+        };
+      }),
+      metricsPort: this.runtime.nerveMetricsPort,
+    };
+    const json = renderNerveConfig(spec);
+    cc.addRunCommand(systemUser(NERVE_USER));
+    cc.addFile({ path: NERVE_CONFIG, content: json });
+    cc.addUnit({
+      name: NERVE_UNIT,
+      content: renderTemplate('nerve.service', {
+        hostname: host.hostname,
+        services: serviceNames(this.provides),
+        user: NERVE_USER,
+        execStart: this.agentCommand('nerve', NERVE_CONFIG),
+      }),
+    });
+    // The provided ports are for the mesh: open to the private network, closed to everyone else.
+    for (const s of spec.services) {
+      cc.addFirewallRule({ description: `smartstack ${s.name} provided`, ports: [s.port], sources: [host.privateNetwork] });
+    }
+    for (const service of this.provides) service._addProvider(host);
+    return json;
+  }
+
+  /** synapse and its HAProxy: configs, user, state directories, units. Returns synapse's config and the bootstrap haproxy.cfg. */
+  private addSynapseAndHaproxy(host: VdsNode): [string, string] {
+    const cc = host.cloudConfig;
+    const spec: SynapseSpec = {
+      services: this.consumes.map(consumedSpec),
+      haproxy: { maxConnections: this.maxConnections, statsPort: this.statsPort, socketOwner: SYNAPSE_USER, ...HAPROXY_PATHS },
+      metricsPort: this.runtime.synapseMetricsPort,
+    };
+    const json = renderSynapseConfig(spec);
+    const bootstrap = renderHaproxyConfig(synapseConfig(spec), {});
+    cc.addPackage('haproxy');
+    // synapse's reload command talks to HAProxy's master socket.
+    cc.addPackage('socat');
+    cc.addRunCommand(systemUser(SYNAPSE_USER));
+    cc.addRunCommand(['install', '-d', '-o', SYNAPSE_USER, '-g', 'haproxy', '-m', '0750', HAPROXY_STATE_DIR]);
+    cc.addRunCommand(['install', '-d', '-o', SYNAPSE_USER, '-g', SYNAPSE_USER, '-m', '0750', SYNAPSE_STATE_DIR]);
+    cc.addFile({ path: SYNAPSE_CONFIG, content: json });
+    cc.addFile({ path: HAPROXY_BOOTSTRAP, content: bootstrap });
+    // Each backend holds its slots, or more when there are more default servers.
+    const servers = this.consumes.reduce((n, s) => n + Math.max(s.serverSlots, s.defaultServers.length), 0);
+    cc.addUnit({
+      name: HAPROXY_UNIT,
+      content: renderTemplate('haproxy.service', {
+        hostname: host.hostname,
+        services: serviceNames(this.consumes),
+        runtimeDirectory: RUNTIME_DIR,
+        bootstrapPath: HAPROXY_BOOTSTRAP,
+        socketOwner: SYNAPSE_USER,
+        maxConnections: this.maxConnections,
+        // Two per connection, one per server, and room for listeners, checks and servers synapse adds.
+        limitNofile: 2 * this.maxConnections + servers + 1024,
+        ...HAPROXY_PATHS,
+      }),
+      // A restart would drop connections: a run command reloads it instead (or starts it).
+      restartOnApply: false,
+    });
+    cc.addUnit({
+      name: SYNAPSE_UNIT,
+      content: renderTemplate('synapse.service', {
+        hostname: host.hostname,
+        services: serviceNames(this.consumes),
+        user: SYNAPSE_USER,
+        haproxyUnit: HAPROXY_UNIT,
+        writablePaths: `${HAPROXY_STATE_DIR} ${SYNAPSE_STATE_DIR}`,
+        execStart: this.agentCommand('synapse', SYNAPSE_CONFIG),
+      }),
+    });
+    for (const service of this.consumes) service._addConsumer(host);
+    return [json, bootstrap];
+  }
+
+  /** Services from `provides` plus those that name this host in their `providers`, each with the field that brought it. */
+  private collectProvided(fail: Fail, host: VdsNode, listed: SmartStackService[]): Map<SmartStackService, string> {
+    const provided = new Map<SmartStackService, string>();
+    listed.forEach((service, i) => {
+      if (!SmartStackService.isSmartStackService(service)) throw fail(`provides[${i}]`, String(service), 'expected a SmartStackService');
+      if (provided.has(service)) throw fail(`provides[${i}]`, service.serviceName, 'listed twice');
+      if (service.providers !== undefined && !service.providers.includes(host)) {
+        throw fail(`provides[${i}]`, service.serviceName, `${service.node.path} lists its providers (${service.providers.map((h) => h.hostname).join(', ')}) and ${host.hostname} is not one of them`);
+      }
+      provided.set(service, `provides[${i}]`);
+    });
+    for (const c of this.node.root.node.findAll()) {
+      if (SmartStackService.isSmartStackService(c) && c.providers?.includes(host) && !provided.has(c)) {
+        provided.set(c, `provides[${c.serviceName}]`);
+      }
+    }
+    return provided;
+  }
+
+  private collectOverrides(fail: Fail, provided: Map<SmartStackService, string>, list: ProviderOverride[]): Map<SmartStackService, ProvideOptions & { field: string }> {
+    const overrides = new Map<SmartStackService, ProvideOptions & { field: string }>();
+    list.forEach((o, i) => {
+      const field = `providerOverrides[${i}]`;
+      if (!provided.has(o.service)) {
+        throw fail(`${field}.service`, o.service?.serviceName ?? String(o.service), 'not a service this sidecar provides');
+      }
+      if (overrides.has(o.service)) throw fail(`${field}.service`, o.service.serviceName, 'overridden twice');
+      if (o.port !== undefined && (!Number.isInteger(o.port) || o.port < 1 || o.port > 65535)) {
+        throw fail(`${field}.port`, o.port, 'expected a TCP port 1-65535');
+      }
+      if (o.weight !== undefined && (!Number.isInteger(o.weight) || o.weight < 0 || o.weight > 256)) {
+        throw fail(`${field}.weight`, o.weight, 'expected a whole number from 0 to 256');
+      }
+      overrides.set(o.service, { port: o.port, weight: o.weight, field });
+    });
+    return overrides;
+  }
+
+  private collectConsumed(fail: Fail, list: SmartStackService[]): SmartStackService[] {
+    const consumed: SmartStackService[] = [];
+    list.forEach((service, i) => {
+      if (!SmartStackService.isSmartStackService(service)) throw fail(`consumes[${i}]`, String(service), 'expected a SmartStackService');
+      if (consumed.includes(service)) throw fail(`consumes[${i}]`, service.serviceName, 'listed twice');
+      if (service.localPort === undefined) {
+        throw fail(`consumes[${i}]`, service.serviceName, `${service.node.path} has no localPort, so there is no local port to reach it on`);
+      }
+      consumed.push(service);
+    });
+    return consumed.sort(byName);
+  }
+
+  private runtimePackages(): string[] {
+    return this.runtime.kind === AgentRuntimeKind.NODE ? ['nodejs', 'npm'] : ['ruby', 'ruby-dev', 'build-essential'];
+  }
+
+  /** Idempotent install commands: the pinned version is installed only when missing. */
+  private installCommands(): string[][] {
+    if (this.runtime.kind === AgentRuntimeKind.NODE) {
+      const spec = `${PACKAGE.name}@${this.runtime.nerveVersion}`;
+      return [['sh', '-c', `npm ls -g --depth=0 ${spec} >/dev/null 2>&1 || npm install -g --no-fund --no-audit ${spec}`]];
+    }
+    const gems: Array<[string, string, boolean]> = [
+      ['nerve', this.runtime.nerveVersion, this.provides.length > 0],
+      ['synapse', this.runtime.synapseVersion, this.consumes.length > 0],
+    ];
+    return gems
+      .filter(([, , needed]) => needed)
+      .map(([gem, version]) => ['sh', '-c', `gem list -i -e ${gem} -v ${version} >/dev/null || gem install --no-document ${gem} -v ${version}`]);
+  }
+
+  private agentCommand(agent: 'nerve' | 'synapse', configPath: string): string {
+    return this.runtime.kind === AgentRuntimeKind.NODE
+      ? `/usr/local/bin/smartstack ${agent} --config ${configPath}`
+      : `/usr/local/bin/${agent} --config ${configPath}`;
+  }
+}
+
+type Fail = (field: string, value: unknown, reason: string) => Error;
+
+function serviceNames(services: SmartStackService[]): string {
+  return services.map((s) => s.serviceName).join(', ');
+}
+
+function byName(a: SmartStackService, b: SmartStackService): number {
+  return a.serviceName < b.serviceName ? -1 : a.serviceName > b.serviceName ? 1 : 0;
+}
+
+/** Creates a system user (and its group) for an agent, unless it exists. */
+function systemUser(name: string): string[] {
+  return ['sh', '-c', `getent passwd ${name} >/dev/null || useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin ${name}`];
+}
+
+function consumedSpec(service: SmartStackService): ConsumedServiceSpec {
+  return {
+    name: service.serviceName,
+    localPort: service.localPort!,
+    mode: service.mode,
+    zkHosts: service.ensemble.clientAddresses,
+    zkPath: service.discoveryPath,
+    healthCheck: service.healthCheck,
+    balance: service.balance,
+    retries: service.retries,
+    redispatch: service.redispatch,
+    retryOn: service.retryOn,
+    retryNonIdempotent: service.retryNonIdempotent,
+    connectTimeoutMs: service.connectTimeoutMs,
+    clientTimeoutSeconds: service.clientTimeoutSeconds,
+    serverTimeoutSeconds: service.serverTimeoutSeconds,
+    queueTimeoutSeconds: service.queueTimeoutSeconds,
+    serverSlots: service.serverSlots,
+    defaultServers: service.defaultServers.map((d) => ({ name: d.name!, host: d.host, port: d.port })),
+    keepDefaultServers: service.keepDefaultServers,
+  };
+}

