@@ -350,10 +350,8 @@ export class HaproxySidecar extends Construct {
       }
       provided.set(service, `provides[${i}]`);
     });
-    for (const c of this.node.root.node.findAll()) {
-      if (SmartStackService.isSmartStackService(c) && c.providers?.includes(host) && !provided.has(c)) {
-        provided.set(c, `provides[${c.serviceName}]`);
-      }
+    for (const c of SmartStackService._declaredOn(host)) {
+      if (!provided.has(c)) provided.set(c, `provides[${c.serviceName}]`);
     }
     return provided;
   }

@@ -158,6 +158,17 @@ const RETRY_ON = [
   '401', '403', '404', '408', '425', '500', '501', '502', '503', '504',
 ];
 
+// Lookups the constructs need per host and per stack, kept here instead of walking the construct
+// tree for every host (which makes synth quadratic in the number of hosts).
+const declaredProviders = new WeakMap<VdsNode, SmartStackService[]>();
+const servicesByStack = new WeakMap<TerraformStack, SmartStackService[]>();
+
+function lookup<K extends object>(map: WeakMap<K, SmartStackService[]>, key: K): SmartStackService[] {
+  let list = map.get(key);
+  if (!list) map.set(key, (list = []));
+  return list;
+}
+
 /**
  * One logical service of the mesh: its name, where its instances listen and register, how they are
  * checked, and how the consumers' HAProxy treats them. Hosts provide or consume it through a
@@ -254,6 +265,9 @@ export class SmartStackService extends Construct {
     }
 
     this.checkUniqueInStack(fail);
+    // Recorded only once every check has passed: a rejected service leaves nothing behind.
+    lookup(servicesByStack, TerraformStack.of(this)).push(this);
+    for (const host of this.providers ?? []) lookup(declaredProviders, host).push(this);
     this.node.addValidation({ validate: () => this.validateTopology() });
   }
 
@@ -275,7 +289,7 @@ export class SmartStackService extends Construct {
 
   /** Names, discovery paths and local ports are the mesh's addresses: two services cannot share one. */
   private checkUniqueInStack(fail: (field: string, value: unknown, reason: string) => Error): void {
-    const others = TerraformStack.of(this).node.findAll().filter((c): c is SmartStackService => c instanceof SmartStackService && c !== this);
+    const others = servicesByStack.get(TerraformStack.of(this)) ?? [];
     for (const other of others) {
       if (other.serviceName === this.serviceName) {
         throw fail('serviceName', this.serviceName, `already the name of ${other.node.path}`);
@@ -287,6 +301,14 @@ export class SmartStackService extends Construct {
         throw fail('localPort', this.localPort, `already the local port of ${other.node.path} (${other.serviceName}); a host consuming both could not bind it twice`);
       }
     }
+  }
+
+  /**
+   * The services that name the host in their `providers`.
+   * @internal
+   */
+  public static _declaredOn(host: VdsNode): SmartStackService[] {
+    return declaredProviders.get(host) ?? [];
   }
 
   /** Runs at synth, when every sidecar exists. */

@@ -97,6 +97,7 @@ const DEVICE_PATH = /^\/dev\/[A-Za-z0-9._:/+-]+$/;
 const SSH_USER = /^[a-z_][a-z0-9_-]{0,31}$/;
 const SSH_PUBLIC_KEY = /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/]+={0,2}$/;
 const NULL_PROVIDER_ID = 'smartstack-null-provider';
+const stacksWithNullProvider = new WeakSet<TerraformStack>();
 const SSH_KEY_VARIABLE_ID = 'ssh_private_key';
 
 /**
@@ -262,8 +263,10 @@ export class VdsNode extends Construct {
 
   private deliverOverSsh(sshPort: number, sshPrivateKey?: string, sshHostKey?: string): TerraformResource {
     const stack = TerraformStack.of(this);
-    if (!stack.node.findAll().some((c) => c instanceof nullProvider.NullProvider)) {
-      new nullProvider.NullProvider(stack, NULL_PROVIDER_ID);
+    // The stack is searched once for a NullProvider of the user's; a second one would clash.
+    if (!stacksWithNullProvider.has(stack)) {
+      if (!stack.node.findAll().some((c) => c instanceof nullProvider.NullProvider)) new nullProvider.NullProvider(stack, NULL_PROVIDER_ID);
+      stacksWithNullProvider.add(stack);
     }
     const privateKey = sshPrivateKey ?? sshKeyVariable(stack).stringValue;
     const staged = `/tmp/smartstack-${this.hostname}`;

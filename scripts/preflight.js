@@ -9,6 +9,7 @@ const needs = [
   { what: 'HAProxy', present: () => onPath('haproxy'), pkg: 'haproxy' },
   { what: 'cloud-init', present: () => onPath('cloud-init'), pkg: 'cloud-init' },
   { what: 'nftables (nft)', present: () => onPath('nft'), pkg: 'nftables' },
+  { what: 'socat (the HAProxy unit dumps server state with it)', present: () => onPath('socat'), pkg: 'socat' },
 ];
 
 function onPath(command) {
@@ -46,4 +47,4 @@ if (!onPath('terraform')) {
   }
   console.warn(`${message}. They are skipped.`);
 }
-console.log('preflight: zookeeper, haproxy, cloud-init, nftables' + (onPath('terraform') ? ', terraform' : '') + ' found');
+console.log('preflight: zookeeper, haproxy, cloud-init, nftables, socat' + (onPath('terraform') ? ', terraform' : '') + ' found');

@@ -16,7 +16,7 @@ export interface LoopbackHost {
   /** Where the host's /etc, /var and /run live. */
   readonly root: string;
   /** Every file the document writes, by its path on the real host, content mapped. */
-  readonly files: ReadonlyMap<string, string>;
+  readonly files: Map<string, string>;
   /** Maps a path on the real host onto this machine. */
   hostPath(path: string): string;
   /** Maps addresses and host directories in a text written for the real host. */

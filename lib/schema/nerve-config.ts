@@ -38,7 +38,7 @@ export interface NerveCheckConfig {
   readonly rise?: number;
   /** Consecutive failures before down. Upstream default 1. */
   readonly fall?: number;
-  /** Expected response body (http), compared after trimming. */
+  /** Text the response body (http) must contain. */
   readonly expect?: string;
   readonly headers?: { readonly [name: string]: string };
   /** Overrides the service's host/port for this check. */

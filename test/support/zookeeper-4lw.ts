@@ -1,21 +1,6 @@
-import { connect } from 'net';
+import { fourLetterWord } from '../../lib/local/four-letter-word';
 
-/** Sends a four-letter word to a ZooKeeper member and returns its answer ('' when it does not answer). */
-export function fourLetterWord(host: string, port: number, word: string, timeoutMs = 2000): Promise<string> {
-  return new Promise((resolve) => {
-    let answer = '';
-    const socket = connect({ host, port });
-    const done = () => {
-      socket.destroy();
-      resolve(answer);
-    };
-    socket.setTimeout(timeoutMs, done);
-    socket.on('connect', () => socket.write(word));
-    socket.on('data', (chunk) => (answer += chunk.toString('utf8')));
-    socket.on('end', done);
-    socket.on('error', done);
-  });
-}
+export { fourLetterWord };
 
 /** The member's mode from `srvr`: leader, follower, standalone, or '' when it does not serve. */
 export async function zookeeperMode(host: string, port: number): Promise<string> {

@@ -1,0 +1,105 @@
+import { request } from 'http';
+import { connect } from 'net';
+import { LoadedNerveCheck } from '../schema/nerve-config-loader';
+
+/** One probe's outcome. */
+export interface ProbeResult {
+  readonly ok: boolean;
+  /** Why it failed, for the log. */
+  readonly reason?: string;
+}
+
+const MAX_BODY_BYTES = 64 * 1024;
+
+/**
+ * One health check with rise/fall: it turns up after `rise` passes in a row and down after
+ * `fall` failures in a row, and starts down, so nothing is registered before it has passed.
+ */
+export class ServiceCheck {
+  private passes = 0;
+  private failures = 0;
+  private isUp = false;
+  private last: ProbeResult = { ok: false, reason: 'not run yet' };
+
+  public constructor(public readonly check: LoadedNerveCheck) {}
+
+  public get up(): boolean {
+    return this.isUp;
+  }
+
+  public get lastResult(): ProbeResult {
+    return this.last;
+  }
+
+  /** Probes once and applies rise/fall; returns the probe's result. */
+  public async run(): Promise<ProbeResult> {
+    const result = await probe(this.check);
+    this.last = result;
+    if (result.ok) {
+      this.passes += 1;
+      this.failures = 0;
+      if (!this.isUp && this.passes >= this.check.rise) this.isUp = true;
+    } else {
+      this.failures += 1;
+      this.passes = 0;
+      if (this.isUp && this.failures >= this.check.fall) this.isUp = false;
+    }
+    return result;
+  }
+}
+
+/** Runs a check once: HTTP passes on 200–399 (and a body containing `expect`, if set); TCP on connect. */
+export function probe(check: LoadedNerveCheck): Promise<ProbeResult> {
+  return check.type === 'http' ? probeHttp(check) : probeTcp(check);
+}
+
+function probeHttp(check: LoadedNerveCheck): Promise<ProbeResult> {
+  return new Promise((resolve) => {
+    let settled = false;
+    const finish = (result: ProbeResult): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      req.destroy();
+      resolve(result);
+    };
+    const req = request(
+      { host: check.host, port: check.port, path: check.uri, method: 'GET', headers: check.headers, agent: false },
+      (res) => {
+        const status = res.statusCode ?? 0;
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on('data', (chunk: Buffer) => {
+          size += chunk.length;
+          if (size <= MAX_BODY_BYTES) chunks.push(chunk);
+        });
+        res.on('error', (e) => finish({ ok: false, reason: e.message }));
+        res.on('end', () => {
+          if (status < 200 || status > 399) return finish({ ok: false, reason: `status ${status}` });
+          // A substring, as HAProxy's `http-check expect string` reads the same setting on the consumers.
+          if (check.expect !== undefined && !Buffer.concat(chunks).toString('utf8').includes(check.expect)) {
+            return finish({ ok: false, reason: 'unexpected response body' });
+          }
+          finish({ ok: true });
+        });
+      },
+    );
+    const timer = setTimeout(() => finish({ ok: false, reason: `no answer within ${check.timeoutMs} ms` }), check.timeoutMs);
+    req.on('error', (e) => finish({ ok: false, reason: e.message }));
+    req.end();
+  });
+}
+
+function probeTcp(check: LoadedNerveCheck): Promise<ProbeResult> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: check.host, port: check.port });
+    const finish = (result: ProbeResult): void => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(result);
+    };
+    const timer = setTimeout(() => finish({ ok: false, reason: `no connection within ${check.timeoutMs} ms` }), check.timeoutMs);
+    socket.once('connect', () => finish({ ok: true }));
+    socket.once('error', (e) => finish({ ok: false, reason: e.message }));
+  });
+}

@@ -1,0 +1,336 @@
+import { promises as dns } from 'dns';
+import { readFileSync } from 'fs';
+import { BackendPlan, DesiredServer, planBackend, SlotState, slotStates } from './backend-slots';
+import { HaproxyReloader, ReloadError } from './haproxy-reloader';
+import { HaproxyMaster, HaproxyRuntime, HaproxyServerState } from './haproxy-runtime';
+import { Logger } from './log';
+import { Metrics } from './metrics';
+import { DiscoveredInstance, ZkServiceWatcher } from './zk-service-watcher';
+import { ZkSession, ZkSessionOptions } from './zk-session';
+import { registerZkSessionMetrics } from './zk-session-metrics';
+import { HaproxyServerSlot, renderedSlotOptions } from '../render/haproxy-config';
+import { isIpAddress } from '../schema/haproxy-safe';
+import { LoadedSynapseConfig, LoadedSynapseService } from '../schema/synapse-config-loader';
+
+export interface SynapseOptions {
+  readonly log: Logger;
+  readonly metrics?: Metrics;
+  /** Passed to every ZooKeeper session. */
+  readonly zk?: Omit<ZkSessionOptions, 'log'>;
+  /** The haproxy binary for `haproxy -c`. Default `haproxy` on the PATH. */
+  readonly haproxyBinary?: string;
+}
+
+/** Pause before retrying after HAProxy could not be reached or refused a change. */
+const RETRY_MS = 1000;
+/** How often HAProxy is compared with what discovery says even without a change (it may have restarted). */
+const RESYNC_MS = 10000;
+/** How often the master CLI is asked for its current worker. */
+const WORKER_POLL_MS = 1000;
+
+/**
+ * The synapse agent: watches each consumed service in ZooKeeper and keeps the local HAProxy's
+ * backend slots pointed at the registered instances through the runtime socket. A reload
+ * happens only when a backend runs out of slots. When discovery is down nothing is changed, so
+ * HAProxy keeps the last known servers; when a service has no registrations its
+ * `default_servers` serve. On start the slot mapping is read back from HAProxy, so a restart
+ * changes nothing that is already right.
+ */
+export class Synapse {
+  private readonly sessions = new Map<string, ZkSession>();
+  private readonly watchers: ZkServiceWatcher[] = [];
+  /** Per service: the servers wanted, or undefined while discovery has not spoken. */
+  private readonly desired = new Map<string, DesiredServer[] | undefined>();
+  private readonly runtime?: HaproxyRuntime;
+  private readonly master?: HaproxyMaster;
+  private readonly reloader: HaproxyReloader;
+  private running = false;
+  private again = false;
+  private stopped = false;
+  private retryTimer?: NodeJS.Timeout;
+  private resyncTimer?: NodeJS.Timeout;
+  private workerTimer?: NodeJS.Timeout;
+  private lastWorker?: string;
+  private lastReloadAt = 0;
+  private haproxyReachable = false;
+  private readonly inService = new Map<string, number>();
+  /** Per service: the latest discovery report, so a slower older one is dropped. */
+  private readonly reports = new Map<string, number>();
+
+  public constructor(public readonly config: LoadedSynapseConfig, private readonly options: SynapseOptions) {
+    const h = config.haproxy;
+    if (h.doSocket && h.socketFilePath !== undefined) this.runtime = new HaproxyRuntime(h.socketFilePath);
+    if (h.masterSocketFilePath !== undefined) this.master = new HaproxyMaster(h.masterSocketFilePath);
+    this.reloader = new HaproxyReloader(config, this.runtime, this.master, options.log, options.haproxyBinary);
+    const metrics = options.metrics;
+
+    for (const service of config.services) {
+      this.desired.set(service.name, undefined);
+      const key = [...service.zkHosts].sort().join(',');
+      let session = this.sessions.get(key);
+      if (!session) {
+        session = new ZkSession(key, { ...options.zk, log: options.log });
+        this.sessions.set(key, session);
+      }
+      const labels = { service: service.name };
+      this.watchers.push(new ZkServiceWatcher(session, service.zkPath, options.log.child(labels), {
+        onInstances: (instances) => void this.onInstances(service, instances),
+        onRead: (op) => metrics?.counter('synapse_zk_reads_total', 'ZooKeeper reads: path listings and child gets.').inc({ ...labels, op }),
+        onRejected: () => metrics?.counter('synapse_registrations_rejected_total', 'Registrations refused as invalid or unsafe.').inc(labels),
+      }));
+    }
+    if (metrics) {
+      registerZkSessionMetrics(metrics, this.sessions);
+      metrics.gauge('synapse_haproxy_reachable', 'Whether the HAProxy admin socket answered the last sync (1) or not (0).', () => [
+        { labels: {}, value: this.haproxyReachable ? 1 : 0 },
+      ]);
+      metrics.gauge('synapse_backend_servers', 'Servers in service per backend after the last sync.', () =>
+        [...this.inService.entries()].map(([service, value]) => ({ labels: { service }, value })));
+    }
+  }
+
+  /** Connects to ZooKeeper and starts watching; HAProxy is touched only once discovery has answered. */
+  public async start(): Promise<void> {
+    if (!this.runtime && !(this.config.haproxy.configFilePath && (this.master || this.config.haproxy.reloadCommand))) {
+      this.options.log.warn('no haproxy.socket_file_path and no way to reload: synapse can only watch');
+    }
+    for (const session of this.sessions.values()) void session.start();
+    for (const watcher of this.watchers) watcher.start();
+    // A restarted HAProxy comes back with the servers of its config file; this puts ours back.
+    // Only with the runtime socket: without it every sync is a reload.
+    if (this.runtime) this.resyncTimer = setInterval(() => this.schedule(), RESYNC_MS);
+    // A reload or restart seen on the master CLI is checked at once rather than at the next resync.
+    if (this.runtime && this.master) this.workerTimer = setInterval(() => void this.checkWorker(), WORKER_POLL_MS);
+  }
+
+  private async checkWorker(): Promise<void> {
+    const procs = await this.master!.processes().catch(() => undefined);
+    const worker = procs ? `${procs.masterPid}/${procs.workers[0]?.pid ?? ''}` : undefined;
+    if (worker !== undefined && this.lastWorker !== undefined && worker !== this.lastWorker) {
+      this.options.log.info('haproxy has a new worker; checking its servers', { worker });
+      this.schedule();
+    }
+    if (worker !== undefined) this.lastWorker = worker;
+  }
+
+  /** Stops watching and ends the sessions. HAProxy keeps its servers. */
+  public async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.retryTimer);
+    clearInterval(this.resyncTimer);
+    clearInterval(this.workerTimer);
+    this.watchers.forEach((w) => w.stop());
+    await Promise.all([...this.sessions.values()].map((s) => s.close()));
+  }
+
+  private async onInstances(service: LoadedSynapseService, instances: DiscoveredInstance[]): Promise<void> {
+    const metrics = this.options.metrics;
+    const report = (this.reports.get(service.name) ?? 0) + 1;
+    this.reports.set(service.name, report);
+    metrics?.gauge('synapse_registrations', 'Valid registrations seen per service.').set({ service: service.name }, instances.length);
+    const log = this.options.log.child({ service: service.name });
+    const registered: DesiredServer[] = [];
+    for (const { child, registration } of instances) {
+      const host = await resolve(registration.host);
+      if (host === undefined) {
+        log.warn('registration skipped: host does not resolve', { child, host: registration.host });
+        metrics?.counter('synapse_registrations_rejected_total', 'Registrations refused as invalid or unsafe.').inc({ service: service.name });
+        continue;
+      }
+      registered.push({ host, port: registration.port, weight: registration.weight, options: registration.haproxy_server_options ?? '', label: registration.name || child });
+    }
+    const defaults: DesiredServer[] = [];
+    for (const d of service.defaultServers) {
+      const host = await resolve(d.host);
+      if (host !== undefined) defaults.push({ host, port: d.port, options: '', label: `default:${d.name}` });
+    }
+
+    if (this.reports.get(service.name) !== report) return;
+    let next: DesiredServer[] | undefined;
+    if (registered.length > 0) {
+      next = service.keepDefaultServers ? [...registered, ...defaults] : registered;
+    } else if (defaults.length > 0) {
+      next = defaults;
+    } else if (service.usePreviousBackends) {
+      // An empty path is more often a discovery accident than a service with no instances.
+      if (this.desired.get(service.name) !== undefined) log.warn('no registrations; keeping the previous servers (use_previous_backends)');
+      return;
+    } else {
+      next = [];
+    }
+    this.desired.set(service.name, next);
+    log.info('instances changed', { servers: next.map((s) => `${s.host}:${s.port}`) });
+    this.schedule();
+  }
+
+  /** Runs a sync soon; syncs never overlap and a request during one runs another after it. */
+  private schedule(): void {
+    if (this.stopped) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = true;
+    void this.loop();
+  }
+
+  private async loop(): Promise<void> {
+    try {
+      do {
+        this.again = false;
+        try {
+          await this.sync();
+        } catch (e) {
+          // A config HAProxy rejects, or a reload that is switched off, is not cured by retrying.
+          const final = e instanceof ReloadError && (e.stage === 'check' || e.stage === 'disabled');
+          this.options.log.error(final ? 'could not bring haproxy in line; waiting for the next change' : 'could not bring haproxy in line; retrying', { error: e as Error });
+          if (!final) {
+            clearTimeout(this.retryTimer);
+            this.retryTimer = setTimeout(() => this.schedule(), RETRY_MS);
+          }
+        }
+      } while (this.again && !this.stopped);
+    } finally {
+      this.running = false;
+    }
+  }
+
+  /** Reads HAProxy's slots, applies what fits through the socket, and reloads for the rest. */
+  private async sync(): Promise<void> {
+    const metrics = this.options.metrics;
+    let states: HaproxyServerState[] = [];
+    if (this.runtime) {
+      try {
+        states = await this.runtime.serversState();
+        this.haproxyReachable = true;
+      } catch (e) {
+        this.haproxyReachable = false;
+        throw new Error(`haproxy admin socket: ${(e as Error).message}`);
+      }
+    }
+    const configText = this.readConfigFile();
+    const slots = new Map<string, SlotState[]>();
+    const plans = new Map<string, BackendPlan>();
+    let overflow = false;
+    for (const service of this.config.services) {
+      const options = configText === undefined ? undefined : renderedSlotOptions(configText, service.backendName, this.serverOptions(service));
+      const current = slotStates(states.filter((x) => x.backend === service.backendName), options);
+      slots.set(service.name, current);
+      const desired = this.desired.get(service.name);
+      if (desired === undefined) continue;
+      // Without the runtime socket every server goes in by a reload.
+      const plan = planBackend(current, desired);
+      plans.set(service.name, plan);
+      if (plan.overflow.length > 0) overflow = true;
+    }
+
+    for (const service of this.config.services) {
+      const plan = plans.get(service.name);
+      if (!plan) continue;
+      const log = this.options.log.child({ service: service.name });
+      for (const change of plan.changes) {
+        const b = service.backendName;
+        const s = change.slot.server;
+        if (change.kind === 'add') {
+          await this.runtime!.setServerAddress(b, s, change.server.host, change.server.port);
+          if (change.slot.weight !== change.weight) await this.runtime!.setServerWeight(b, s, change.weight);
+          await this.runtime!.setServerState(b, s, 'ready');
+          log.info('server added', { slot: s, server: `${change.server.host}:${change.server.port}`, instance: change.server.label });
+        } else if (change.kind === 'weight') {
+          await this.runtime!.setServerWeight(b, s, change.weight);
+          log.info('server weight changed', { slot: s, weight: change.weight });
+        } else {
+          await this.runtime!.setServerState(b, s, 'maint');
+          log.info('server removed', { slot: s, server: `${change.slot.host}:${change.slot.port}` });
+        }
+        metrics?.counter('synapse_runtime_updates_total', 'Server changes made through the runtime socket.').inc({ service: service.name, action: change.kind });
+      }
+      this.inService.set(service.name, plan.placement.length);
+    }
+
+    if (overflow) {
+      await this.reload(slots, plans);
+      return;
+    }
+    const { backends, counts } = placedBackends(this.config.services, slots, plans);
+    const persisted = await this.reloader.persist(backends, counts);
+    if (persisted === 'reload') {
+      this.options.log.info('haproxy.cfg differs from synapse.conf.json beyond its servers: reloading');
+      await this.reload(slots, plans);
+    }
+  }
+
+  private async reload(slots: Map<string, SlotState[]>, plans: Map<string, BackendPlan>): Promise<void> {
+    const metrics = this.options.metrics;
+    const wait = this.lastReloadAt + this.config.haproxy.restartIntervalMs - Date.now();
+    if (wait > 0) {
+      // Rate limit: the run-time part is done; the rest follows after the interval.
+      clearTimeout(this.retryTimer);
+      this.retryTimer = setTimeout(() => this.schedule(), wait);
+      return;
+    }
+    const { backends, counts } = placedBackends(this.config.services, slots, plans, true);
+    this.lastReloadAt = Date.now();
+    try {
+      await this.reloader.reload(backends, counts);
+      metrics?.counter('synapse_reloads_total', 'HAProxy reloads by result.').inc({ result: 'ok' });
+      this.options.log.info('haproxy reloaded for a new config shape', { slots: counts });
+      for (const [name, servers] of Object.entries(backends)) this.inService.set(name, servers.length);
+    } catch (e) {
+      metrics?.counter('synapse_reloads_total', 'HAProxy reloads by result.').inc({ result: e instanceof ReloadError ? e.stage : 'error' });
+      throw e;
+    }
+  }
+
+  private serverOptions(service: LoadedSynapseService): string | undefined {
+    return this.config.config.services[service.name]?.haproxy?.server_options;
+  }
+
+  private readConfigFile(): string | undefined {
+    const path = this.config.haproxy.configFilePath;
+    if (path === undefined) return undefined;
+    try {
+      return readFileSync(path, 'utf8');
+    } catch {
+      return undefined;
+    }
+  }
+}
+
+/**
+ * Every backend's servers in their slots: as planned where discovery has spoken, as HAProxy has
+ * them where it has not. With `grow`, servers that found no free slot go into new slots past the
+ * current ones (none of which is in the state file), and the backend doubles.
+ */
+function placedBackends(services: LoadedSynapseService[], slots: Map<string, SlotState[]>, plans: Map<string, BackendPlan>, grow = false) {
+  const backends: { [service: string]: HaproxyServerSlot[] } = {};
+  const counts: { [service: string]: number } = {};
+  for (const service of services) {
+    const current = slots.get(service.name) ?? [];
+    const plan = plans.get(service.name);
+    const placed = plan
+      ? plan.placement.map(({ slot, server }) => ({ slot, host: server.host, port: server.port, weight: server.weight, options: server.options }))
+      : current.filter((x) => x.inService).map((x) => ({ slot: x.index, host: x.host, port: x.port, weight: x.weight, options: x.options }));
+    let next = current.length;
+    const grown = grow ? (plan?.overflow ?? []).map((server) => ({ slot: ++next, host: server.host, port: server.port, weight: server.weight, options: server.options })) : [];
+    counts[service.name] = grown.length > 0 && current.length > 0 ? Math.max(current.length * 2, next) : Math.max(current.length, next);
+    backends[service.name] = [...placed, ...grown].map((x) => ({
+      slot: x.slot,
+      host: x.host,
+      port: x.port,
+      ...(x.weight !== undefined ? { weight: x.weight } : {}),
+      ...(x.options !== '' ? { haproxyServerOptions: x.options } : {}),
+    }));
+  }
+  return { backends, counts };
+}
+
+/** An IP address for a registration's host; hostnames are looked up (the socket takes addresses only). */
+async function resolve(host: string): Promise<string | undefined> {
+  if (isIpAddress(host)) return host;
+  try {
+    return (await dns.lookup(host)).address;
+  } catch {
+    return undefined;
+  }
+}

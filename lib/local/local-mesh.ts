@@ -1,0 +1,302 @@
+import { ChildProcess, spawn, spawnSync } from 'child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'fs';
+import { tmpdir } from 'os';
+import { join } from 'path';
+import { HaproxyMaster, HaproxyProcessList, HaproxyRuntime } from '../agent/haproxy-runtime';
+import { RegistryStatus, registryStatus } from '../agent/registry-status';
+import { readSynthesizedDocuments, readSynthesizedStack } from '../cloud-init/synthesized-documents';
+import { NerveConfig } from '../schema/nerve-config';
+import { SynapseConfig } from '../schema/synapse-config';
+import { fourLetterWord } from './four-letter-word';
+import { LoopbackHost, layOutLoopbackHosts } from './loopback-host';
+
+export interface LocalMeshOptions {
+  /** The `cdktf synth` output directory. */
+  readonly outdir: string;
+  /** The stack to run; needed when the output holds more than one. */
+  readonly stack?: string;
+  /** Where the hosts' files go; a new temporary directory (removed on stop) when not given. */
+  readonly workdir?: string;
+  /** First two octets of the loopback range, e.g. '127.77'. */
+  readonly loopbackPrefix?: string;
+  /**
+   * Command that runs a provided service instead of the built-in backend; `{address}`, `{port}`,
+   * `{service}` and `{instance}` are replaced.
+   */
+  readonly backendCommand?: string;
+  /** How to run the agents: argv before `nerve --config F`. */
+  readonly smartstackCommand?: string[];
+  /** Progress lines. */
+  readonly log?: (line: string) => void;
+}
+
+/** One process the mesh started, named `<host>/<role>`. */
+export interface MeshProcess {
+  readonly name: string;
+  readonly host: LoopbackHost;
+  readonly argv: string[];
+  child: ChildProcess;
+}
+
+export interface MemberStatus {
+  readonly hostname: string;
+  readonly address: string;
+  /** leader, follower, or '' when the member does not serve. */
+  readonly mode: string;
+}
+
+export interface MeshStatus {
+  readonly members: MemberStatus[];
+  readonly registry?: RegistryStatus;
+  readonly registryError?: string;
+}
+
+const ZOO_CFG = '/etc/zookeeper/smartstack/zoo.cfg';
+const ZOOKEEPER_UNIT = '/etc/systemd/system/zookeeper.service';
+const NERVE_CONFIG = '/etc/smartstack/nerve.conf.json';
+const SYNAPSE_CONFIG = '/etc/smartstack/synapse.conf.json';
+const HAPROXY_BOOTSTRAP = '/etc/smartstack/haproxy-bootstrap.cfg';
+const PACKAGE_ROOT = join(__dirname, '..', '..');
+
+/** A program the mesh runs, and the Debian package that provides it. */
+const PROGRAMS: Array<[string, string]> = [
+  ['java', 'zookeeper (brings a Java runtime)'],
+  ['haproxy', 'haproxy'],
+];
+
+/**
+ * Runs a synthesized stack on this machine: each host on its own 127.x address with its files under
+ * a working directory, its ZooKeeper member, its sidecar's HAProxy, nerve and synapse, and a small
+ * backend for each service it provides.
+ */
+export class LocalMesh {
+  public readonly hosts: LoopbackHost[];
+  public readonly workdir: string;
+  private readonly processes = new Map<string, MeshProcess>();
+  private readonly ownsWorkdir: boolean;
+  private readonly log: (line: string) => void;
+  private readonly smartstack: string[];
+
+  public constructor(private readonly options: LocalMeshOptions) {
+    const missing = PROGRAMS.filter(([program]) => spawnSync('sh', ['-c', `command -v ${program}`]).status !== 0);
+    if (missing.length > 0) {
+      throw new Error(`smartstack local needs ${missing.map(([p, pkg]) => `${p} (Debian package ${pkg})`).join(' and ')}: install with  sudo apt-get install -y ${missing.map(([, pkg]) => pkg.split(' ')[0]).join(' ')}`);
+    }
+    const stack = options.stack ?? onlyStack(options.outdir);
+    const documents = readSynthesizedDocuments(readSynthesizedStack(options.outdir, stack));
+    if (documents.length === 0) throw new Error(`stack ${stack} in ${options.outdir} has no VdsNode hosts`);
+    this.ownsWorkdir = options.workdir === undefined;
+    this.workdir = options.workdir ?? mkdtempSync(join(tmpdir(), 'smartstack-local-'));
+    this.hosts = layOutLoopbackHosts(documents, this.workdir, options.loopbackPrefix ?? '127.77');
+    this.log = options.log ?? (() => undefined);
+    this.smartstack = options.smartstackCommand ?? [process.execPath, join(PACKAGE_ROOT, 'bin', 'smartstack')];
+    for (const host of this.hosts) adaptForOneMachine(host);
+  }
+
+  /** ZooKeeper members (hosts whose document has a zoo.cfg). */
+  public get members(): LoopbackHost[] {
+    return this.hosts.filter((h) => h.files.has(ZOO_CFG));
+  }
+
+  /** `address:port,...` of the members, as the agents use it. */
+  public get connectionString(): string {
+    return this.members.map((h) => `${h.address}:${clientPort(h)}`).join(',');
+  }
+
+  /** Starts everything, in dependency order, and waits for the ensemble to have a leader. */
+  public async start(): Promise<void> {
+    for (const host of this.members) this.startZookeeper(host);
+    await this.waitForLeader(90000);
+    for (const host of this.hosts) {
+      for (const [service, port] of providedServices(host)) this.startBackend(host, service, port);
+    }
+    for (const host of this.hosts.filter((h) => h.files.has(SYNAPSE_CONFIG))) {
+      this.startHaproxy(host);
+      this.startAgent(host, 'synapse');
+    }
+    for (const host of this.hosts.filter((h) => h.files.has(NERVE_CONFIG))) this.startAgent(host, 'nerve');
+  }
+
+  /** Stops every process (agents first, so nerve deregisters), then removes what it created. */
+  public async stop(): Promise<void> {
+    const order = ['nerve', 'synapse', 'haproxy', 'backend', 'zookeeper'];
+    const rank = (p: MeshProcess) => order.findIndex((role) => p.name.split('/')[1].startsWith(role));
+    const all = [...this.processes.values()].sort((a, b) => rank(a) - rank(b));
+    for (const p of all) await stopProcess(p.child, 10000);
+    this.processes.clear();
+    if (this.ownsWorkdir) rmSync(this.workdir, { recursive: true, force: true });
+  }
+
+  /** The processes by name, e.g. `app1/nerve`, `web1/haproxy`, `app1/backend:user-service`. */
+  public process(name: string): MeshProcess {
+    const p = this.processes.get(name);
+    if (!p) throw new Error(`no process ${name}; there are ${[...this.processes.keys()].join(', ')}`);
+    return p;
+  }
+
+  public get processNames(): string[] {
+    return [...this.processes.keys()].sort();
+  }
+
+  /** Sends a signal and waits (bounded) until the process exited. */
+  public async kill(name: string, signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 15000): Promise<void> {
+    const p = this.process(name);
+    await stopProcess(p.child, timeoutMs, signal);
+  }
+
+  /** Starts a stopped process again with the same command line. */
+  public restart(name: string): void {
+    const p = this.process(name);
+    if (p.child.exitCode === null && p.child.signalCode === null) throw new Error(`${name} is still running`);
+    this.spawn(p.name, p.host, p.argv);
+  }
+
+  /**
+   * Reloads a sidecar's HAProxy the way its unit's `systemctl reload` does: server state dumped to
+   * the state file, then the master told to reload.
+   */
+  public async reloadHaproxy(hostname: string): Promise<HaproxyProcessList> {
+    const host = this.hosts.find((h) => h.hostname === hostname);
+    const synapse = host?.files.get(SYNAPSE_CONFIG);
+    if (!host || !synapse) throw new Error(`host ${hostname} has no sidecar HAProxy`);
+    const { haproxy } = JSON.parse(synapse) as SynapseConfig;
+    const state = await new HaproxyRuntime(haproxy.socket_file_path!).serversStateFile();
+    const stateFile = /^\s*server-state-file\s+(\S+)/m.exec(readFileSync(haproxy.config_file_path!, 'utf8'))?.[1];
+    if (stateFile) {
+      writeFileSync(`${stateFile}.new`, state);
+      renameSync(`${stateFile}.new`, stateFile);
+    }
+    return new HaproxyMaster(haproxy.master_socket_file_path!).reload();
+  }
+
+  /** What the members say of themselves and what ZooKeeper says is registered. */
+  public async status(): Promise<MeshStatus> {
+    const members = await Promise.all(
+      this.members.map(async (h) => {
+        const srvr = await fourLetterWord(h.address, clientPort(h), 'srvr');
+        return { hostname: h.hostname, address: h.address, mode: /^Mode: (\w+)/m.exec(srvr)?.[1] ?? '' };
+      }),
+    );
+    try {
+      return { members, registry: await registryStatus(this.connectionString, '/services', {}, 5000) };
+    } catch (e) {
+      return { members, registryError: (e as Error).message };
+    }
+  }
+
+  private startZookeeper(host: LoopbackHost): void {
+    const unit = host.files.get(ZOOKEEPER_UNIT) ?? '';
+    const classpath = /-cp (\S+)/.exec(unit)?.[1];
+    if (!classpath) throw new Error(`host ${host.hostname}: its zookeeper.service has no -cp; cannot start its member`);
+    const logDir = host.hostPath('/var/log/zookeeper');
+    const zooCfg = host.files.get(ZOO_CFG)!;
+    for (const dir of [logDir, ...[/^dataDir=(.+)$/m, /^dataLogDir=(.+)$/m].map((r) => r.exec(zooCfg)?.[1] ?? '')].filter(Boolean)) {
+      mkdirSync(dir, { recursive: true });
+    }
+    // The host-sized heap (java.env) would not fit several members on one machine.
+    const argv = ['java', '-Xmx256m', '-Xms64m', `-Dzookeeper.log.dir=${logDir}`, '-cp', classpath, 'org.apache.zookeeper.server.quorum.QuorumPeerMain', host.hostPath(ZOO_CFG)];
+    this.spawn(`${host.hostname}/zookeeper`, host, argv);
+  }
+
+  private startBackend(host: LoopbackHost, service: string, port: number): void {
+    const vars: Record<string, string> = { address: host.address, port: String(port), service, instance: host.hostname };
+    const argv = this.options.backendCommand
+      ? ['sh', '-c', this.options.backendCommand.replace(/\{(address|port|service|instance)\}/g, (_m, k: string) => vars[k])]
+      : [process.execPath, join(__dirname, 'instance-backend.js'), host.address, String(port), service, host.hostname];
+    this.spawn(`${host.hostname}/backend:${service}`, host, argv);
+  }
+
+  private startHaproxy(host: LoopbackHost): void {
+    const synapse = JSON.parse(host.files.get(SYNAPSE_CONFIG)!) as SynapseConfig;
+    const configFile = synapse.haproxy.config_file_path!;
+    const masterSocket = synapse.haproxy.master_socket_file_path!;
+    for (const path of [configFile, masterSocket, synapse.haproxy.socket_file_path!]) mkdirSync(join(path, '..'), { recursive: true });
+    // As the unit does: the bootstrap seeds the file synapse owns afterwards.
+    if (!existsSync(configFile)) copyFileSync(host.hostPath(HAPROXY_BOOTSTRAP), configFile);
+    this.spawn(`${host.hostname}/haproxy`, host, ['haproxy', '-W', '-S', `${masterSocket},mode,600`, '-f', configFile]);
+  }
+
+  private startAgent(host: LoopbackHost, agent: 'nerve' | 'synapse'): void {
+    const config = host.hostPath(agent === 'nerve' ? NERVE_CONFIG : SYNAPSE_CONFIG);
+    this.spawn(`${host.hostname}/${agent}`, host, [...this.smartstack, agent, '--config', config]);
+  }
+
+  private spawn(name: string, host: LoopbackHost, argv: string[]): void {
+    const logDir = join(this.workdir, 'logs');
+    mkdirSync(logDir, { recursive: true });
+    const out = openSync(join(logDir, `${name.replace(/[/:]/g, '-')}.log`), 'a');
+    const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', out, out], cwd: host.root });
+    child.on('error', (e) => this.log(`${name}: ${e.message}`));
+    this.processes.set(name, { name, host, argv, child });
+    this.log(`started ${name}: ${argv.join(' ')}`);
+  }
+
+  private async waitForLeader(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const { members } = await this.status();
+      if (members.some((m) => m.mode === 'leader' || m.mode === 'standalone')) return;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    throw new Error(`the ZooKeeper ensemble elected no leader within ${timeoutMs / 1000} s; logs in ${join(this.workdir, 'logs')}`);
+  }
+}
+
+function onlyStack(outdir: string): string {
+  const stacks = existsSync(join(outdir, 'stacks')) ? readdirSync(join(outdir, 'stacks')) : [];
+  if (stacks.length !== 1) {
+    throw new Error(stacks.length === 0 ? `${outdir} holds no synthesized stack: run cdktf synth first` : `${outdir} holds ${stacks.length} stacks (${stacks.join(', ')}): choose one with --stack`);
+  }
+  return stacks[0];
+}
+
+function clientPort(host: LoopbackHost): number {
+  return Number(/^clientPort=(\d+)$/m.exec(host.files.get(ZOO_CFG) ?? '')?.[1] ?? 2181);
+}
+
+function providedServices(host: LoopbackHost): Array<[string, number]> {
+  const nerve = host.files.get(NERVE_CONFIG);
+  if (!nerve) return [];
+  const config = JSON.parse(nerve) as NerveConfig;
+  return Object.entries(config.services).map(([name, s]) => [name, Number(s.port)]);
+}
+
+/**
+ * Everything runs as the invoking user on one machine: HAProxy keeps no `user`/`group` to switch to
+ * and its sockets no owner, and the agents' metrics ports (one fixed port on 127.0.0.1 per host on
+ * real hosts) are left off so that hosts do not collide.
+ */
+function adaptForOneMachine(host: LoopbackHost): void {
+  const dropPrivileges = (line: string) => !/^\s*(user|group)\s+\S+\s*$/.test(line);
+  const unowned = (line: string) => (/^\s*stats socket /.test(line) ? line.replace(/\s+(user|group)\s+\S+/g, '') : line);
+  const write = (path: string, content: string) => {
+    writeFileSync(host.hostPath(path), content);
+    host.files.set(path, content);
+  };
+  const nerve = host.files.get(NERVE_CONFIG);
+  if (nerve) {
+    const config = JSON.parse(nerve) as { metrics_port?: number };
+    delete config.metrics_port;
+    write(NERVE_CONFIG, JSON.stringify(config, null, 2) + '\n');
+  }
+  const synapse = host.files.get(SYNAPSE_CONFIG);
+  if (synapse) {
+    const config = JSON.parse(synapse) as { metrics_port?: number; haproxy: { global?: string[] } };
+    delete config.metrics_port;
+    config.haproxy.global = (config.haproxy.global ?? []).filter(dropPrivileges).map(unowned);
+    write(SYNAPSE_CONFIG, JSON.stringify(config, null, 2) + '\n');
+  }
+  const bootstrap = host.files.get(HAPROXY_BOOTSTRAP);
+  if (bootstrap) write(HAPROXY_BOOTSTRAP, bootstrap.split('\n').filter(dropPrivileges).map(unowned).join('\n'));
+}
+
+async function stopProcess(child: ChildProcess, timeoutMs: number, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill(signal);
+  const timer = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), timeoutMs).unref());
+  if ((await Promise.race([exited, timer])) === 'timeout') {
+    child.kill('SIGKILL');
+    await exited;
+  }
+}

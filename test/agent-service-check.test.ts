@@ -1,0 +1,43 @@
+import { ServiceCheck } from '../lib/agent/service-check';
+import { LoadedNerveCheck } from '../lib/schema/nerve-config-loader';
+import { startBackend, TestBackend } from './support/agent-backend';
+import { freePort } from './support/haproxy-process';
+
+describe('ServiceCheck', () => {
+  let backend: TestBackend;
+  beforeAll(async () => {
+    backend = await startBackend('127.0.0.1');
+  });
+  afterAll(() => backend.kill());
+
+  const http = (extra: Partial<LoadedNerveCheck> = {}): LoadedNerveCheck => ({
+    type: 'http', name: 'h', host: backend.host, port: backend.port, uri: '/health', timeoutMs: 1000, rise: 2, fall: 3, headers: {}, ...extra,
+  });
+
+  test('starts down, goes up after rise passes and down after fall failures', async () => {
+    const check = new ServiceCheck(http());
+    await check.run();
+    expect(check.up).toBe(false);
+    await check.run();
+    expect(check.up).toBe(true);
+    backend.setHealthy(false);
+    await check.run();
+    await check.run();
+    expect(check.up).toBe(true);
+    expect(check.lastResult).toEqual({ ok: false, reason: 'status 503' });
+    await check.run();
+    expect(check.up).toBe(false);
+    backend.setHealthy(true);
+  });
+
+  test('expect passes when the body contains the text, as HAProxy reads it', async () => {
+    expect((await new ServiceCheck(http({ expect: 'ok' })).run()).ok).toBe(true);
+    expect((await new ServiceCheck(http({ expect: 'fine' })).run())).toEqual({ ok: false, reason: 'unexpected response body' });
+  });
+
+  test('tcp checks pass on connect and fail on refusal', async () => {
+    const tcp = (port: number): LoadedNerveCheck => ({ ...http(), type: 'tcp', port, uri: '' });
+    expect((await new ServiceCheck(tcp(backend.port)).run()).ok).toBe(true);
+    expect((await new ServiceCheck(tcp(await freePort())).run()).ok).toBe(false);
+  });
+});
