@@ -12,6 +12,14 @@ const needs = [
   { what: 'socat (the HAProxy unit dumps server state with it)', present: () => onPath('socat'), pkg: 'socat' },
 ];
 
+// `--bench`: the benchmarks also drive load with wrk and count instructions with valgrind.
+if (process.argv.includes('--bench')) {
+  needs.push(
+    { what: 'wrk (load generator)', present: () => onPath('wrk'), pkg: 'wrk' },
+    { what: 'valgrind (instruction counts)', present: () => onPath('valgrind'), pkg: 'valgrind' },
+  );
+}
+
 function onPath(command) {
   return spawnSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' }).status === 0;
 }
@@ -47,4 +55,4 @@ if (!onPath('terraform')) {
   }
   console.warn(`${message}. They are skipped.`);
 }
-console.log('preflight: zookeeper, haproxy, cloud-init, nftables, socat' + (onPath('terraform') ? ', terraform' : '') + ' found');
+console.log(`preflight: ${needs.map((n) => n.pkg).join(', ')}${onPath('terraform') ? ', terraform' : ''} found`);
