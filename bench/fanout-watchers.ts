@@ -7,6 +7,7 @@
  * - `reread-all`: the baseline, upstream synapse's way: on every child event, list the children and
  *   read every child's data again, one after the other.
  */
+import { CoalescedRun } from '../lib/agent/coalesced-run';
 import { Logger } from '../lib/agent/log';
 import { ZkServiceWatcher } from '../lib/agent/zk-service-watcher';
 import { ZkSession } from '../lib/agent/zk-session';
@@ -58,9 +59,8 @@ class OursWatcher implements BenchWatcher {
 class RereadAllWatcher implements BenchWatcher {
   public lists = 0;
   public gets = 0;
-  private running = false;
-  private again = false;
-  private stopped = false;
+  // A failed pass is retried on the next event or reconnect, as upstream does.
+  private readonly run = new CoalescedRun(() => this.discover().catch(() => undefined));
 
   public constructor(private readonly session: ZkSession, private readonly path: string, private readonly onChildren: (children: string[]) => void) {}
 
@@ -70,32 +70,11 @@ class RereadAllWatcher implements BenchWatcher {
   }
 
   public stop(): void {
-    this.stopped = true;
+    this.run.stop();
     this.session.off('connected', this.kick);
   }
 
-  private readonly kick = (): void => {
-    if (this.stopped) return;
-    if (this.running) {
-      this.again = true;
-      return;
-    }
-    this.running = true;
-    void this.loop();
-  };
-
-  private async loop(): Promise<void> {
-    try {
-      do {
-        this.again = false;
-        await this.discover().catch(() => {
-          // A failed pass is retried on the next event or reconnect, as upstream does.
-        });
-      } while (this.again && !this.stopped);
-    } finally {
-      this.running = false;
-    }
-  }
+  private readonly kick = (): void => this.run.request();
 
   private async discover(): Promise<void> {
     this.lists++;

@@ -1,5 +1,6 @@
 import { promises as dns } from 'dns';
 import { readFileSync } from 'fs';
+import { CoalescedRun } from './coalesced-run';
 import { BackendPlan, DesiredServer, planBackend, SlotState, slotStates } from './backend-slots';
 import { HaproxyReloader, ReloadError } from './haproxy-reloader';
 import { HaproxyMaster, HaproxyRuntime, HaproxyServerState } from './haproxy-runtime';
@@ -44,8 +45,7 @@ export class Synapse {
   private readonly runtime?: HaproxyRuntime;
   private readonly master?: HaproxyMaster;
   private readonly reloader: HaproxyReloader;
-  private running = false;
-  private again = false;
+  private readonly syncRun = new CoalescedRun(() => this.syncOnce());
   private stopped = false;
   private retryTimer?: NodeJS.Timeout;
   private resyncTimer?: NodeJS.Timeout;
@@ -116,6 +116,7 @@ export class Synapse {
   /** Stops watching and ends the sessions. HAProxy keeps its servers. */
   public async stop(): Promise<void> {
     this.stopped = true;
+    this.syncRun.stop();
     clearTimeout(this.retryTimer);
     clearInterval(this.resyncTimer);
     clearInterval(this.workerTimer);
@@ -165,33 +166,20 @@ export class Synapse {
 
   /** Runs a sync soon; syncs never overlap and a request during one runs another after it. */
   private schedule(): void {
-    if (this.stopped) return;
-    if (this.running) {
-      this.again = true;
-      return;
-    }
-    this.running = true;
-    void this.loop();
+    this.syncRun.request();
   }
 
-  private async loop(): Promise<void> {
+  private async syncOnce(): Promise<void> {
     try {
-      do {
-        this.again = false;
-        try {
-          await this.sync();
-        } catch (e) {
-          // A config HAProxy rejects, or a reload that is switched off, is not cured by retrying.
-          const final = e instanceof ReloadError && (e.stage === 'check' || e.stage === 'disabled');
-          this.options.log.error(final ? 'could not bring haproxy in line; waiting for the next change' : 'could not bring haproxy in line; retrying', { error: e as Error });
-          if (!final) {
-            clearTimeout(this.retryTimer);
-            this.retryTimer = setTimeout(() => this.schedule(), RETRY_MS);
-          }
-        }
-      } while (this.again && !this.stopped);
-    } finally {
-      this.running = false;
+      await this.sync();
+    } catch (e) {
+      // A config HAProxy rejects, or a reload that is switched off, is not cured by retrying.
+      const final = e instanceof ReloadError && (e.stage === 'check' || e.stage === 'disabled');
+      this.options.log.error(final ? 'could not bring haproxy in line; waiting for the next change' : 'could not bring haproxy in line; retrying', { error: e as Error });
+      if (!final && !this.stopped) {
+        clearTimeout(this.retryTimer);
+        this.retryTimer = setTimeout(() => this.schedule(), RETRY_MS);
+      }
     }
   }
 

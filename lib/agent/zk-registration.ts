@@ -1,3 +1,4 @@
+import { CoalescedRun } from './coalesced-run';
 import { Logger } from './log';
 import { CreateMode, ZK_NO_NODE, ZkConnectedEvent, ZkError, ZkSession } from './zk-session';
 import { decodeRegistration } from '../schema/registration-codec';
@@ -28,8 +29,7 @@ export class ZkRegistration {
   private verify = false;
   /** A create failed without a clear answer: a node of ours may exist that we do not know of. */
   private uncertain = false;
-  private running = false;
-  private again = false;
+  private readonly run = new CoalescedRun(() => this.reconcileOnce());
   private retryTimer?: NodeJS.Timeout;
   private stopped = false;
 
@@ -59,10 +59,11 @@ export class ZkRegistration {
   public async stop(timeoutMs = 3000): Promise<void> {
     this.want = false;
     this.stopped = true;
+    this.run.stop();
     clearTimeout(this.retryTimer);
     this.session.off('connected', this.onConnected);
     const deadline = Date.now() + timeoutMs;
-    while (this.running && Date.now() < deadline) await sleep(20);
+    while (this.run.running && Date.now() < deadline) await sleep(20);
     if (this.node && this.session.connected) {
       await this.session.remove(this.node.path).catch(() => undefined);
       this.events.onDeregistered?.(this.node.path);
@@ -78,32 +79,20 @@ export class ZkRegistration {
   };
 
   private kick(): void {
-    if (this.stopped) return;
-    if (this.running) {
-      this.again = true;
-      return;
-    }
-    this.running = true;
-    void this.loop();
+    this.run.request();
   }
 
-  private async loop(): Promise<void> {
+  /** One reconcile; on failure, another after a pause while the session lasts. */
+  private async reconcileOnce(): Promise<void> {
     try {
-      do {
-        this.again = false;
-        try {
-          await this.reconcile();
-        } catch (e) {
-          this.events.onError?.(e as Error);
-          this.log.warn('registration step failed; retrying', { error: e as Error });
-          if (this.session.connected && !this.stopped) {
-            clearTimeout(this.retryTimer);
-            this.retryTimer = setTimeout(() => this.kick(), RETRY_MS);
-          }
-        }
-      } while (this.again && !this.stopped);
-    } finally {
-      this.running = false;
+      await this.reconcile();
+    } catch (e) {
+      this.events.onError?.(e as Error);
+      this.log.warn('registration step failed; retrying', { error: e as Error });
+      if (this.session.connected && !this.stopped) {
+        clearTimeout(this.retryTimer);
+        this.retryTimer = setTimeout(() => this.kick(), RETRY_MS);
+      }
     }
   }
 

@@ -1,3 +1,4 @@
+import { CoalescedRun } from './coalesced-run';
 import { Logger } from './log';
 import { ZK_NO_NODE, ZkConnectedEvent, ZkError, ZkSession } from './zk-session';
 import { decodeChildName, decodeRegistration, DecodedRegistration } from '../schema/registration-codec';
@@ -32,8 +33,7 @@ const RETRY_MS = 1000;
 export class ZkServiceWatcher {
   /** Child name → its registration, or null for a child that was refused. */
   private readonly cache = new Map<string, Registration | null>();
-  private running = false;
-  private again = false;
+  private readonly run = new CoalescedRun(() => this.refreshOnce());
   private stopped = false;
   private retryTimer?: NodeJS.Timeout;
   private reported = false;
@@ -52,6 +52,7 @@ export class ZkServiceWatcher {
 
   public stop(): void {
     this.stopped = true;
+    this.run.stop();
     clearTimeout(this.retryTimer);
     this.session.off('connected', this.onConnected);
   }
@@ -72,31 +73,19 @@ export class ZkServiceWatcher {
   private readonly onChildrenChanged = (): void => this.kick();
 
   private kick(): void {
-    if (this.stopped) return;
-    if (this.running) {
-      this.again = true;
-      return;
-    }
-    this.running = true;
-    void this.loop();
+    this.run.request();
   }
 
-  private async loop(): Promise<void> {
+  /** One listing; on failure, another after a pause while the session lasts. */
+  private async refreshOnce(): Promise<void> {
     try {
-      do {
-        this.again = false;
-        try {
-          await this.refresh();
-        } catch (e) {
-          this.log.warn('listing the service path failed; retrying', { path: this.path, error: e as Error });
-          if (this.session.connected && !this.stopped) {
-            clearTimeout(this.retryTimer);
-            this.retryTimer = setTimeout(() => this.kick(), RETRY_MS);
-          }
-        }
-      } while (this.again && !this.stopped);
-    } finally {
-      this.running = false;
+      await this.refresh();
+    } catch (e) {
+      this.log.warn('listing the service path failed; retrying', { path: this.path, error: e as Error });
+      if (this.session.connected && !this.stopped) {
+        clearTimeout(this.retryTimer);
+        this.retryTimer = setTimeout(() => this.kick(), RETRY_MS);
+      }
     }
   }
 
