@@ -1,22 +1,25 @@
 import { LocalMesh } from '../local/local-mesh';
 import { renderMeshStatus } from '../local/mesh-status-table';
 
-export const LOCAL_USAGE = `  smartstack local [cdktf.out] [--stack NAME] [--backend-command CMD] [--workdir DIR]
-      runs the synthesized mesh on this machine's loopback addresses; Ctrl-C stops it and removes its files
-`;
-
 /**
  * `smartstack local`: starts the mesh, shows its status until interrupted, then stops everything
  * it started and removes what it created.
  */
 export async function runLocal(words: string[], flags: { [name: string]: string }): Promise<number> {
-  const mesh = new LocalMesh({
-    outdir: words[1] ?? 'cdktf.out',
-    stack: flags.stack,
-    workdir: flags.workdir,
-    backendCommand: flags['backend-command'],
-    log: (line) => process.stderr.write(`${line}\n`),
-  });
+  let mesh: LocalMesh;
+  try {
+    mesh = new LocalMesh({
+      outdir: words[1] ?? 'cdktf.out',
+      stack: flags.stack,
+      workdir: flags.workdir,
+      backendCommand: flags['backend-command'],
+      log: (line) => process.stderr.write(`${line}\n`),
+    });
+  } catch (e) {
+    // What was synthesized, or what this machine lacks: the message says what to do.
+    process.stderr.write(`smartstack local: ${(e as Error).message}\n`);
+    return 2;
+  }
   let stopping: Promise<void> | undefined;
   const stop = () => (stopping ??= mesh.stop());
   const interrupted = new Promise<void>((resolve) => {
