@@ -1,3 +1,5 @@
+import { isIpv4 } from '../address';
+
 /**
  * The one whitelist every string bound for `haproxy.cfg` or the HAProxy runtime socket passes.
  *
@@ -27,7 +29,6 @@ const NAME = /^[A-Za-z0-9][A-Za-z0-9_.:-]*$/;
 const NAME_MAX = 100;
 const LINE_MAX = 2048;
 const HOSTNAME_LABEL = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
-const IPV4 = /^(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])$/;
 // Printable ASCII except `;` and `#`; quotes, spaces and backslashes are legal in directives.
 const LINE = /^[\x20-\x22\x24-\x3a\x3c-\x7e]+$/;
 
@@ -65,7 +66,7 @@ export function haproxySafe(field: string, value: unknown, kind: HaproxyValueKin
 
 /** True for a literal IPv4 or IPv6 address (HAProxy's runtime `set server addr` takes only these). */
 export function isIpAddress(value: string): boolean {
-  return IPV4.test(value) || isIpv6(value);
+  return isIpv4(value) || isIpv6(value);
 }
 
 function portReason(value: unknown): string | undefined {
@@ -90,7 +91,7 @@ function isIpv6(value: string): boolean {
   const lastColon = text.lastIndexOf(':');
   const tail = text.slice(lastColon + 1);
   if (tail.includes('.')) {
-    if (!IPV4.test(tail)) return false;
+    if (!isIpv4(tail)) return false;
     text = text.slice(0, lastColon + 1) + '0:0';
   }
   const halves = text.split('::');
