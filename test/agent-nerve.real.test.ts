@@ -4,35 +4,14 @@
  * session expiry, one registration per instance, and clear config errors.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'fs';
-import { get } from 'http';
 import { tmpdir } from 'os';
 import { join } from 'path';
 import { CreateMode, ZK_NO_NODE, ZkError, ZkSession } from '../lib/agent/zk-session';
 import { startBackend, TestBackend } from './support/agent-backend';
 import { AgentProcess, spawnAgent } from './support/agent-process';
 import { freePort } from './support/haproxy-process';
+import { eventually, httpGet } from './support/eventually';
 import { startLocalCluster, ZookeeperCluster } from './support/zookeeper-cluster';
-
-async function eventually<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    // A failed probe (ZooKeeper moving to another member) is a "not yet", not an answer.
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-function httpGet(url: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    get(url, (res) => {
-      let body = '';
-      res.on('data', (d: Buffer) => (body += d.toString()));
-      res.on('end', () => resolve(body));
-    }).on('error', reject);
-  });
-}
 
 describe('smartstack nerve against a real ZooKeeper ensemble', () => {
   let cluster: ZookeeperCluster;

@@ -6,7 +6,6 @@
  * flowing while the whole ensemble is down.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'fs';
-import { get } from 'http';
 import { tmpdir } from 'os';
 import { join } from 'path';
 import { isInService } from '../lib/agent/haproxy-runtime';
@@ -18,27 +17,8 @@ import { startBackend, TestBackend } from './support/agent-backend';
 import { AgentProcess, spawnAgent } from './support/agent-process';
 import { startRequestLoop } from './support/agent-request-loop';
 import { freePort, HaproxyProcess, startHaproxy } from './support/haproxy-process';
+import { eventually, httpGet } from './support/eventually';
 import { startLocalCluster, ZookeeperCluster } from './support/zookeeper-cluster';
-
-async function eventually<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-function httpGet(url: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    get(url, (res) => {
-      let body = '';
-      res.on('data', (d: Buffer) => (body += d.toString()));
-      res.on('end', () => resolve(body));
-    }).on('error', reject);
-  });
-}
 
 describe('smartstack synapse with a real HAProxy and a real ZooKeeper ensemble', () => {
   let cluster: ZookeeperCluster;

@@ -10,7 +10,8 @@ import { App, TerraformStack } from 'cdktf';
 import { HaproxySidecar, HealthCheck, ServiceMode, SmartStackService, VdsNode, ZookeeperEnsemble } from '../lib';
 import { LocalMesh } from '../lib/local/local-mesh';
 import { buildApp } from '../examples/main';
-import { registeredInstances, renderFigures, runSelfHealingScenario, sidecarOf, StepFigure, waitFor } from './support/mesh-scenario';
+import { eventually } from './support/eventually';
+import { registeredInstances, renderFigures, runSelfHealingScenario, sidecarOf, StepFigure } from './support/mesh-scenario';
 import { startRequestLoop } from './support/agent-request-loop';
 
 jest.setTimeout(10 * 60000);
@@ -46,8 +47,8 @@ describe('the default example on a local mesh', () => {
   test('the application on web1 reaches user-service at its localhost:3210, on both instances', async () => {
     const sidecar = sidecarOf(mesh, 'web1', 'user-service');
     expect(sidecar.port).toBe(3210);
-    await waitFor('both instances registered', 60000, async () => (await registeredInstances(mesh, 'user-service'))?.length === 2);
-    await waitFor('both instances in service', 60000, async () => (await sidecar.serving()).length === 2);
+    await eventually('both instances registered', async () => (await registeredInstances(mesh, 'user-service'))?.length === 2, 60000);
+    await eventually('both instances in service', async () => (await sidecar.serving()).length === 2, 60000);
     const loop = startRequestLoop(sidecar.host.address, sidecar.port, { maxRequests: 40, maxDurationMs: 20000 });
     const result = await loop.finished();
     expect(result.failures).toEqual([]);
@@ -124,7 +125,7 @@ describe('a second topology built through the public API on a local mesh', () =>
     ['c1', 'ledger', ['b1']],
   ])('%s reaches %s on every provider (%j)', async (consumer, service, providers) => {
     const sidecar = sidecarOf(mesh, consumer, service);
-    await waitFor(`${service} in service at ${consumer}`, 60000, async () => (await sidecar.serving()).length === providers.length);
+    await eventually(`${service} in service at ${consumer}`, async () => (await sidecar.serving()).length === providers.length, 60000);
     const loop = startRequestLoop(sidecar.host.address, sidecar.port, { maxRequests: 20, maxDurationMs: 20000 });
     const result = await loop.finished();
     expect(result.failures).toEqual([]);

@@ -10,6 +10,7 @@ import { tmpdir } from 'os';
 import { join } from 'path';
 import * as zookeeper from 'node-zookeeper-client';
 import { LoopbackHost, layOutLoopbackHosts } from '../lib/local/loopback-host';
+import { eventually } from './support/eventually';
 import { synthesizeExample } from './support/example-synth';
 import { fourLetterWord, zookeeperMode } from './support/zookeeper-4lw';
 
@@ -20,16 +21,6 @@ interface Member {
   readonly address: string;
   readonly waitScript: string;
   process?: ChildProcess;
-}
-
-async function eventually<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
 }
 
 function start(member: Member, classpath: string): void {
@@ -106,7 +97,7 @@ describe('the synthesized ensemble, booted for real', () => {
     expect(members.map((m) => m.address)).toEqual(['127.61.0.4', '127.61.0.5', '127.61.0.6']);
     expect(members.map((m) => m.host.files.get('/var/lib/zookeeper/myid'))).toEqual(['1\n', '2\n', '3\n']);
     start(members[0], classpath);
-    await eventually('member 1 to answer ruok', 30000, async () => ((await fourLetterWord(members[0].address, CLIENT_PORT, 'ruok')) === 'imok' ? true : undefined));
+    await eventually('member 1 to answer ruok', async () => ((await fourLetterWord(members[0].address, CLIENT_PORT, 'ruok')) === 'imok' ? true : undefined), 30000);
     expect(await zookeeperMode(members[0].address, CLIENT_PORT)).toBe('');
     const first = runWaitScript(members[0]);
     expect(first.output).toContain('zookeeper member 1 is up; no member serves yet');
@@ -116,10 +107,10 @@ describe('the synthesized ensemble, booted for real', () => {
   test('the three members elect one leader, and each rollout wait sees its member serving', async () => {
     start(members[1], classpath);
     start(members[2], classpath);
-    const modes = await eventually('a leader and two followers', 60000, async () => {
+    const modes = await eventually('a leader and two followers', async () => {
       const m = await Promise.all(members.map((x) => zookeeperMode(x.address, CLIENT_PORT)));
       return m.filter((x) => x === 'leader').length === 1 && m.filter((x) => x === 'follower').length === 2 ? m : undefined;
-    });
+    }, 60000);
     expect(modes.sort()).toEqual(['follower', 'follower', 'leader']);
     for (const member of members) {
       const wait = runWaitScript(member);
@@ -135,11 +126,11 @@ describe('the synthesized ensemble, booted for real', () => {
     const leader = members[modes.indexOf('leader')];
     await stop(leader);
     const survivors = members.filter((m) => m !== leader);
-    await eventually('a new leader among the survivors', 60000, async () => {
+    await eventually('a new leader among the survivors', async () => {
       const m = await Promise.all(survivors.map((x) => zookeeperMode(x.address, CLIENT_PORT)));
       return m.includes('leader') && m.includes('follower') ? m : undefined;
-    });
-    await eventually('a write after the failover', 30000, async () => createNode(client!, '/after-failure', 'written with 2 members').catch(() => undefined));
+    }, 60000);
+    await eventually('a write after the failover', async () => createNode(client!, '/after-failure', 'written with 2 members').catch(() => undefined), 30000);
     expect(await readNode(client!, '/before-failure')).toBe('written with 3 members');
     expect(await readNode(client!, '/after-failure')).toBe('written with 2 members');
 

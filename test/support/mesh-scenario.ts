@@ -11,6 +11,7 @@ import { LocalMesh } from '../../lib/local/local-mesh';
 import { LoopbackHost } from '../../lib/local/loopback-host';
 import { SynapseConfig } from '../../lib/schema/synapse-config';
 import { RequestLoop, RequestLoopResult, startRequestLoop } from './agent-request-loop';
+import { eventually } from './eventually';
 
 export interface StepFigure {
   readonly step: string;
@@ -35,16 +36,8 @@ export interface ScenarioOptions {
 }
 
 const STEP_TIMEOUT_MS = 60000;
-
-export async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined> | T | undefined, everyMs = 100): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
+/** How often convergence is checked: the resolution of the figures. */
+const POLL_MS = 100;
 
 /** The consumer's sidecar as the scenario observes it: its HAProxy sockets and local port. */
 export function sidecarOf(mesh: LocalMesh, hostname: string, service: string) {
@@ -85,7 +78,7 @@ export async function runSelfHealingScenario(mesh: LocalMesh, options: ScenarioO
   const providerPort = (name: string) => Number(JSON.parse(hostOf(name).files.get('/etc/smartstack/nerve.conf.json')!).services[service].port);
   const address = (name: string) => `${hostOf(name).address}:${providerPort(name)}`;
   const allServing = async () => JSON.stringify(await sidecar.serving()) === JSON.stringify(providers.map(address).sort());
-  await waitFor('every provider in service at the consumer', STEP_TIMEOUT_MS, allServing);
+  await eventually('every provider in service at the consumer', allServing, STEP_TIMEOUT_MS, POLL_MS);
 
   const loop: RequestLoop = startRequestLoop(sidecar.host.address, sidecar.port, { maxDurationMs: 10 * 60000, maxRequests: 200000, pauseMs: 5 });
   const figures: StepFigure[] = [];
@@ -94,7 +87,7 @@ export async function runSelfHealingScenario(mesh: LocalMesh, options: ScenarioO
     const before = loop.snapshot();
     const start = Date.now();
     await disrupt();
-    await waitFor(`${name}: ${convergedWhen}`, STEP_TIMEOUT_MS, converged);
+    await eventually(`${name}: ${convergedWhen}`, converged, STEP_TIMEOUT_MS, POLL_MS);
     const convergenceMs = Date.now() - start;
     const d = diff(before, loop.snapshot());
     figures.push({ step: name, requests: d.requests, failed: d.failures.length, convergenceMs, convergedWhen, failures: d.failures.slice(0, 5) });
@@ -133,7 +126,7 @@ export async function runSelfHealingScenario(mesh: LocalMesh, options: ScenarioO
       async () => (await registered(providers.filter((p) => p !== second))) && !(await sidecar.serving()).includes(address(second)),
       async () => {
         mesh.restart(`${second}/nerve`);
-        await waitFor(`${second} back in service`, STEP_TIMEOUT_MS, allServing);
+        await eventually(`${second} back in service`, allServing, STEP_TIMEOUT_MS, POLL_MS);
       },
     );
 
@@ -153,7 +146,7 @@ export async function runSelfHealingScenario(mesh: LocalMesh, options: ScenarioO
       },
       async () => {
         mesh.restart(`${leader}/zookeeper`);
-        await waitFor('the old leader back as a follower', STEP_TIMEOUT_MS, async () => (await mesh.status()).members.every((m) => m.mode !== ''));
+        await eventually('the old leader back as a follower', async () => (await mesh.status()).members.every((m) => m.mode !== ''), STEP_TIMEOUT_MS, POLL_MS);
       },
     );
 
