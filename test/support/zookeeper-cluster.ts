@@ -6,9 +6,10 @@
  * distinct 127.0.0.x addresses and free ports. Both wait for a leader via the `srvr` four-letter word.
  * Call `stop()` in afterAll; members are also killed if the test process exits.
  */
+import { fourLetterWord } from '../../lib/local/four-letter-word';
 import { ChildProcess, spawn } from 'child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'fs';
-import { AddressInfo, connect, createServer, Server } from 'net';
+import { AddressInfo, createServer, Server } from 'net';
 import { tmpdir } from 'os';
 import { join } from 'path';
 
@@ -83,23 +84,10 @@ const LOG4J = [
 const alive = new Set<ChildProcess>();
 process.once('exit', () => alive.forEach((c) => c.kill('SIGKILL')));
 
-/** Sends a four-letter word to host:port over a raw TCP socket and returns the answer ('' on failure). */
-export function fourLetterWord(address: string, word: string, timeoutMs = 2000): Promise<string> {
+/** Sends a four-letter word to `host:port` ('' when the member does not answer). */
+function fourLetterWordAt(address: string, word: string): Promise<string> {
   const at = address.lastIndexOf(':');
-  const host = address.slice(0, at);
-  const port = Number(address.slice(at + 1));
-  return new Promise((resolve) => {
-    let answer = '';
-    const socket = connect({ host, port });
-    const timer = setTimeout(() => socket.destroy(), timeoutMs);
-    socket.on('connect', () => socket.write(word));
-    socket.on('data', (d: Buffer) => (answer += d.toString()));
-    socket.on('error', () => undefined);
-    socket.on('close', () => {
-      clearTimeout(timer);
-      resolve(answer);
-    });
-  });
+  return fourLetterWord(address.slice(0, at), Number(address.slice(at + 1)), word);
 }
 
 /** Runs the given members and waits for a leader and followers. */
@@ -158,7 +146,7 @@ export async function startZookeeperCluster(specs: ZookeeperMemberSpec[], option
   };
 
   const mode = async (m: MemberState): Promise<string> => {
-    const answer = await fourLetterWord(m.clientAddress, 'srvr');
+    const answer = await fourLetterWordAt(m.clientAddress, 'srvr');
     return /^Mode: (\S+)/m.exec(answer)?.[1] ?? '';
   };
 
@@ -216,7 +204,7 @@ export async function startZookeeperCluster(specs: ZookeeperMemberSpec[], option
     memberServing: async (sessionIdHex) => {
       const sid = `sid=0x${sessionIdHex.replace(/^0+/, '')}`;
       for (const m of states.filter(isRunning)) {
-        if ((await fourLetterWord(m.clientAddress, 'cons')).includes(sid)) return m.myid;
+        if ((await fourLetterWordAt(m.clientAddress, 'cons')).includes(sid)) return m.myid;
       }
       return undefined;
     },
