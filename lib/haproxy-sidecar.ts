@@ -8,6 +8,7 @@ import { renderTemplate } from './render/template';
 import { SmartStackService } from './smartstack-service';
 import { ValidationError } from './validation-error';
 import { VdsNode } from './vds-node';
+import { ZookeeperEnsemble } from './zookeeper-ensemble';
 
 /** The implementations of nerve and synapse a sidecar can run. */
 export enum AgentRuntimeKind {
@@ -145,6 +146,7 @@ const SYNAPSE_USER = 'synapse';
 const NERVE_UNIT = 'smartstack-nerve.service';
 const SYNAPSE_UNIT = 'smartstack-synapse.service';
 const HAPROXY_UNIT = 'smartstack-haproxy.service';
+const CREDENTIALS_DIR = `${CONFIG_DIR}/credentials`;
 const VERSION = /^\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$/;
 
 /** Files, sockets and limits of the sidecar's HAProxy. */
@@ -223,6 +225,10 @@ export class HaproxySidecar extends Construct {
     if (this.provides.length === 0 && this.consumes.length === 0) {
       throw fail('provides', [], 'the sidecar neither provides nor consumes a service; list some in provides or consumes');
     }
+    const guarded = [...this.provides, ...this.consumes].find((s) => s.ensemble.acls);
+    if (this.runtime.kind === AgentRuntimeKind.RUBY && guarded) {
+      throw fail('runtime', 'ruby', `Airbnb's nerve and synapse cannot authenticate to ZooKeeper, and ensemble ${guarded.ensemble.node.path} (of ${guarded.serviceName}) has ACLs: use AgentRuntime.node(), or acls: false on the ensemble`);
+    }
 
     // Every port the sidecar's processes or its services use on this host, so clashes surface here.
     for (const service of this.provides) {
@@ -264,10 +270,14 @@ export class HaproxySidecar extends Construct {
           healthCheck: service.healthCheck,
           weight: override?.weight ?? service.weight,
           labels: service.labels,
+          zkAuthFile: service.ensemble.acls ? credentials(ZookeeperEnsemble.registrarOf(service.serviceName), service.ensemble, NERVE_UNIT).runtimePath : undefined,
         };
       }),
       metricsPort: this.runtime.nerveMetricsPort,
     };
+    const nerveCredentials = this.provides
+      .filter((s) => s.ensemble.acls)
+      .map((s) => this.addCredentials(host, s.ensemble, ZookeeperEnsemble.registrarOf(s.serviceName), NERVE_UNIT));
     const json = renderNerveConfig(spec);
     cc.addRunCommand(systemUser(NERVE_USER));
     cc.addFile({ path: NERVE_CONFIG, content: json });
@@ -278,6 +288,7 @@ export class HaproxySidecar extends Construct {
         services: serviceNames(this.provides),
         user: NERVE_USER,
         execStart: this.agentCommand('nerve', NERVE_CONFIG),
+        credentials: nerveCredentials,
       }),
     });
     // The provided ports are for the mesh: open to the private network, closed to everyone else.
@@ -292,7 +303,10 @@ export class HaproxySidecar extends Construct {
   private addSynapseAndHaproxy(host: VdsNode): [string, string] {
     const cc = host.cloudConfig;
     const spec: SynapseSpec = {
-      services: this.consumes.map(consumedSpec),
+      services: this.consumes.map((service) => ({
+        ...consumedSpec(service),
+        zkAuthFile: service.ensemble.acls ? credentials('reader', service.ensemble, SYNAPSE_UNIT).runtimePath : undefined,
+      })),
       haproxy: { maxConnections: this.maxConnections, statsPort: this.statsPort, socketOwner: SYNAPSE_USER, ...HAPROXY_PATHS },
       metricsPort: this.runtime.synapseMetricsPort,
     };
@@ -333,6 +347,9 @@ export class HaproxySidecar extends Construct {
         haproxyUnit: HAPROXY_UNIT,
         writablePaths: `${HAPROXY_STATE_DIR} ${SYNAPSE_STATE_DIR}`,
         execStart: this.agentCommand('synapse', SYNAPSE_CONFIG),
+        credentials: [...new Set(this.consumes.map((s) => s.ensemble))]
+          .filter((e) => e.acls)
+          .map((e) => this.addCredentials(host, e, 'reader', SYNAPSE_UNIT)),
       }),
     });
     for (const service of this.consumes) service._addConsumer(host);
@@ -388,6 +405,13 @@ export class HaproxySidecar extends Construct {
     return consumed.sort(byName);
   }
 
+  /** Writes an identity's credentials file, root's alone; the agent's unit loads it. */
+  private addCredentials(host: VdsNode, ensemble: ZookeeperEnsemble, identity: string, unit: string): AgentCredentials {
+    const c = credentials(identity, ensemble, unit);
+    host.cloudConfig.addFile({ path: c.path, content: ensemble._credentialsFile(host, identity), permissions: '0600' });
+    return c;
+  }
+
   private runtimePackages(): string[] {
     return this.runtime.kind === AgentRuntimeKind.NODE ? ['nodejs', 'npm'] : ['ruby', 'ruby-dev', 'build-essential'];
   }
@@ -422,6 +446,18 @@ function serviceNames(services: SmartStackService[]): string {
 
 function byName(a: SmartStackService, b: SmartStackService): number {
   return a.serviceName < b.serviceName ? -1 : a.serviceName > b.serviceName ? 1 : 0;
+}
+
+/** An identity's credentials: the root-only file, and where the agent's unit sees it (systemd `LoadCredential`). */
+interface AgentCredentials {
+  readonly id: string;
+  readonly path: string;
+  readonly runtimePath: string;
+}
+
+function credentials(identity: string, ensemble: ZookeeperEnsemble, unit: string): AgentCredentials {
+  const id = `zookeeper-${ensemble.node.id.replace(/[^A-Za-z0-9_.-]/g, '-')}-${identity}.json`;
+  return { id, path: `${CREDENTIALS_DIR}/${id}`, runtimePath: `/run/credentials/${unit}/${id}` };
 }
 
 /** Creates a system user (and its group) for an agent, unless it exists. */

@@ -267,6 +267,7 @@ export class SmartStackService extends Construct {
     this.checkUniqueInStack(fail);
     // Recorded only once every check has passed: a rejected service leaves nothing behind.
     lookup(servicesByStack, TerraformStack.of(this)).push(this);
+    this.ensemble._addService(this);
     for (const host of this.providers ?? []) lookup(declaredProviders, host).push(this);
     this.node.addValidation({ validate: () => this.validateTopology() });
   }

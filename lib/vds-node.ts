@@ -1,7 +1,8 @@
 import { provider as nullProvider, resource as nullResource } from '@cdktf/provider-null';
-import { Annotations, Lazy, TerraformResource, TerraformStack, TerraformVariable } from 'cdktf';
+import { Annotations, Fn, Lazy, TerraformResource, TerraformStack, TerraformVariable } from 'cdktf';
 import { Construct, IConstruct } from 'constructs';
 import { cidrContains, isHostname, isIpv4, isIpv4Cidr } from './address';
+import { ApplyTimeSecrets } from './cloud-init/apply-time-secrets';
 import { CloudConfig } from './cloud-init/cloud-config';
 import { HOST_FILE_PATH, renderHostFile } from './cloud-init/host-file';
 import { escapeTerraformTemplate, sha256Hex } from './render/terraform-string';
@@ -128,6 +129,7 @@ export class VdsNode extends Construct {
   private readonly ports = new Map<number, string>();
   private readonly readinessChecks: ReadinessCheck[] = [];
   private applyScript?: { userData: string; checks: number; script: string };
+  private sshConnection?: nullResource.ResourceConfig['connection'];
 
   public constructor(scope: Construct, id: string, props: VdsNodeProps) {
     super(scope, id);
@@ -231,10 +233,32 @@ export class VdsNode extends Construct {
 
   /**
    * The document as a Terraform string, for any resource that boots a VM (`user_data`).
-   * Resolved at synth, so roles added later are included.
+   * Resolved at synth, so roles added later are included. Secrets (see `CloudConfig.secrets`)
+   * appear as Terraform expressions, evaluated only at apply.
    */
   public get userData(): string {
-    return Lazy.stringValue({ produce: () => escapeTerraformTemplate(this.renderUserData()) });
+    return Lazy.stringValue({ produce: () => this.cloudConfig.secrets.resolve(escapeTerraformTemplate(this.renderUserData())) });
+  }
+
+  /**
+   * Runs a script on this host over SSH after the host's own delivery, whenever the script changes.
+   * Returns undefined when the host is not delivered over SSH.
+   *
+   * @internal
+   */
+  public _runScriptOverSsh(scope: Construct, id: string, name: string, render: () => string, secrets: ApplyTimeSecrets): TerraformResource | undefined {
+    if (!this.sshConnection || !this.delivery) return undefined;
+    const staging = `/tmp/smartstack-${name}-${this.hostname}`;
+    return new nullResource.Resource(scope, id, {
+      triggers: secretAwareTriggers(secrets, { script_sha256: render }),
+      connection: this.sshConnection,
+      dependsOn: [this.delivery],
+      provisioners: [
+        { type: 'remote-exec', inline: [prepareStaging(staging)] },
+        { type: 'file', content: Lazy.stringValue({ produce: () => secrets.resolve(escapeTerraformTemplate(render())) }), destination: `${staging}/${name}.sh` },
+        { type: 'remote-exec', inline: [`sh ${staging}/${name}.sh; status=$?; rm -rf ${staging}; exit $status`] },
+      ],
+    });
   }
 
   private validateDisks(fail: (field: string, value: unknown, reason: string) => Error): void {
@@ -269,31 +293,63 @@ export class VdsNode extends Construct {
       stacksWithNullProvider.add(stack);
     }
     const privateKey = sshPrivateKey ?? sshKeyVariable(stack).stringValue;
-    const staged = `/tmp/smartstack-${this.hostname}`;
+    const staging = `/tmp/smartstack-${this.hostname}`;
+    this.sshConnection = {
+      type: 'ssh',
+      host: this.sshAddress,
+      port: sshPort,
+      user: this.sshUser,
+      privateKey,
+      hostKey: sshHostKey,
+    };
+    const secrets = this.cloudConfig.secrets;
     return new nullResource.Resource(this, 'cloud-init', {
-      triggers: {
-        cloud_init_sha256: Lazy.stringValue({ produce: () => sha256Hex(this.renderUserData()) }),
-        apply_script_sha256: Lazy.stringValue({ produce: () => sha256Hex(this.renderApplyScript()) }),
-      },
-      connection: {
-        type: 'ssh',
-        host: this.sshAddress,
-        port: sshPort,
-        user: this.sshUser,
-        privateKey,
-        hostKey: sshHostKey,
-      },
+      triggers: secretAwareTriggers(secrets, {
+        cloud_init_sha256: () => this.renderUserData(),
+        apply_script_sha256: () => this.renderApplyScript(),
+      }),
+      connection: this.sshConnection,
       provisioners: [
-        { type: 'file', content: this.userData, destination: `${staged}.user-data` },
+        { type: 'remote-exec', inline: [prepareStaging(staging)] },
+        { type: 'file', content: this.userData, destination: `${staging}/user-data` },
         {
           type: 'file',
-          content: Lazy.stringValue({ produce: () => escapeTerraformTemplate(this.renderApplyScript()) }),
-          destination: `${staged}.apply.sh`,
+          content: Lazy.stringValue({ produce: () => secrets.resolve(escapeTerraformTemplate(this.renderApplyScript())) }),
+          destination: `${staging}/apply.sh`,
         },
-        { type: 'remote-exec', inline: [`sh ${staged}.apply.sh`] },
+        { type: 'remote-exec', inline: [`sh ${staging}/apply.sh`] },
       ],
     });
   }
+}
+
+/**
+ * A fresh directory only the SSH user can read, for files that may hold secrets. An existing one is
+ * removed first; if another user recreates it in between, mkdir fails and so does the apply.
+ */
+function prepareStaging(directory: string): string {
+  return `rm -rf ${directory} && mkdir -m 0700 ${directory}`;
+}
+
+/**
+ * Triggers that are the SHA-256 of rendered texts, plus `secrets_sha256` when the texts use
+ * secrets: a new secret value then changes the trigger (its hash is sensitive in the plan, like
+ * the value).
+ */
+function secretAwareTriggers(secrets: ApplyTimeSecrets, texts: Record<string, () => string>): { [key: string]: string } {
+  return Lazy.anyValue({
+    produce: () => {
+      const triggers: Record<string, string> = {};
+      const expressions = new Set<string>();
+      for (const [key, render] of Object.entries(texts)) {
+        const text = render();
+        triggers[key] = sha256Hex(text);
+        secrets.expressionsIn(text).forEach((e) => expressions.add(e));
+      }
+      if (expressions.size > 0) triggers.secrets_sha256 = Fn.sha256(Fn.join('\n', [...expressions]));
+      return triggers;
+    },
+  }) as unknown as { [key: string]: string };
 }
 
 function sshKeyVariable(stack: TerraformStack): TerraformVariable {

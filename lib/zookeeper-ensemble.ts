@@ -1,8 +1,9 @@
-import { TerraformOutput } from 'cdktf';
+import { Fn, TerraformOutput, TerraformResource, TerraformVariable, Token } from 'cdktf';
 import { Construct } from 'constructs';
 import { isIpv4Cidr } from './address';
 import { renderTemplate } from './render/template';
 import { defaultHeapMiB, renderJavaEnv, renderMyid, renderZooCfg, ZooCfgSpec } from './render/zookeeper-config';
+import { ApplyTimeSecrets } from './cloud-init/apply-time-secrets';
 import { ValidationError } from './validation-error';
 import { VdsNode } from './vds-node';
 
@@ -95,9 +96,33 @@ export interface ZookeeperEnsembleProps {
    * @default 300
    */
   readonly rolloutTimeoutSeconds?: number;
+  /**
+   * ZooKeeper digest authentication and ACLs. Identities: `admin` (ZooKeeper's superuser, used by
+   * the ACL bootstrap), `reader` (synapse, `smartstack status`) and `registrar-<service>` per
+   * service (nerve). Only a service's registrars may create and delete under its discovery path,
+   * the reader may only read, and nobody else may write anywhere. Airbnb's Ruby nerve and synapse
+   * cannot authenticate, so sidecars with `AgentRuntime.ruby()` need this off.
+   * @default true
+   */
+  readonly acls?: boolean;
+  /**
+   * The secret every identity's password is derived from (`sha256("<identity>:<secret>")`, so a
+   * host holds only its own identities' passwords). A reference to a sensitive Terraform variable
+   * (`variable.stringValue`), never a literal: a literal would be written into the synthesized JSON.
+   * @default a new sensitive variable `<id>_secret` (at least 32 characters)
+   */
+  readonly secret?: string;
+}
+
+/** The ZooKeeper path and name a service's registrar identity is for. */
+interface AclService {
+  readonly serviceName: string;
+  readonly discoveryPath: string;
 }
 
 const CONFIG_DIR = '/etc/zookeeper/smartstack';
+const JVM_AUTH_ARGS = `${CONFIG_DIR}/jvm-auth.args`;
+const ACL_TIMEOUT_SECONDS = 60;
 const FOUR_LETTER_WORDS = ['conf', 'cons', 'crst', 'dirs', 'dump', 'envi', 'gtmk', 'isro', 'mntr', 'ruok', 'srst', 'srvr', 'stat', 'stmk', 'wchc', 'wchp', 'wchs'];
 
 /**
@@ -113,6 +138,19 @@ export class ZookeeperEnsemble extends Construct {
   public readonly clientAddresses: string[];
   /** The connection string clients use: `10.10.0.11:2181,10.10.0.12:2181,...`. */
   public readonly connectionString: string;
+  /** Whether clients authenticate and the discovery paths carry ACLs. */
+  public readonly acls: boolean;
+  /**
+   * The resource that sets the ACLs (on the last member, after the rollout), if any.
+   */
+  public readonly aclBootstrap?: TerraformResource;
+
+  private secret?: string;
+  private readonly secretName: string;
+  private readonly aclSecrets = new ApplyTimeSecrets();
+  private readonly aclServices: AclService[] = [];
+  private readonly passwords = new Map<string, string>();
+  private readonly digests = new Map<string, string>();
 
   public constructor(scope: Construct, id: string, props: ZookeeperEnsembleProps) {
     super(scope, id);
@@ -185,6 +223,14 @@ export class ZookeeperEnsemble extends Construct {
     });
     if (props.heapMiB !== undefined) positiveInteger(fail, 'heapMiB', props.heapMiB);
     const rolloutTimeoutSeconds = positiveInteger(fail, 'rolloutTimeoutSeconds', props.rolloutTimeoutSeconds ?? 300);
+    this.acls = props.acls ?? true;
+    if (props.secret !== undefined && !Token.isUnresolved(props.secret)) {
+      // The value is not repeated in the message: it is a secret.
+      throw fail('secret', '(hidden)', 'expected a reference to a sensitive Terraform variable (variable.stringValue), not a literal: a literal would be written into the synthesized JSON in plain text');
+    }
+    if (props.secret !== undefined && !this.acls) throw fail('secret', '(hidden)', 'has no use with acls: false');
+    this.secret = props.secret;
+    this.secretName = this.node.path.toLowerCase().replace(/[^a-z0-9._/-]+/g, '-').replace(/^[^a-z0-9]+/, '');
 
     const servers = members.map((m, i) => ({ myid: i + 1, address: m.privateAddress, quorumPort, electionPort }));
     const memberAddresses = members.map((m) => `${m.privateAddress}/32`);
@@ -249,6 +295,11 @@ export class ZookeeperEnsemble extends Construct {
       const readOnly = { owner: 'root:zookeeper', permissions: '0640', defer: true };
       cc.addFile({ path: `${CONFIG_DIR}/zoo.cfg`, content: renderZooCfg(spec), ...readOnly });
       cc.addFile({ path: `${CONFIG_DIR}/java.env`, content: renderJavaEnv(heapMiB, '/var/log/zookeeper', jvmFlags), ...readOnly });
+      if (this.acls) {
+        // A Java argument file keeps the superuser's digest off the command line that `ps` shows.
+        const superDigest = cc.secrets.placeholder(`${this.secretName}/admin/digest`, this._digest('admin'));
+        cc.addFile({ path: JVM_AUTH_ARGS, content: renderJvmAuthArgs(superDigest), ...readOnly });
+      }
       cc.addFile({ path: `${CONFIG_DIR}/log4j.properties`, content: renderTemplate('zookeeper-log4j.properties', {}), ...readOnly });
       cc.addFile({ path: `${dataDir}/myid`, content: renderMyid(myid), owner: 'zookeeper:zookeeper', defer: true });
       cc.addFile({ path: '/etc/sysctl.d/60-zookeeper.conf', content: '# Managed by cdktf-smartstack: keep the ZooKeeper heap out of swap.\nvm.swappiness = 1\n' });
@@ -256,7 +307,7 @@ export class ZookeeperEnsemble extends Construct {
       cc.addRunCommand(['install', '-d', '-o', 'zookeeper', '-g', 'zookeeper', '-m', '0750', dataDir, dataLogDir, '/var/log/zookeeper']);
       cc.addUnit({
         name: 'zookeeper.service',
-        content: renderTemplate('zookeeper.service', { myid, ensembleName: this.node.path, configDir: CONFIG_DIR, dataDir, dataLogDir }),
+        content: renderTemplate('zookeeper.service', { myid, ensembleName: this.node.path, configDir: CONFIG_DIR, dataDir, dataLogDir, jvmAuthArgs: this.acls ? JVM_AUTH_ARGS : undefined }),
       });
       cc.addFirewallRule({
         description: `zookeeper ${this.node.id} client port`,
@@ -289,6 +340,14 @@ export class ZookeeperEnsemble extends Construct {
       if (previous && current) current.dependsOn = [...(current.dependsOn ?? []), `${previous.terraformResourceType}.${previous.friendlyUniqueId}`];
     }
 
+    if (this.acls) {
+      const last = members[members.length - 1];
+      const render = () => this.renderAclScript(`${last.privateAddress}:${clientPort}`);
+      this.aclBootstrap = last._runScriptOverSsh(this, 'acl', 'zookeeper-acl', render, this.aclSecrets);
+      // Every member's rollout comes first; the script needs a quorum.
+      if (this.aclBootstrap) this.aclBootstrap.dependsOn = members.filter((m) => m.delivery).map((m) => `${m.delivery!.terraformResourceType}.${m.delivery!.friendlyUniqueId}`);
+    }
+
     this.members = members;
     this.clientPort = clientPort;
     this.clientAddresses = members.map((m) => `${m.privateAddress}:${clientPort}`);
@@ -299,9 +358,108 @@ export class ZookeeperEnsemble extends Construct {
     });
     output.overrideLogicalId(`${id.replace(/[^A-Za-z0-9_]/g, '_')}_connection_string`);
   }
+
+  /** The identity of the registrars of a service (nerve on the hosts that provide it). */
+  public static registrarOf(serviceName: string): string {
+    return `registrar-${serviceName}`;
+  }
+
+  /**
+   * Adds a service whose discovery path the ACL bootstrap creates and guards.
+   * @internal
+   */
+  public _addService(service: AclService): void {
+    this.aclServices.push({ serviceName: service.serviceName, discoveryPath: service.discoveryPath });
+  }
+
+  /**
+   * The password of an identity, as a Terraform expression evaluated at apply.
+   * @internal
+   */
+  public _password(identity: string): string {
+    // One token per identity: each Fn call makes a new token, and secrets are registered by value.
+    let password = this.passwords.get(identity);
+    if (password === undefined) this.passwords.set(identity, (password = Fn.sha256(Fn.join(':', [identity, this.secretValue()]))));
+    return password;
+  }
+
+  /**
+   * The ACL id digest of an identity (`base64(sha256("user:password"))`, the ensemble's digest algorithm).
+   * @internal
+   */
+  public _digest(identity: string): string {
+    let digest = this.digests.get(identity);
+    if (digest === undefined) this.digests.set(identity, (digest = Fn.base64sha256(Fn.join(':', [identity, this._password(identity)]))));
+    return digest;
+  }
+
+  /**
+   * Puts an identity's credentials file content into a host's document: the JSON the agents read,
+   * with the password as a secret of that host's document.
+   * @internal
+   */
+  public _credentialsFile(host: VdsNode, identity: string): string {
+    const password = host.cloudConfig.secrets.placeholder(`${this.secretName}/${identity}/password`, this._password(identity));
+    return JSON.stringify({ scheme: 'digest', user: identity, password }, null, 2) + '\n';
+  }
+
+  private secretValue(): string {
+    if (this.secret === undefined) {
+      const existing = this.node.tryFindChild('secret');
+      const variable = existing instanceof TerraformVariable ? existing : new TerraformVariable(this, 'secret', {
+        type: 'string',
+        sensitive: true,
+        description: `Secret the ZooKeeper passwords of ${this.node.path} are derived from (at least 32 characters; changing it rotates them all)`,
+      });
+      const logicalId = `${this.node.id.replace(/[^A-Za-z0-9_]/g, '_')}_secret`;
+      variable.overrideLogicalId(logicalId);
+      variable.addValidation({ condition: `\${length(var.${logicalId}) >= 32}`, errorMessage: `${logicalId} must be at least 32 characters.` });
+      this.secret = variable.stringValue;
+    }
+    return this.secret!;
+  }
+
+  private renderAclScript(server: string): string {
+    const secret = (identity: string, kind: 'password' | 'digest') =>
+      this.aclSecrets.placeholder(`${this.secretName}/${identity}/${kind}`, kind === 'password' ? this._password(identity) : this._digest(identity));
+    const id = (identity: string, perms: string) => `digest:${identity}:${secret(identity, 'digest')}:${perms}`;
+    const adminAcl = id('admin', 'cdrwa');
+    // Each path and every parent of it; a parent lets the reader list it, a service path also lets
+    // its registrars create and delete registrations.
+    const acls = new Map<string, string[]>();
+    for (const service of [...this.aclServices].sort((a, b) => a.discoveryPath.localeCompare(b.discoveryPath))) {
+      const parts = service.discoveryPath.split('/').filter(Boolean);
+      parts.forEach((_p, i) => {
+        const path = '/' + parts.slice(0, i + 1).join('/');
+        if (!acls.has(path)) acls.set(path, [adminAcl, id('reader', 'r')]);
+      });
+      acls.get(service.discoveryPath)!.push(id(ZookeeperEnsemble.registrarOf(service.serviceName), 'cdr'));
+    }
+    const nodes = [...acls.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([path, entries]) => ({ path, acl: entries.join(',') }));
+    const probes = ['/smartstack-acl-probe', ...nodes.map((n) => `${n.path}/smartstack-acl-probe`)];
+    return renderTemplate('zookeeper-acl.sh', {
+      ensemble: this.node.path,
+      server,
+      timeoutSeconds: ACL_TIMEOUT_SECONDS,
+      adminPassword: secret('admin', 'password'),
+      adminAcl,
+      nodes,
+      nodeCount: nodes.length,
+      probes,
+      probeCount: probes.length,
+    });
+  }
 }
 
 type Fail = (field: string, value: unknown, reason: string) => Error;
+
+/** The JVM flags that switch on digest authentication with SHA-256 and name the superuser. */
+function renderJvmAuthArgs(superDigest: string): string {
+  return [
+    '-Dzookeeper.DigestAuthenticationProvider.digestAlg=SHA-256',
+    `-Dzookeeper.DigestAuthenticationProvider.superDigest=admin:${superDigest}`,
+  ].join('\n') + '\n';
+}
 
 function positiveInteger(fail: Fail, field: string, value: number): number {
   if (!Number.isInteger(value) || value <= 0) throw fail(field, value, 'expected a positive whole number');

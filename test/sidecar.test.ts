@@ -54,6 +54,7 @@ describe('HaproxySidecar on the article topology', () => {
           zk_path: '/services/user-service',
           check_interval: 2,
           checks: [{ type: 'http', name: 'user-service http /health', uri: '/health', timeout: 1, rise: 3, fall: 2 }],
+          zk_auth_file: '/run/credentials/smartstack-nerve.service/zookeeper-zk-registrar-user-service.json',
         },
       },
       metrics_port: 3213,
@@ -127,7 +128,7 @@ describe('HaproxySidecar on the article topology', () => {
     expect(a.web1.renderUserData()).toBe(b.web1.renderUserData());
     const json = JSON.parse(Testing.synth(a.stack));
     const web1 = Object.values(json.resource.null_resource as Record<string, any>).find((r) => r.connection.host === '10.10.0.30');
-    expect(web1.provisioner[0].file.content).toContain('kill -USR2 $MAINPID');
+    expect(web1.provisioner[1].file.content).toContain('kill -USR2 $MAINPID');
   });
 
   test('every port it uses is reserved on the host', () => {
@@ -143,7 +144,8 @@ describe('HaproxySidecar on the article topology', () => {
 
 describe('HaproxySidecar options', () => {
   test('the Ruby runtime installs the pinned gems and runs them on the same files, without metrics ports', () => {
-    const f = meshFixture();
+    // Airbnb's agents cannot authenticate to ZooKeeper.
+    const f = meshFixture({ acls: false });
     const users = new SmartStackService(f.stack, 'user-service', { ensemble: f.zk, port: 8080, localPort: 3210 });
     const both = f.host('app1', 55);
     new HaproxySidecar(both, 'sidecar', { provides: [users], consumes: [users], runtime: AgentRuntime.ruby() });

@@ -30,9 +30,13 @@ describe('VdsNode', () => {
     const app1 = resources.find((r) => r.connection.host === '192.0.2.10');
     expect(app1.connection).toMatchObject({ type: 'ssh', user: 'deploy', port: 22, private_key: '${var.ssh_private_key}', host_key: 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHk' });
     expect(app1.triggers.cloud_init_sha256).toMatch(/^[0-9a-f]{64}$/);
-    expect(app1.provisioner.map((p: object) => Object.keys(p)[0])).toEqual(['file', 'file', 'remote-exec']);
-    expect(app1.provisioner[0].file.destination).toBe('/tmp/smartstack-app1.user-data');
-    expect(parse(app1.provisioner[0].file.content).packages).toEqual(['haproxy']);
+    expect(app1.provisioner.map((p: object) => Object.keys(p)[0])).toEqual(['remote-exec', 'file', 'file', 'remote-exec']);
+    // The document is staged in a fresh directory only the SSH user can read.
+    expect(app1.provisioner[0]['remote-exec'].inline).toEqual(['rm -rf /tmp/smartstack-app1 && mkdir -m 0700 /tmp/smartstack-app1']);
+    expect(app1.provisioner[1].file.destination).toBe('/tmp/smartstack-app1/user-data');
+    expect(parse(app1.provisioner[1].file.content).packages).toEqual(['haproxy']);
+    expect(app1.provisioner[2].file.destination).toBe('/tmp/smartstack-app1/apply.sh');
+    expect(app1.provisioner[3]['remote-exec'].inline).toEqual(['sh /tmp/smartstack-app1/apply.sh']);
   });
 
   test('the trigger changes exactly when the document changes', () => {
@@ -52,7 +56,7 @@ describe('VdsNode', () => {
     const n = new VdsNode(s, 'app1', base);
     n.cloudConfig.addFile({ path: '/etc/x.sh', content: 'echo ${HOME} %{host}\n' });
     const resource = Object.values(synthJson(s).resource.null_resource)[0] as any;
-    expect(resource.provisioner[0].file.content).toContain('echo $${HOME} %%{host}');
+    expect(resource.provisioner[1].file.content).toContain('echo $${HOME} %%{host}');
     expect(fileContent(n.renderUserData(), '/etc/x.sh')).toBe('echo ${HOME} %{host}\n');
     expect(escapeTerraformTemplate('a ${b} %{c} $d %e $${f}')).toBe('a $${b} %%{c} $d %e $$${f}');
     expect(unescapeTerraformTemplate(escapeTerraformTemplate('x ${a} $${b} %{c}'))).toBe('x ${a} $${b} %{c}');

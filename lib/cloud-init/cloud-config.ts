@@ -1,5 +1,6 @@
 import { stringify } from 'yaml';
 import { renderNftables } from '../render/nftables';
+import { ApplyTimeSecrets } from './apply-time-secrets';
 
 /** A file that cloud-init writes (`write_files`). */
 export interface CloudConfigFile {
@@ -70,6 +71,11 @@ export interface FirewallRule {
 
 /** The whole of one host's cloud-init document, added to by every role the host has. */
 export class CloudConfig {
+  /**
+   * Secrets the document's files use: a file's content holds `secrets.placeholder(...)`, and the
+   * host receives the value, evaluated by Terraform at apply.
+   */
+  public readonly secrets = new ApplyTimeSecrets();
   private readonly files = new Map<string, CloudConfigFile>();
   private readonly packages = new Set<string>();
   private readonly filesystems = new Map<string, CloudConfigFilesystem>();

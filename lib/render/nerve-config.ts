@@ -12,6 +12,8 @@ export interface ProvidedServiceSpec {
   readonly healthCheck: HealthCheck;
   readonly weight?: number;
   readonly labels?: { readonly [key: string]: string };
+  /** The ZooKeeper credentials file nerve registers with, when the ensemble has ACLs. */
+  readonly zkAuthFile?: string;
 }
 
 /** Everything `nerve.conf.json` says for one host. */
@@ -37,6 +39,7 @@ export function nerveConfig(spec: NerveSpec): NerveConfig {
       checks: [nerveCheck(s.name, s.healthCheck)],
       ...(s.weight !== undefined ? { weight: s.weight } : {}),
       ...(s.labels && Object.keys(s.labels).length > 0 ? { labels: sortedLabels(s.labels) } : {}),
+      ...(s.zkAuthFile !== undefined ? { zk_auth_file: s.zkAuthFile } : {}),
     };
   }
   return {

@@ -16,6 +16,8 @@ export interface ConsumedServiceSpec {
   readonly mode: string;
   readonly zkHosts: string[];
   readonly zkPath: string;
+  /** The ZooKeeper credentials file synapse reads with, when the ensemble has ACLs. */
+  readonly zkAuthFile?: string;
   readonly healthCheck: HealthCheck;
   /** An HAProxy balance algorithm, e.g. `roundrobin`. */
   readonly balance: string;
@@ -70,7 +72,7 @@ export function synapseConfig(spec: SynapseSpec): SynapseConfig {
   const services: { [name: string]: SynapseServiceConfig } = {};
   for (const s of [...spec.services].sort((a, b) => compare(a.name, b.name))) {
     services[s.name] = {
-      discovery: { method: 'zookeeper', path: s.zkPath, hosts: [...s.zkHosts] },
+      discovery: { method: 'zookeeper', path: s.zkPath, hosts: [...s.zkHosts], ...(s.zkAuthFile !== undefined ? { auth_file: s.zkAuthFile } : {}) },
       haproxy: {
         port: s.localPort,
         bind_address: '127.0.0.1',

@@ -1,5 +1,5 @@
 import { Testing, TerraformStack } from 'cdktf';
-import { VdsNode, ZookeeperEnsemble } from '../../lib';
+import { VdsNode, ZookeeperEnsemble, ZookeeperEnsembleProps } from '../../lib';
 
 export interface MeshFixture {
   readonly stack: TerraformStack;
@@ -9,7 +9,7 @@ export interface MeshFixture {
 }
 
 /** A stack with the article's 3-member ensemble, ready for services and sidecars. */
-export function meshFixture(): MeshFixture {
+export function meshFixture(ensemble: Partial<ZookeeperEnsembleProps> = {}): MeshFixture {
   const stack = new TerraformStack(Testing.app(), 'test');
   const members = [11, 12, 13].map(
     (n, i) =>
@@ -22,7 +22,7 @@ export function meshFixture(): MeshFixture {
         ],
       }),
   );
-  const zk = new ZookeeperEnsemble(stack, 'zk', { members, dataDisk: 'zk-data', txnLogDisk: 'zk-txlog' });
+  const zk = new ZookeeperEnsemble(stack, 'zk', { members, dataDisk: 'zk-data', txnLogDisk: 'zk-txlog', ...ensemble });
   return {
     stack,
     zk,

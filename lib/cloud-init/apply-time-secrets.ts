@@ -1,0 +1,52 @@
+/**
+ * Values known only when Terraform applies, such as ZooKeeper passwords derived from a sensitive
+ * variable. Rendered text holds a placeholder; the synthesized JSON gets the Terraform expression in
+ * its place, so the value itself is never written by synth.
+ */
+export class ApplyTimeSecrets {
+  private readonly expressions = new Map<string, string>();
+
+  /**
+   * Registers a secret and returns its placeholder, safe in YAML, JSON, shell and config files.
+   *
+   * @param name a stable name (it is part of the rendered text, and so of the trigger hashes)
+   * @param expression a Terraform string expression (a cdktf token such as `Fn.sha256(...)`)
+   */
+  public placeholder(name: string, expression: string): string {
+    if (!/^[a-z0-9][a-z0-9._/-]*$/.test(name)) throw new Error(`ApplyTimeSecrets: invalid secret name ${JSON.stringify(name)}`);
+    const existing = this.expressions.get(name);
+    if (existing !== undefined && existing !== expression) throw new Error(`ApplyTimeSecrets: two expressions for secret ${name}`);
+    this.expressions.set(name, expression);
+    return placeholderOf(name);
+  }
+
+  /** The secrets the text uses, by name, in order. */
+  public usedIn(text: string): string[] {
+    return [...new Set([...text.matchAll(PLACEHOLDER)].map((m) => m[1]))].sort();
+  }
+
+  /** The expressions of the secrets the text uses (for a trigger that changes when they do). */
+  public expressionsIn(text: string): string[] {
+    return this.usedIn(text).map((name) => this.expressionOf(name));
+  }
+
+  /**
+   * Puts each secret's expression in place of its placeholder, in text already escaped for a
+   * Terraform string (so the expression is the only interpolation in it).
+   */
+  public resolve(escapedText: string): string {
+    return escapedText.replace(PLACEHOLDER, (_m, name: string) => this.expressionOf(name));
+  }
+
+  private expressionOf(name: string): string {
+    const expression = this.expressions.get(name);
+    if (expression === undefined) throw new Error(`ApplyTimeSecrets: no secret named ${name} is registered here`);
+    return expression;
+  }
+}
+
+const PLACEHOLDER = /@@secret:([a-z0-9][a-z0-9._/-]*)@@/g;
+
+function placeholderOf(name: string): string {
+  return `@@secret:${name}@@`;
+}
