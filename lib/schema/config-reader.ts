@@ -84,6 +84,13 @@ export class ConfigReader {
     return text;
   }
 
+  /** An absolute file path without control characters. */
+  public absolutePath(key: string, value: unknown): string {
+    const text = this.string(key, value);
+    if (!text.startsWith('/') || /[\x00-\x1f\x7f]/.test(text)) this.fail(key, value, 'must be an absolute path');
+    return text;
+  }
+
   /** A ZooKeeper path: absolute, no trailing slash, safe characters only. */
   public zkPath(key: string, value: unknown): string {
     const text = this.string(key, value);

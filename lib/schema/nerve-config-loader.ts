@@ -29,6 +29,8 @@ export interface LoadedNerveService {
   readonly weight?: number;
   readonly haproxyServerOptions?: string;
   readonly labels?: { readonly [key: string]: string };
+  /** The ZooKeeper credentials file (`zk_auth_file`), an absolute path. */
+  readonly zkAuthFile?: string;
 }
 
 export interface LoadedNerveConfig {
@@ -105,6 +107,7 @@ function loadService(r: ConfigReader, name: string, s: JsonObject): LoadedNerveS
     weight: s.weight === undefined ? undefined : r.integer(`${key}.weight`, s.weight, 0, 256),
     haproxyServerOptions: s.haproxy_server_options === undefined ? undefined : r.safe(`${key}.haproxy_server_options`, s.haproxy_server_options, 'line'),
     labels,
+    zkAuthFile: s.zk_auth_file === undefined ? undefined : r.absolutePath(`${key}.zk_auth_file`, s.zk_auth_file),
   };
 }
 

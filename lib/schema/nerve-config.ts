@@ -25,6 +25,11 @@ export interface NerveServiceConfig {
   readonly weight?: number;
   readonly haproxy_server_options?: string;
   readonly labels?: { readonly [key: string]: string };
+  /**
+   * Our agent's extension: a ZooKeeper credentials file (see `zookeeper-credentials.ts`). With it
+   * the registration is made as that identity, with an ACL, under a path that must already exist.
+   */
+  readonly zk_auth_file?: string;
 }
 
 export interface NerveCheckConfig {

@@ -10,6 +10,8 @@ export interface LoadedSynapseService {
   readonly name: string;
   readonly zkPath: string;
   readonly zkHosts: string[];
+  /** The ZooKeeper credentials file (`discovery.auth_file`), an absolute path. */
+  readonly zkAuthFile?: string;
   /** The local port, or undefined for a backend without a frontend. */
   readonly port?: number;
   readonly bindAddress: string;
@@ -89,6 +91,7 @@ export function parseSynapseConfig(raw: unknown, source = 'synapse.conf.json'): 
     const zkPath = r.zkPath(`${key}.discovery.path`, d.path);
     const zkHosts = r.list(`${key}.discovery.hosts`, d.hosts).map((h, i) => r.hostPort(`${key}.discovery.hosts[${i}]`, h));
     if (zkHosts.length === 0) r.fail(`${key}.discovery.hosts`, d.hosts, 'must list at least one ZooKeeper host:port');
+    const zkAuthFile = d.auth_file === undefined ? undefined : r.absolutePath(`${key}.discovery.auth_file`, d.auth_file);
 
     const sh = r.optionalObject(`${key}.haproxy`, s.haproxy) ?? {};
     const port = r.optionalPort(`${key}.haproxy.port`, sh.port);
@@ -108,7 +111,7 @@ export function parseSynapseConfig(raw: unknown, source = 'synapse.conf.json'): 
     const serviceHaproxy = { ...(sh as object), ...(port !== undefined ? { port } : {}) } as SynapseServiceConfig['haproxy'];
     services[name] = {
       ...(s as object),
-      discovery: { method: 'zookeeper', path: zkPath, hosts: zkHosts },
+      discovery: { method: 'zookeeper', path: zkPath, hosts: zkHosts, ...(zkAuthFile !== undefined ? { auth_file: zkAuthFile } : {}) },
       haproxy: serviceHaproxy,
       ...(defaultServers.length > 0 ? { default_servers: defaultServers as SynapseServer[] } : {}),
     } as SynapseServiceConfig;
@@ -116,6 +119,7 @@ export function parseSynapseConfig(raw: unknown, source = 'synapse.conf.json'): 
       name,
       zkPath,
       zkHosts,
+      zkAuthFile,
       port,
       bindAddress: sh.bind_address === undefined ? globalBind : r.string(`${key}.haproxy.bind_address`, sh.bind_address),
       backendName: sh.backend_name === undefined ? name : r.safe(`${key}.haproxy.backend_name`, sh.backend_name, 'name'),

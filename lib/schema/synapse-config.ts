@@ -22,6 +22,8 @@ export interface SynapseDiscoveryConfig {
   readonly method: 'zookeeper';
   readonly path: string;
   readonly hosts: string[];
+  /** Our agent's extension: a ZooKeeper credentials file to read the path as (see `zookeeper-credentials.ts`). */
+  readonly auth_file?: string;
 }
 
 export interface SynapseServiceHaproxyConfig {
