@@ -5,6 +5,7 @@ import { renderHaproxyConfig } from './render/haproxy-config';
 import { NerveSpec, ProvidedServiceSpec, renderNerveConfig } from './render/nerve-config';
 import { ConsumedServiceSpec, renderSynapseConfig, synapseConfig, SynapseSpec } from './render/synapse-config';
 import { renderTemplate } from './render/template';
+import { configSafe } from './schema/config-safe';
 import { SmartStackService } from './smartstack-service';
 import { ValidationError } from './validation-error';
 import { VdsNode } from './vds-node';
@@ -147,7 +148,6 @@ const NERVE_UNIT = 'smartstack-nerve.service';
 const SYNAPSE_UNIT = 'smartstack-synapse.service';
 const HAPROXY_UNIT = 'smartstack-haproxy.service';
 const CREDENTIALS_DIR = `${CONFIG_DIR}/credentials`;
-const VERSION = /^\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$/;
 
 /** Files, sockets and limits of the sidecar's HAProxy. */
 const HAPROXY_PATHS = {
@@ -205,10 +205,9 @@ export class HaproxySidecar extends Construct {
     this.host = host;
     this.runtime = props.runtime ?? AgentRuntime.node();
     if (!(this.runtime instanceof AgentRuntime)) throw fail('runtime', String(this.runtime), 'expected AgentRuntime.node() or AgentRuntime.ruby()');
-    for (const [field, version] of [['runtime.nerveVersion', this.runtime.nerveVersion], ['runtime.synapseVersion', this.runtime.synapseVersion]]) {
-      // The version ends up in an install command run as root.
-      if (!VERSION.test(version)) throw fail(field, version, 'expected an exact version such as 1.2.3');
-    }
+    // The versions end up in an install command run as root.
+    configSafe(fail, 'runtime.nerveVersion', this.runtime.nerveVersion, 'version');
+    configSafe(fail, 'runtime.synapseVersion', this.runtime.synapseVersion, 'version');
     this.statsPort = props.statsPort ?? 3212;
     if (!Number.isInteger(this.statsPort) || this.statsPort < 1 || this.statsPort > 65535) {
       throw fail('statsPort', this.statsPort, 'expected a TCP port 1-65535');

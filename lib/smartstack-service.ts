@@ -1,9 +1,8 @@
 import { Annotations, TerraformStack } from 'cdktf';
 import { Construct } from 'constructs';
-import { isHostname, isIpv4 } from './address';
 import { HealthCheck, HealthCheckType } from './health-check';
 import { STATS_SECTION_NAME } from './render/synapse-config';
-import { HaproxyValueKind, haproxyUnsafeReason } from './schema/haproxy-safe';
+import { configSafe } from './schema/config-safe';
 import { ValidationError } from './validation-error';
 import { VdsNode } from './vds-node';
 import { ZookeeperEnsemble } from './zookeeper-ensemble';
@@ -146,13 +145,6 @@ export interface SmartStackServiceProps {
   readonly keepDefaultServers?: boolean;
 }
 
-const SERVICE_NAME = /^[a-z0-9][a-z0-9_.-]{0,62}$/;
-const ZK_PATH = /^(\/[A-Za-z0-9_.-]+)+$/;
-const HTTP_PATH = /^\/[A-Za-z0-9._~\/?&=:@+,-]{0,255}$/;
-const CHECK_WORD = /^[A-Za-z0-9._:\/@+=-]{1,64}$/;
-const SERVER_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
-const LABEL_KEY = /^[A-Za-z0-9][A-Za-z0-9_.\/-]{0,62}$/;
-const LABEL_VALUE = /^[A-Za-z0-9 _.:\/@+=,-]{0,256}$/;
 const RETRY_ON = [
   'none', 'conn-failure', 'empty-response', 'junk-response', 'response-timeout', '0rtt-rejected', 'all-retryable-errors',
   '401', '403', '404', '408', '425', '500', '501', '502', '503', '504',
@@ -217,10 +209,7 @@ export class SmartStackService extends Construct {
       throw fail('ensemble', String(props.ensemble), 'expected a ZookeeperEnsemble');
     }
     this.ensemble = props.ensemble;
-    this.serviceName = haproxyBound(fail, 'serviceName', props.serviceName ?? id, 'name');
-    if (!SERVICE_NAME.test(this.serviceName)) {
-      throw fail('serviceName', this.serviceName, 'expected lower-case letters, digits, _, . and -, starting with a letter or digit, at most 63 (it names HAProxy sections and ZooKeeper nodes)');
-    }
+    this.serviceName = configSafe(fail, 'serviceName', props.serviceName ?? id, 'serviceName');
     if (this.serviceName === STATS_SECTION_NAME) {
       throw fail('serviceName', this.serviceName, 'reserved for the sidecar\'s stats listener');
     }
@@ -230,10 +219,7 @@ export class SmartStackService extends Construct {
     if (!Object.values(ServiceMode).includes(this.mode)) throw fail('mode', this.mode, 'expected ServiceMode.HTTP or ServiceMode.TCP');
     this.healthCheck = validHealthCheck(fail, props.healthCheck ?? HealthCheck.tcp());
 
-    this.discoveryPath = props.discoveryPath ?? `/services/${this.serviceName}`;
-    if (!ZK_PATH.test(this.discoveryPath) || this.discoveryPath.split('/').some((p) => p === '.' || p === '..')) {
-      throw fail('discoveryPath', this.discoveryPath, 'expected an absolute ZooKeeper path of letters, digits, _, . and -, without a trailing /');
-    }
+    this.discoveryPath = configSafe(fail, 'discoveryPath', props.discoveryPath ?? `/services/${this.serviceName}`, 'zkPath');
 
     this.balance = props.balance ?? Balance.ROUND_ROBIN;
     if (!Object.values(Balance).includes(this.balance)) throw fail('balance', this.balance, `expected one of ${Object.values(Balance).join(', ')}`);
@@ -338,13 +324,6 @@ export class SmartStackService extends Construct {
 
 type Fail = (field: string, value: unknown, reason: string) => Error;
 
-/** A string bound for haproxy.cfg passes the shared whitelist first, so `;`, `#` and newlines get one answer everywhere. */
-function haproxyBound(fail: Fail, field: string, value: unknown, kind: HaproxyValueKind): string {
-  const reason = haproxyUnsafeReason(value, kind);
-  if (reason !== undefined) throw fail(field, value, `${reason} (it goes into haproxy.cfg)`);
-  return value as string;
-}
-
 function port(fail: Fail, field: string, value: number): number {
   if (!Number.isInteger(value) || value < 1 || value > 65535) throw fail(field, value, 'expected a TCP port 1-65535');
   return value;
@@ -371,16 +350,11 @@ function validHealthCheck(fail: Fail, check: HealthCheck): HealthCheck {
   wholeNumber(fail, 'healthCheck.rise', check.rise, 1, 100);
   wholeNumber(fail, 'healthCheck.fall', check.fall, 1, 100);
   if (check.type === HealthCheckType.HTTP) {
-    haproxyBound(fail, 'healthCheck.path', check.path, 'line');
-    if (!HTTP_PATH.test(check.path!)) {
-      throw fail('healthCheck.path', check.path, 'expected a path starting with / of letters, digits and ._~/?&=:@+,- (no spaces, quotes, # or ;), at most 256');
-    }
+    configSafe(fail, 'healthCheck.path', check.path, 'httpPath');
     if (check.expectStatus !== undefined && (!Number.isInteger(check.expectStatus) || check.expectStatus < 200 || check.expectStatus > 399)) {
       throw fail('healthCheck.expectStatus', check.expectStatus, 'expected a status from 200 to 399 (nerve passes only 2xx and 3xx)');
     }
-    if (check.expectBody !== undefined && !CHECK_WORD.test(haproxyBound(fail, 'healthCheck.expectBody', check.expectBody, 'line'))) {
-      throw fail('healthCheck.expectBody', check.expectBody, 'expected one word of letters, digits and ._:/@+=- (no spaces), at most 64');
-    }
+    if (check.expectBody !== undefined) configSafe(fail, 'healthCheck.expectBody', check.expectBody, 'checkWord');
   }
   return check;
 }
@@ -402,12 +376,8 @@ function validRetryOn(fail: Fail, mode: ServiceMode, retryOn?: string[]): string
 function validLabels(fail: Fail, labels: { [key: string]: string }): { [key: string]: string } {
   const out: { [key: string]: string } = {};
   for (const key of Object.keys(labels).sort()) {
-    if (!LABEL_KEY.test(key)) throw fail('labels', key, 'expected a label key of letters, digits and _./-, at most 63');
-    const value = labels[key];
-    if (typeof value !== 'string' || !LABEL_VALUE.test(value)) {
-      throw fail(`labels.${key}`, value, 'expected a label value of letters, digits, spaces and _.:/@+=,-, at most 256');
-    }
-    out[key] = value;
+    configSafe(fail, 'labels', key, 'labelKey');
+    out[key] = configSafe(fail, `labels.${key}`, labels[key], 'labelValue');
   }
   return out;
 }
@@ -415,14 +385,10 @@ function validLabels(fail: Fail, labels: { [key: string]: string }): { [key: str
 function validDefaultServers(fail: Fail, servers: DefaultServer[]): DefaultServer[] {
   const names = new Set<string>();
   return servers.map((server, i) => {
-    const name = haproxyBound(fail, `defaultServers[${i}].name`, server.name ?? `default-${i + 1}`, 'name');
-    if (!SERVER_NAME.test(name)) throw fail(`defaultServers[${i}].name`, name, 'expected letters, digits, _, . and -, at most 64');
+    const name = configSafe(fail, `defaultServers[${i}].name`, server.name ?? `default-${i + 1}`, 'serverName');
     if (names.has(name)) throw fail(`defaultServers[${i}].name`, name, 'two default servers have this name');
     names.add(name);
-    haproxyBound(fail, `defaultServers[${i}].host`, server.host, 'host');
-    if (!isIpv4(server.host) && !isHostname(server.host)) {
-      throw fail(`defaultServers[${i}].host`, server.host, 'expected an IPv4 address or a host name');
-    }
-    return { name, host: server.host, port: port(fail, `defaultServers[${i}].port`, server.port) };
+    const host = configSafe(fail, `defaultServers[${i}].host`, server.host, 'address');
+    return { name, host, port: port(fail, `defaultServers[${i}].port`, server.port) };
   });
 }

@@ -8,14 +8,14 @@ import { IConstruct } from 'constructs';
  */
 export class ValidationError extends Error {
   /**
-   * @param scope the construct whose input is wrong
+   * @param scope the construct whose input is wrong (undefined for a value given to a plain object, such as a CloudConfig)
    * @param kind the construct's type, e.g. `ZookeeperEnsemble`
    * @param field the property path, e.g. `members` or `disks[1].device`
    * @param value the offending value, shown as JSON
    * @param reason what is wrong and what is expected
    */
-  public constructor(scope: IConstruct, kind: string, field: string, value: unknown, reason: string) {
-    super(`${kind} '${scope.node.path}': ${field} = ${describeValue(value)}: ${reason}`);
+  public constructor(scope: IConstruct | undefined, kind: string, field: string, value: unknown, reason: string) {
+    super(`${kind}${scope ? ` '${scope.node.path}'` : ''}: ${field} = ${describeValue(value)}: ${reason}`);
     this.name = 'ValidationError';
   }
 }

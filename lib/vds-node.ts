@@ -1,12 +1,13 @@
 import { provider as nullProvider, resource as nullResource } from '@cdktf/provider-null';
-import { Annotations, Fn, Lazy, TerraformResource, TerraformStack, TerraformVariable } from 'cdktf';
+import { Annotations, Fn, Lazy, TerraformResource, TerraformStack, TerraformVariable, Token } from 'cdktf';
 import { Construct, IConstruct } from 'constructs';
-import { cidrContains, isHostname, isIpv4, isIpv4Cidr } from './address';
+import { cidrContains } from './address';
 import { ApplyTimeSecrets } from './cloud-init/apply-time-secrets';
 import { CloudConfig } from './cloud-init/cloud-config';
 import { HOST_FILE_PATH, renderHostFile } from './cloud-init/host-file';
 import { escapeTerraformTemplate, sha256Hex } from './render/terraform-string';
 import { renderTemplate } from './render/template';
+import { configSafe, configUnsafeReason } from './schema/config-safe';
 import { ValidationError } from './validation-error';
 
 /** The operating system a VDS host runs. */
@@ -94,9 +95,6 @@ export interface ReadinessCheck {
 }
 
 const STABLE_DEVICE = /^\/dev\/disk\/by-(id|uuid|path|label|partuuid)\//;
-const DEVICE_PATH = /^\/dev\/[A-Za-z0-9._:/+-]+$/;
-const SSH_USER = /^[a-z_][a-z0-9_-]{0,31}$/;
-const SSH_PUBLIC_KEY = /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/]+={0,2}$/;
 const NULL_PROVIDER_ID = 'smartstack-null-provider';
 const stacksWithNullProvider = new WeakSet<TerraformStack>();
 const SSH_KEY_VARIABLE_ID = 'ssh_private_key';
@@ -135,32 +133,25 @@ export class VdsNode extends Construct {
     super(scope, id);
     const fail = (field: string, value: unknown, reason: string) => new ValidationError(this, 'VdsNode', field, value, reason);
 
-    this.hostname = props.hostname ?? id;
-    if (!/^(?!-)[a-z0-9-]{1,63}(?<!-)$/.test(this.hostname)) {
-      throw fail('hostname', this.hostname, 'expected a DNS label: lower-case letters, digits and inner hyphens, at most 63');
-    }
-    if (!isIpv4(props.privateAddress)) {
-      throw fail('privateAddress', props.privateAddress, 'expected an IPv4 address');
-    }
-    this.privateAddress = props.privateAddress;
+    this.hostname = configSafe(fail, 'hostname', props.hostname ?? id, 'dnsLabel');
+    this.privateAddress = configSafe(fail, 'privateAddress', props.privateAddress, 'ipv4');
     this.privateNetwork = props.privateNetwork ?? `${props.privateAddress.split('.').slice(0, 3).join('.')}.0/24`;
-    if (!isIpv4Cidr(this.privateNetwork) || !cidrContains(this.privateNetwork, this.privateAddress)) {
+    configSafe(fail, 'privateNetwork', this.privateNetwork, 'ipv4Cidr');
+    if (!cidrContains(this.privateNetwork, this.privateAddress)) {
       throw fail('privateNetwork', this.privateNetwork, `expected an IPv4 CIDR block that contains privateAddress ${this.privateAddress}`);
     }
-    this.sshAddress = props.sshAddress ?? props.privateAddress;
-    if (!isIpv4(this.sshAddress) && !isHostname(this.sshAddress)) {
-      throw fail('sshAddress', this.sshAddress, 'expected an IPv4 address or a host name');
-    }
-    this.sshUser = props.sshUser ?? 'root';
-    if (!SSH_USER.test(this.sshUser)) {
-      throw fail('sshUser', this.sshUser, 'expected a Unix user name');
-    }
+    this.sshAddress = configSafe(fail, 'sshAddress', props.sshAddress ?? props.privateAddress, 'address');
+    this.sshUser = configSafe(fail, 'sshUser', props.sshUser ?? 'root', 'unixUser');
     const sshPort = props.sshPort ?? 22;
     if (!Number.isInteger(sshPort) || sshPort < 1 || sshPort > 65535) {
       throw fail('sshPort', sshPort, 'expected a TCP port 1-65535');
     }
-    if (props.sshHostKey !== undefined && !SSH_PUBLIC_KEY.test(props.sshHostKey)) {
-      throw fail('sshHostKey', props.sshHostKey, "expected one public key such as 'ssh-ed25519 AAAA...'");
+    if (props.sshHostKey !== undefined) configSafe(fail, 'sshHostKey', props.sshHostKey, 'sshPublicKey');
+    // A token is Terraform's to resolve; a literal goes into the JSON as is, so no `${` may hide in it.
+    if (props.sshPrivateKey !== undefined && !Token.isUnresolved(props.sshPrivateKey)) {
+      const reason = configUnsafeReason(props.sshPrivateKey, 'pemPrivateKey');
+      // The value is not repeated in the message: it is a secret.
+      if (reason !== undefined) throw fail('sshPrivateKey', '(hidden)', reason);
     }
     if (!Number.isInteger(props.memoryMiB) || props.memoryMiB < 512) {
       throw fail('memoryMiB', props.memoryMiB, 'expected a whole number of MiB, at least 512');
@@ -209,6 +200,10 @@ export class VdsNode extends Construct {
 
   /** Adds a check that each apply waits for, such as a ZooKeeper member rejoining its quorum. */
   public addReadinessCheck(check: ReadinessCheck): void {
+    // The description is a comment line of the apply script: a newline in it would be a command.
+    const field = `readinessChecks[${this.readinessChecks.length}]`;
+    configSafe((f, v, r) => new ValidationError(this, 'VdsNode', f, v, r), `${field}.description`, check.description, 'text');
+    if (typeof check.script !== 'string') throw new ValidationError(this, 'VdsNode', `${field}.script`, check.script, 'expected POSIX shell commands');
     this.readinessChecks.push(check);
   }
 
@@ -265,14 +260,10 @@ export class VdsNode extends Construct {
     const names = new Set<string>();
     const devices = new Set<string>();
     this.disks.forEach((disk, i) => {
-      if (!/^[a-z0-9][a-z0-9-]{0,15}$/.test(disk.name)) {
-        throw fail(`disks[${i}].name`, disk.name, 'expected lower-case letters, digits and hyphens, at most 16 (it becomes the filesystem label)');
-      }
+      configSafe(fail, `disks[${i}].name`, disk.name, 'diskName');
       if (names.has(disk.name)) throw fail(`disks[${i}].name`, disk.name, 'two disks have this name');
       names.add(disk.name);
-      if (!DEVICE_PATH.test(disk.device)) {
-        throw fail(`disks[${i}].device`, disk.device, 'expected a device path under /dev/');
-      }
+      configSafe(fail, `disks[${i}].device`, disk.device, 'devicePath');
       if (devices.has(disk.device)) throw fail(`disks[${i}].device`, disk.device, 'two disks name this device');
       devices.add(disk.device);
       if (!STABLE_DEVICE.test(disk.device)) {

@@ -1,9 +1,9 @@
 import { Fn, TerraformOutput, TerraformResource, TerraformVariable, Token } from 'cdktf';
 import { Construct } from 'constructs';
-import { isIpv4Cidr } from './address';
 import { renderTemplate } from './render/template';
 import { defaultHeapMiB, renderJavaEnv, renderMyid, renderZooCfg, ZooCfgSpec } from './render/zookeeper-config';
 import { ApplyTimeSecrets } from './cloud-init/apply-time-secrets';
+import { configSafe, configUnsafeReason } from './schema/config-safe';
 import { ValidationError } from './validation-error';
 import { VdsNode } from './vds-node';
 
@@ -155,6 +155,8 @@ export class ZookeeperEnsemble extends Construct {
   public constructor(scope: Construct, id: string, props: ZookeeperEnsembleProps) {
     super(scope, id);
     const fail = (field: string, value: unknown, reason: string) => new ValidationError(this, 'ZookeeperEnsemble', field, value, reason);
+    // The path names the ensemble in its units, its ACL script and its Terraform output.
+    configSafe(fail, 'node.path', this.node.path, 'constructPath');
     const members = [...props.members];
     const names = members.map((m) => m.hostname);
 
@@ -215,12 +217,10 @@ export class ZookeeperEnsemble extends Construct {
     if (dataDir === dataLogDir) throw fail('dataLogDir', dataLogDir, 'the same directory as dataDir');
     const clientNetworks = [...(props.clientNetworks ?? [])];
     clientNetworks.forEach((cidr, i) => {
-      if (!isIpv4Cidr(cidr)) throw fail(`clientNetworks[${i}]`, cidr, 'expected an IPv4 CIDR block such as 10.10.0.0/24');
+      configSafe(fail, `clientNetworks[${i}]`, cidr, 'ipv4Cidr');
     });
     const jvmFlags = [...(props.jvmFlags ?? [])];
-    jvmFlags.forEach((flag, i) => {
-      if (!/^-[A-Za-z0-9:+=._/,-]+$/.test(flag)) throw fail(`jvmFlags[${i}]`, flag, 'expected one JVM flag starting with -, without spaces, quotes or shell characters');
-    });
+    jvmFlags.forEach((flag, i) => configSafe(fail, `jvmFlags[${i}]`, flag, 'jvmFlag'));
     if (props.heapMiB !== undefined) positiveInteger(fail, 'heapMiB', props.heapMiB);
     const rolloutTimeoutSeconds = positiveInteger(fail, 'rolloutTimeoutSeconds', props.rolloutTimeoutSeconds ?? 300);
     this.acls = props.acls ?? true;
@@ -466,7 +466,10 @@ function positiveInteger(fail: Fail, field: string, value: number): number {
   return value;
 }
 
+/** A directory, with a trailing / allowed and dropped. */
 function absolutePath(fail: Fail, field: string, value: string): string {
-  if (!/^\/[A-Za-z0-9._/-]+$/.test(value) || value.includes('..')) throw fail(field, value, 'expected an absolute path of letters, digits, ., _, - and /');
-  return value.replace(/\/+$/, '');
+  const directory = typeof value === 'string' ? value.replace(/(.)\/+$/, '$1') : value;
+  const reason = configUnsafeReason(directory, 'directory');
+  if (reason !== undefined) throw fail(field, value, reason);
+  return directory;
 }

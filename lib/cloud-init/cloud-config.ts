@@ -1,5 +1,7 @@
 import { stringify } from 'yaml';
 import { renderNftables } from '../render/nftables';
+import { configSafe, ConfigValueKind } from '../schema/config-safe';
+import { ValidationError } from '../validation-error';
 import { ApplyTimeSecrets } from './apply-time-secrets';
 
 /** A file that cloud-init writes (`write_files`). */
@@ -90,6 +92,10 @@ export class CloudConfig {
    * content it is an error, since two roles would fight over it.
    */
   public addFile(file: CloudConfigFile): void {
+    safe('file.path', file.path, 'filePath');
+    if (typeof file.content !== 'string') throw fail('file.content', file.content, 'expected a string');
+    if (file.owner !== undefined) safe('file.owner', file.owner, 'fileOwner');
+    if (file.permissions !== undefined) safe('file.permissions', file.permissions, 'filePermissions');
     this.rendered = undefined;
     const existing = this.files.get(file.path);
     if (existing && JSON.stringify(existing) !== JSON.stringify(file)) {
@@ -100,12 +106,20 @@ export class CloudConfig {
 
   /** Adds a Debian package to install. */
   public addPackage(name: string): void {
+    // apt-get takes it as an argument: a leading '-' would be an option.
+    safe('package', name, 'packageName');
     this.rendered = undefined;
     this.packages.add(name);
   }
 
   /** Adds a filesystem on a whole disk and its mount. */
   public addFilesystem(fs: CloudConfigFilesystem): void {
+    safe('filesystem.device', fs.device, 'devicePath');
+    safe('filesystem.label', fs.label, 'diskName');
+    // Each mount is a line of /etc/fstab: a space or newline would add fields or mounts.
+    safe('filesystem.mountPoint', fs.mountPoint, 'directory');
+    if (fs.filesystem !== undefined) safe('filesystem.filesystem', fs.filesystem, 'filesystemType');
+    (fs.mountOptions ?? []).forEach((option, i) => safe(`filesystem.mountOptions[${i}]`, option, 'mountOption'));
     this.rendered = undefined;
     const existing = this.filesystems.get(fs.device);
     if (existing && JSON.stringify(existing) !== JSON.stringify(fs)) {
@@ -116,6 +130,9 @@ export class CloudConfig {
 
   /** Adds a systemd unit, enabled and started on apply. */
   public addUnit(unit: SystemdUnit): void {
+    // The name is a path under /etc/systemd/system and an argument of systemctl.
+    safe('unit.name', unit.name, 'unitName');
+    if (typeof unit.content !== 'string') throw fail('unit.content', unit.content, 'expected a string');
     this.rendered = undefined;
     if (this.units.has(unit.name)) {
       throw new Error(`CloudConfig: systemd unit ${unit.name} is added twice`);
@@ -125,6 +142,11 @@ export class CloudConfig {
 
   /** Adds a firewall rule to the host's `inet smartstack` nftables table. */
   public addFirewallRule(rule: FirewallRule): void {
+    safe('firewallRule.description', rule.description, 'text');
+    rule.ports.forEach((port, i) => {
+      if (!Number.isInteger(port) || port < 1 || port > 65535) throw fail(`firewallRule.ports[${i}]`, port, 'expected a TCP port 1-65535');
+    });
+    rule.sources.forEach((source, i) => safe(`firewallRule.sources[${i}]`, source, 'ipv4OrCidr'));
     this.rendered = undefined;
     this.firewallRules.push(rule);
   }
@@ -239,3 +261,12 @@ ExecStop=/usr/sbin/nft delete table inet smartstack
 [Install]
 WantedBy=multi-user.target
 `;
+
+// Everything added here lands in the YAML document, fstab, unit paths or nftables rules.
+function fail(field: string, value: unknown, reason: string): Error {
+  return new ValidationError(undefined, 'CloudConfig', field, value, reason);
+}
+
+function safe(field: string, value: unknown, kind: ConfigValueKind): string {
+  return configSafe(fail, field, value, kind);
+}
