@@ -1,7 +1,11 @@
+import { createHash, randomBytes } from 'crypto';
+import { readdirSync, readFileSync, statSync } from 'fs';
+import { join } from 'path';
 import { Testing, TerraformStack } from 'cdktf';
 import { VdsNode } from '../lib';
+import { evaluateTerraformTemplate } from '../lib/cloud-init/terraform-template';
 import { synthesizeExample } from './support/example-synth';
-import { terraformAvailable, validateAndPlan } from './support/terraform-offline';
+import { evaluateWithTerraform, terraformAvailable, validateAndPlan } from './support/terraform-offline';
 
 const haveTerraform = terraformAvailable();
 if (!haveTerraform) {
@@ -14,9 +18,10 @@ const describeWithTerraform = haveTerraform ? describe : describe.skip;
 describeWithTerraform('terraform (offline, null_resource mapped to terraform_data)', () => {
   test('the default example validates and plans one apply per host, rolled out in order', () => {
     const { stackJson } = synthesizeExample();
-    const { validate, plan } = validateAndPlan(stackJson, { ssh_private_key: 'not-a-real-key' });
+    const { validate, plan } = validateAndPlan(stackJson, { ssh_private_key: 'not-a-real-key', zk_secret: 'a'.repeat(32) });
     expect(validate).toContain('The configuration is valid');
-    expect(plan).toContain('Plan: 6 to add, 0 to change, 0 to destroy.');
+    // Six hosts, and the ZooKeeper ACL bootstrap after the last member.
+    expect(plan).toContain('Plan: 7 to add, 0 to change, 0 to destroy.');
     expect(plan).toContain('zk_connection_string = "10.10.0.11:2181,10.10.0.12:2181,10.10.0.13:2181"');
     // The key is sensitive: the plan must not print it.
     expect(plan).not.toContain('not-a-real-key');
@@ -29,5 +34,46 @@ describeWithTerraform('terraform (offline, null_resource mapped to terraform_dat
     const json = JSON.parse(Testing.synth(stack));
     const { plan } = validateAndPlan(json, { ssh_private_key: 'k' });
     expect(plan).toContain('Plan: 1 to add');
+  });
+
+  test('a ZooKeeper secret shorter than 32 characters is refused at plan, naming the variable', () => {
+    const { stackJson } = synthesizeExample();
+    expect(() => validateAndPlan(stackJson, { ssh_private_key: 'k', zk_secret: 'short' })).toThrow(/zk_secret must be at least 32 characters/);
+  });
+
+  test('no secret and nothing derived from one appears in the synthesized output or the plan', () => {
+    const { outdir, stackJson } = synthesizeExample();
+    const secret = randomBytes(24).toString('base64');
+    const sshKey = `-----BEGIN OPENSSH PRIVATE KEY-----${randomBytes(48).toString('base64')}`;
+    const { plan } = validateAndPlan(stackJson, { ssh_private_key: sshKey, zk_secret: secret });
+    const sha256 = (text: string, encoding: 'hex' | 'base64') => createHash('sha256').update(text).digest(encoding);
+    const derived = ['admin', 'reader', 'registrar-user-service'].flatMap((identity) => {
+      const password = sha256(`${identity}:${secret}`, 'hex');
+      return [password, sha256(`${identity}:${password}`, 'base64')];
+    });
+    const synthesized = readdirSync(join(outdir, 'stacks', 'oslo'))
+      .filter((f) => statSync(join(outdir, 'stacks', 'oslo', f)).isFile())
+      .map((f) => readFileSync(join(outdir, 'stacks', 'oslo', f), 'utf8'))
+      .join('\n');
+    expect(synthesized).toContain('var.zk_secret');
+    for (const value of [secret, sshKey, ...derived]) {
+      expect(synthesized.includes(value)).toBe(false);
+      expect(plan.includes(value)).toBe(false);
+    }
+    // What the plan shows instead of each host's document and trigger.
+    expect(plan).toContain('(sensitive value)');
+  });
+
+  test('Terraform evaluates the secrets in the documents exactly as smartstack local does', () => {
+    const { stackJson } = synthesizeExample();
+    const resources = (stackJson.resource as any).null_resource as Record<string, any>;
+    const contents = Object.values(resources).flatMap((r) => (r.provisioner as any[]).map((p) => p.file?.content).filter(Boolean)) as string[];
+    const withSecrets = contents.filter((c) => c.includes('var.zk_secret'));
+    // The ACL script and the documents of the hosts that hold credentials.
+    expect(withSecrets.length).toBe(7);
+    const variables = { zk_secret: randomBytes(32).toString('hex') };
+    const byTerraform = evaluateWithTerraform(withSecrets, variables);
+    expect(byTerraform).toEqual(withSecrets.map((c) => evaluateTerraformTemplate(c, variables)));
+    expect(byTerraform.join('\n')).toMatch(/addauth digest admin:[0-9a-f]{64}\n/);
   });
 });

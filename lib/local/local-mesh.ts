@@ -1,12 +1,14 @@
 import { ChildProcess, spawn, spawnSync } from 'child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'fs';
+import { randomBytes } from 'crypto';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
 import { HaproxyMaster, HaproxyProcessList, HaproxyRuntime } from '../agent/haproxy-runtime';
 import { RegistryStatus, registryStatus } from '../agent/registry-status';
-import { readSynthesizedDocuments, readSynthesizedStack } from '../cloud-init/synthesized-documents';
+import { readSynthesizedDocuments, readSynthesizedStack, synthesizedDocumentVariables } from '../cloud-init/synthesized-documents';
 import { NerveConfig } from '../schema/nerve-config';
 import { SynapseConfig } from '../schema/synapse-config';
+import { readZookeeperCredentials, ZookeeperCredentials } from '../schema/zookeeper-credentials';
 import { fourLetterWord } from './four-letter-word';
 import { LoopbackHost, layOutLoopbackHosts } from './loopback-host';
 
@@ -28,6 +30,11 @@ export interface LocalMeshOptions {
   readonly smartstackCommand?: string[];
   /** Progress lines. */
   readonly log?: (line: string) => void;
+  /**
+   * Values of the Terraform variables the documents use (the ZooKeeper secret); a variable not
+   * given gets a random value for this run.
+   */
+  readonly variables?: Record<string, string>;
 }
 
 /** One process the mesh started, named `<host>/<role>`. */
@@ -56,6 +63,8 @@ const ZOOKEEPER_UNIT = '/etc/systemd/system/zookeeper.service';
 const NERVE_CONFIG = '/etc/smartstack/nerve.conf.json';
 const SYNAPSE_CONFIG = '/etc/smartstack/synapse.conf.json';
 const HAPROXY_BOOTSTRAP = '/etc/smartstack/haproxy-bootstrap.cfg';
+const NERVE_UNIT = 'smartstack-nerve.service';
+const SYNAPSE_UNIT = 'smartstack-synapse.service';
 const PACKAGE_ROOT = join(__dirname, '..', '..');
 
 /** A program the mesh runs, and the Debian package that provides it. */
@@ -72,6 +81,9 @@ const PROGRAMS: Array<[string, string]> = [
 export class LocalMesh {
   public readonly hosts: LoopbackHost[];
   public readonly workdir: string;
+  /** The values the documents were read with, by variable name. */
+  public readonly variables: Record<string, string>;
+  private readonly scripts: Array<{ hostname: string; name: string; script: string }>;
   private readonly processes = new Map<string, MeshProcess>();
   private readonly ownsWorkdir: boolean;
   private readonly log: (line: string) => void;
@@ -83,7 +95,12 @@ export class LocalMesh {
       throw new Error(`smartstack local needs ${missing.map(([p, pkg]) => `${p} (Debian package ${pkg})`).join(' and ')}: install with  sudo apt-get install -y ${missing.map(([, pkg]) => pkg.split(' ')[0]).join(' ')}`);
     }
     const stack = options.stack ?? onlyStack(options.outdir);
-    const documents = readSynthesizedDocuments(readSynthesizedStack(options.outdir, stack));
+    const stackJson = readSynthesizedStack(options.outdir, stack);
+    this.variables = Object.fromEntries(
+      synthesizedDocumentVariables(stackJson).map((name) => [name, options.variables?.[name] ?? randomBytes(32).toString('hex')]),
+    );
+    const documents = readSynthesizedDocuments(stackJson, this.variables);
+    this.scripts = documents.flatMap((d) => [...d.scripts.entries()].map(([name, script]) => ({ hostname: d.hostname, name, script })));
     if (documents.length === 0) throw new Error(`stack ${stack} in ${options.outdir} has no VdsNode hosts`);
     this.ownsWorkdir = options.workdir === undefined;
     this.workdir = options.workdir ?? mkdtempSync(join(tmpdir(), 'smartstack-local-'));
@@ -107,6 +124,8 @@ export class LocalMesh {
   public async start(): Promise<void> {
     for (const host of this.members) this.startZookeeper(host);
     await this.waitForLeader(90000);
+    // What Terraform runs once the members are up, such as the ZooKeeper ACL bootstrap.
+    for (const { hostname, name, script } of this.scripts) this.runScript(hostname, name, script);
     for (const host of this.hosts) {
       for (const [service, port] of providedServices(host)) this.startBackend(host, service, port);
     }
@@ -178,7 +197,7 @@ export class LocalMesh {
       }),
     );
     try {
-      return { members, registry: await registryStatus(this.connectionString, '/services', {}, 5000) };
+      return { members, registry: await registryStatus(this.connectionString, '/services', {}, 5000, this.readerCredentials()) };
     } catch (e) {
       return { members, registryError: (e as Error).message };
     }
@@ -194,8 +213,31 @@ export class LocalMesh {
       mkdirSync(dir, { recursive: true });
     }
     // The host-sized heap (java.env) would not fit several members on one machine.
-    const argv = ['java', '-Xmx256m', '-Xms64m', `-Dzookeeper.log.dir=${logDir}`, '-cp', classpath, 'org.apache.zookeeper.server.quorum.QuorumPeerMain', host.hostPath(ZOO_CFG)];
+    // Java argument files (`@path`, the digest authentication flags) as the unit passes them.
+    const argFiles = [...unit.matchAll(/ @(\/\S+)/g)].map((m) => `@${host.hostPath(m[1])}`);
+    const argv = ['java', '-Xmx256m', '-Xms64m', ...argFiles, `-Dzookeeper.log.dir=${logDir}`, '-cp', classpath, 'org.apache.zookeeper.server.quorum.QuorumPeerMain', host.hostPath(ZOO_CFG)];
     this.spawn(`${host.hostname}/zookeeper`, host, argv);
+  }
+
+  /** The reader identity's credentials, as a consuming host holds them, when the ensemble has ACLs. */
+  private readerCredentials(): ZookeeperCredentials | undefined {
+    for (const host of this.hosts) {
+      const path = [...host.files.keys()].find((p) => /^\/etc\/smartstack\/credentials\/zookeeper-.*-reader\.json$/.test(p));
+      if (path) return readZookeeperCredentials(host.hostPath(path));
+    }
+    return undefined;
+  }
+
+  private runScript(hostname: string, name: string, script: string): void {
+    const host = this.hosts.find((h) => h.hostname === hostname)!;
+    const result = spawnSync('sh', ['-c', host.mapText(script)], { cwd: host.root, encoding: 'utf8', timeout: 120000 });
+    const logDir = join(this.workdir, 'logs');
+    mkdirSync(logDir, { recursive: true });
+    writeFileSync(join(logDir, `${hostname}-${name}.log`), `${result.stdout ?? ''}${result.stderr ?? ''}`);
+    if (result.status !== 0) {
+      throw new Error(`${hostname}: ${name} failed (exit ${result.status ?? result.signal}): ${(result.stderr || result.stdout).trim()}`);
+    }
+    this.log(`${hostname}: ${name}: ${result.stdout.trim()}`);
   }
 
   private startBackend(host: LoopbackHost, service: string, port: number): void {
@@ -218,6 +260,7 @@ export class LocalMesh {
 
   private startAgent(host: LoopbackHost, agent: 'nerve' | 'synapse'): void {
     const config = host.hostPath(agent === 'nerve' ? NERVE_CONFIG : SYNAPSE_CONFIG);
+    loadCredentials(host, agent === 'nerve' ? NERVE_UNIT : SYNAPSE_UNIT);
     this.spawn(`${host.hostname}/${agent}`, host, [...this.smartstack, agent, '--config', config]);
   }
 
@@ -288,6 +331,18 @@ function adaptForOneMachine(host: LoopbackHost): void {
   }
   const bootstrap = host.files.get(HAPROXY_BOOTSTRAP);
   if (bootstrap) write(HAPROXY_BOOTSTRAP, bootstrap.split('\n').filter(dropPrivileges).map(unowned).join('\n'));
+}
+
+/** What systemd's `LoadCredential=ID:PATH` does: a copy in /run/credentials/<unit>/ that only the agent reads. */
+function loadCredentials(host: LoopbackHost, unit: string): void {
+  const unitFile = host.files.get(`/etc/systemd/system/${unit}`) ?? '';
+  for (const [, id, path] of unitFile.matchAll(/^LoadCredential=([^:\n]+):(\S+)$/gm)) {
+    const directory = host.hostPath(`/run/credentials/${unit}`);
+    mkdirSync(directory, { recursive: true, mode: 0o700 });
+    // The unit's text is already mapped: the path is under the host's root.
+    copyFileSync(path, join(directory, id));
+    chmodSync(join(directory, id), 0o400);
+  }
 }
 
 async function stopProcess(child: ChildProcess, timeoutMs: number, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {

@@ -1,4 +1,4 @@
-import { mkdirSync, writeFileSync } from 'fs';
+import { chmodSync, mkdirSync, writeFileSync } from 'fs';
 import { dirname, join } from 'path';
 import { parse } from 'yaml';
 import { SynthesizedHostDocument } from '../cloud-init/synthesized-documents';
@@ -29,6 +29,7 @@ const MOVED_DIRECTORIES = ['/etc', '/var', '/run', '/tmp'];
 interface WriteFile {
   readonly path: string;
   readonly content?: string;
+  readonly permissions?: string;
 }
 
 /**
@@ -63,7 +64,10 @@ export function layOutLoopbackHosts(
       files.set(file.path, content);
       const target = hostPath(file.path);
       mkdirSync(dirname(target), { recursive: true });
-      writeFileSync(target, content);
+      // The mode the document gives: credentials files are the owner's alone, and the agents check.
+      const mode = parseInt(file.permissions ?? '0644', 8);
+      writeFileSync(target, content, { mode });
+      chmodSync(target, mode);
     }
     for (const dir of MOVED_DIRECTORIES) mkdirSync(join(root, dir), { recursive: true });
     return { hostname: doc.hostname, privateAddress, address, root, files, hostPath, mapText };
