@@ -1,6 +1,7 @@
 import { readFileSync } from 'fs';
 import { join } from 'path';
 import { Construct } from 'constructs';
+import { FirewallRule } from './cloud-init/cloud-config';
 import { renderHaproxyConfig } from './render/haproxy-config';
 import { NerveSpec, ProvidedServiceSpec, renderNerveConfig } from './render/nerve-config';
 import { ConsumedServiceSpec, renderSynapseConfig, synapseConfig, SynapseSpec } from './render/synapse-config';
@@ -250,6 +251,7 @@ export class HaproxySidecar extends Construct {
       [this.synapseConfigJson, this.haproxyBootstrapConfig] = this.addSynapseAndHaproxy(host);
     }
     this.installCommands().forEach((argv) => cc.addRunCommand(argv));
+    for (const ensemble of new Set([...this.provides, ...this.consumes].map((s) => s.ensemble))) ensemble._addClient(host);
     if (this.consumes.length > 0) cc.addRunCommand(['systemctl', 'reload-or-restart', HAPROXY_UNIT]);
   }
 
@@ -290,11 +292,14 @@ export class HaproxySidecar extends Construct {
         credentials: nerveCredentials,
       }),
     });
-    // The provided ports are for the mesh: open to the private network, closed to everyone else.
-    for (const s of spec.services) {
-      cc.addFirewallRule({ description: `smartstack ${s.name} provided`, ports: [s.port], sources: [host.privateNetwork] });
+    // A provided port is open to the hosts that consume the service (and its clientNetworks) and
+    // closed to everyone else; consumers added later widen the rule (see addSynapseAndHaproxy).
+    for (const [i, service] of this.provides.entries()) {
+      const port = spec.services[i].port;
+      const consumers = service._consumers().map((c) => `${c.privateAddress}/32`);
+      cc.addFirewallRule(providedPortRule(service, port, [...service.clientNetworks, ...consumers]));
+      service._addProvider(host, port);
     }
-    for (const service of this.provides) service._addProvider(host);
     return json;
   }
 
@@ -351,7 +356,12 @@ export class HaproxySidecar extends Construct {
           .map((e) => this.addCredentials(host, e, 'reader', SYNAPSE_UNIT)),
       }),
     });
-    for (const service of this.consumes) service._addConsumer(host);
+    for (const service of this.consumes) {
+      service._addConsumer(host);
+      for (const [provider, port] of service._providers()) {
+        provider.cloudConfig.addFirewallRule(providedPortRule(service, port, [`${host.privateAddress}/32`]));
+      }
+    }
     return [json, bootstrap];
   }
 
@@ -445,6 +455,10 @@ function serviceNames(services: SmartStackService[]): string {
 
 function byName(a: SmartStackService, b: SmartStackService): number {
   return a.serviceName < b.serviceName ? -1 : a.serviceName > b.serviceName ? 1 : 0;
+}
+
+function providedPortRule(service: SmartStackService, port: number, sources: string[]): FirewallRule {
+  return { description: `smartstack ${service.serviceName} provided`, ports: [port], sources };
 }
 
 /** An identity's credentials: the root-only file, and where the agent's unit sees it (systemd `LoadCredential`). */

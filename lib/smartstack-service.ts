@@ -1,5 +1,6 @@
 import { Annotations, TerraformStack } from 'cdktf';
 import { Construct } from 'constructs';
+import { isIpv4Cidr } from './address';
 import { HealthCheck, HealthCheckType } from './health-check';
 import { STATS_SECTION_NAME } from './render/synapse-config';
 import { configSafe } from './schema/config-safe';
@@ -143,6 +144,12 @@ export interface SmartStackServiceProps {
    * @default false
    */
   readonly keepDefaultServers?: boolean;
+  /**
+   * Networks (CIDR) that may reach the instances' port besides the hosts that consume the service
+   * through a sidecar (those are allowed one by one).
+   * @default none
+   */
+  readonly clientNetworks?: string[];
 }
 
 const RETRY_ON = [
@@ -196,8 +203,11 @@ export class SmartStackService extends Construct {
   /** Default servers, with their names filled in. */
   public readonly defaultServers: DefaultServer[];
   public readonly keepDefaultServers: boolean;
+  /** Networks that may reach the instances' port besides the consuming hosts. */
+  public readonly clientNetworks: string[];
 
-  private readonly providedOn = new Set<VdsNode>();
+  /** Hosts that provide the service, and the port it has there. */
+  private readonly providedOn = new Map<VdsNode, number>();
   private readonly consumedOn = new Set<VdsNode>();
   private warnedUnprovided = false;
 
@@ -236,6 +246,10 @@ export class SmartStackService extends Construct {
     this.labels = validLabels(fail, props.labels ?? {});
     this.defaultServers = validDefaultServers(fail, props.defaultServers ?? []);
     this.keepDefaultServers = props.keepDefaultServers ?? false;
+    this.clientNetworks = [...(props.clientNetworks ?? [])];
+    this.clientNetworks.forEach((cidr, i) => {
+      if (!isIpv4Cidr(cidr)) throw fail(`clientNetworks[${i}]`, cidr, 'expected an IPv4 CIDR block such as 10.10.0.0/24');
+    });
     if (this.keepDefaultServers && this.defaultServers.length === 0) {
       throw fail('keepDefaultServers', true, 'there are no defaultServers to keep');
     }
@@ -262,8 +276,8 @@ export class SmartStackService extends Construct {
    * Records that a host's sidecar provides this service.
    * @internal
    */
-  public _addProvider(host: VdsNode): void {
-    this.providedOn.add(host);
+  public _addProvider(host: VdsNode, port: number): void {
+    this.providedOn.set(host, port);
   }
 
   /**
@@ -272,6 +286,22 @@ export class SmartStackService extends Construct {
    */
   public _addConsumer(host: VdsNode): void {
     this.consumedOn.add(host);
+  }
+
+  /**
+   * The hosts that provide the service so far, with its port on each.
+   * @internal
+   */
+  public _providers(): Array<[VdsNode, number]> {
+    return [...this.providedOn.entries()];
+  }
+
+  /**
+   * The hosts that consume the service so far.
+   * @internal
+   */
+  public _consumers(): VdsNode[] {
+    return [...this.consumedOn];
   }
 
   /** Names, discovery paths and local ports are the mesh's addresses: two services cannot share one. */

@@ -3,6 +3,7 @@ import { Construct } from 'constructs';
 import { renderTemplate } from './render/template';
 import { defaultHeapMiB, renderJavaEnv, renderMyid, renderZooCfg, ZooCfgSpec } from './render/zookeeper-config';
 import { ApplyTimeSecrets } from './cloud-init/apply-time-secrets';
+import { FirewallRule } from './cloud-init/cloud-config';
 import { configSafe, configUnsafeReason } from './schema/config-safe';
 import { ValidationError } from './validation-error';
 import { VdsNode } from './vds-node';
@@ -77,7 +78,9 @@ export interface ZookeeperEnsembleProps {
    */
   readonly jvmFlags?: string[];
   /**
-   * Networks (CIDR) that may reach the client port, besides the members' own private networks.
+   * Networks (CIDR) that may reach the client port, besides the members and the hosts whose
+   * sidecars use the ensemble (those are allowed one by one). Add the hosts that run
+   * `smartstack status` or other ZooKeeper clients here.
    * @default none
    */
   readonly clientNetworks?: string[];
@@ -232,6 +235,8 @@ export class ZookeeperEnsemble extends Construct {
     this.secret = props.secret;
     this.secretName = this.node.path.toLowerCase().replace(/[^a-z0-9._/-]+/g, '-').replace(/^[^a-z0-9]+/, '');
 
+    this.members = members;
+    this.clientPort = clientPort;
     const servers = members.map((m, i) => ({ myid: i + 1, address: m.privateAddress, quorumPort, electionPort }));
     const memberAddresses = members.map((m) => `${m.privateAddress}/32`);
 
@@ -309,11 +314,8 @@ export class ZookeeperEnsemble extends Construct {
         name: 'zookeeper.service',
         content: renderTemplate('zookeeper.service', { myid, ensembleName: this.node.path, configDir: CONFIG_DIR, dataDir, dataLogDir, jvmAuthArgs: this.acls ? JVM_AUTH_ARGS : undefined }),
       });
-      cc.addFirewallRule({
-        description: `zookeeper ${this.node.id} client port`,
-        ports: [clientPort],
-        sources: [...new Set([...members.map((m) => m.privateNetwork), ...clientNetworks])],
-      });
+      // The members, clientNetworks, and each host whose sidecar uses the ensemble (_addClient).
+      cc.addFirewallRule(this.clientPortRule([...memberAddresses, ...clientNetworks]));
       cc.addFirewallRule({
         description: `zookeeper ${this.node.id} quorum and election, members only`,
         ports: [quorumPort, electionPort],
@@ -348,8 +350,6 @@ export class ZookeeperEnsemble extends Construct {
       if (this.aclBootstrap) this.aclBootstrap.dependsOn = members.filter((m) => m.delivery).map((m) => `${m.delivery!.terraformResourceType}.${m.delivery!.friendlyUniqueId}`);
     }
 
-    this.members = members;
-    this.clientPort = clientPort;
     this.clientAddresses = members.map((m) => `${m.privateAddress}:${clientPort}`);
     this.connectionString = this.clientAddresses.join(',');
     const output = new TerraformOutput(this, 'connection-string', {
@@ -362,6 +362,18 @@ export class ZookeeperEnsemble extends Construct {
   /** The identity of the registrars of a service (nerve on the hosts that provide it). */
   public static registrarOf(serviceName: string): string {
     return `registrar-${serviceName}`;
+  }
+
+  /**
+   * Opens the client port of every member to a host whose agents use the ensemble.
+   * @internal
+   */
+  public _addClient(host: VdsNode): void {
+    for (const member of this.members) member.cloudConfig.addFirewallRule(this.clientPortRule([`${host.privateAddress}/32`]));
+  }
+
+  private clientPortRule(sources: string[]): FirewallRule {
+    return { description: `zookeeper ${this.node.id} client port`, ports: [this.clientPort], sources };
   }
 
   /**

@@ -66,8 +66,53 @@ describe('HaproxySidecar on the article topology', () => {
       ['sh', '-c', expect.stringContaining('useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin nerve')],
       ['sh', '-c', `npm ls -g --depth=0 cdktf-smartstack@${VERSION} >/dev/null 2>&1 || npm install -g --no-fund --no-audit cdktf-smartstack@${VERSION}`],
     ]));
+    // Open to the consumer (web1, whose sidecar came later), not to the whole network.
     expect(fileContent(text, '/etc/smartstack/nftables.nft')).toContain(
-      'tcp dport { 8080 } ip saddr { 10.10.0.0/24 } accept comment "smartstack user-service provided"',
+      'tcp dport { 8080 } ip saddr { 10.10.0.30/32 } accept comment "smartstack user-service provided"',
+    );
+  });
+
+  test('a provided port opens to each consumer, whichever sidecar comes first, and to the service clientNetworks', () => {
+    const f = meshFixture();
+    const users = new SmartStackService(f.stack, 'user-service', { ensemble: f.zk, port: 8080, localPort: 3210, clientNetworks: ['192.168.7.0/24'] });
+    const web1 = f.host('web1', 30);
+    new HaproxySidecar(web1, 'sidecar', { consumes: [users] });
+    const app1 = f.host('app1', 55);
+    new HaproxySidecar(app1, 'sidecar', { provides: [users] });
+    new HaproxySidecar(f.host('web2', 31), 'sidecar', { consumes: [users] });
+    const nft = fileContent(app1.renderUserData(), '/etc/smartstack/nftables.nft');
+    expect(nft).toContain('tcp dport { 8080 } ip saddr { 10.10.0.30/32, 10.10.0.31/32, 192.168.7.0/24 } accept comment "smartstack user-service provided"');
+    expect(nft).toContain('tcp dport { 8080 } drop comment "smartstack user-service provided: everyone else"');
+    expect(nft.match(/dport \{ 8080 \}/g)).toHaveLength(2);
+    // Each sidecar host may reach the ensemble's client port; others on the network may not.
+    const member = fileContent(f.zk.members[0].renderUserData(), '/etc/smartstack/nftables.nft');
+    expect(member).toContain('tcp dport { 2181 } ip saddr { 10.10.0.11/32, 10.10.0.12/32, 10.10.0.13/32, 10.10.0.30/32, 10.10.0.31/32, 10.10.0.55/32 } accept');
+  });
+
+  test('with ZooKeeper ACLs each agent gets its identity as a credential only its unit can read', () => {
+    const { app1, web1 } = article();
+    const provider = userData(app1).text;
+    expect(writtenFiles(provider).get('/etc/smartstack/credentials/zookeeper-zk-registrar-user-service.json')).toMatchObject({ permissions: '0600', owner: 'root:root' });
+    const credentials = JSON.parse(fileContent(provider, '/etc/smartstack/credentials/zookeeper-zk-registrar-user-service.json'));
+    expect(credentials).toEqual({ scheme: 'digest', user: 'registrar-user-service', password: '@@secret:test/zk/registrar-user-service/password@@' });
+    expect(fileContent(provider, '/etc/systemd/system/smartstack-nerve.service')).toContain(
+      'LoadCredential=zookeeper-zk-registrar-user-service.json:/etc/smartstack/credentials/zookeeper-zk-registrar-user-service.json',
+    );
+    const consumer = userData(web1).text;
+    expect(JSON.parse(fileContent(consumer, '/etc/smartstack/synapse.conf.json')).services['user-service'].discovery.auth_file).toBe(
+      '/run/credentials/smartstack-synapse.service/zookeeper-zk-reader.json',
+    );
+    expect(fileContent(consumer, '/etc/systemd/system/smartstack-synapse.service')).toContain('LoadCredential=zookeeper-zk-reader.json:/etc/smartstack/credentials/zookeeper-zk-reader.json');
+    // A consumer holds no registrar's password, a provider not the reader's.
+    expect([...writtenFiles(consumer).keys()].filter((p) => p.includes('credentials'))).toEqual(['/etc/smartstack/credentials/zookeeper-zk-reader.json']);
+    expect([...writtenFiles(provider).keys()].filter((p) => p.includes('credentials'))).toEqual(['/etc/smartstack/credentials/zookeeper-zk-registrar-user-service.json']);
+  });
+
+  test('the Ruby agents cannot authenticate: with ACLs on they are refused, naming the ensemble', () => {
+    const f = meshFixture();
+    const users = new SmartStackService(f.stack, 'user-service', { ensemble: f.zk, port: 8080, localPort: 3210 });
+    expect(thrownMessage(() => new HaproxySidecar(f.host('app1', 55), 'sidecar', { provides: [users], runtime: AgentRuntime.ruby() }))).toBe(
+      "HaproxySidecar 'test/app1/sidecar': runtime = \"ruby\": Airbnb's nerve and synapse cannot authenticate to ZooKeeper, and ensemble test/zk (of user-service) has ACLs: use AgentRuntime.node(), or acls: false on the ensemble",
     );
   });
 

@@ -60,7 +60,7 @@ function outcome(call: (done: (error: Error | zookeeper.Exception | null) => voi
 const create = (c: zookeeper.Client, path: string, mode = zookeeper.CreateMode.PERSISTENT) => outcome((done) => c.create(path, Buffer.from('{}'), mode, done));
 const setData = (c: zookeeper.Client, path: string) => outcome((done) => c.setData(path, Buffer.from('{"host":"203.0.113.9","port":80}'), -1, done));
 const remove = (c: zookeeper.Client, path: string) => outcome((done) => c.remove(path, -1, done));
-const setAcl = (c: zookeeper.Client, path: string) => outcome((done) => c.setACL(path, zookeeper.ACL.OPEN_ACL_UNSAFE, -1, done));
+const setAcl = (c: zookeeper.Client, path: string) => outcome((done) => c.setACL(path, [new zookeeper.ACL(zookeeper.Permission.ALL, new zookeeper.Id('world', 'anyone'))], -1, done));
 const list = (c: zookeeper.Client, path: string) =>
   new Promise<string[] | number>((resolve) => c.getChildren(path, (error, children) => resolve(error ? (error as zookeeper.Exception).getCode() : children)));
 

@@ -1,5 +1,5 @@
-import { Testing, TerraformStack } from 'cdktf';
-import { VdsNode, ZookeeperEnsemble, ZookeeperEnsembleProps } from '../lib';
+import { Testing, TerraformStack, TerraformVariable } from 'cdktf';
+import { SmartStackService, VdsNode, ZookeeperEnsemble, ZookeeperEnsembleProps } from '../lib';
 import { defaultHeapMiB } from '../lib/render/zookeeper-config';
 import { fileContent, writtenFiles } from './support/cloud-config-files';
 
@@ -76,10 +76,10 @@ describe('ZookeeperEnsemble', () => {
     expect(fileContent(big.members[0].renderUserData(), '/etc/zookeeper/smartstack/java.env')).toContain('-Xmx2000m');
   });
 
-  test('opens the client port to the private network and quorum ports to members only', () => {
+  test('opens the client port to the members and clientNetworks only, and quorum ports to members only', () => {
     const { members } = ensemble({ clientNetworks: ['10.20.0.0/16'] });
     const nft = fileContent(members[0].renderUserData(), '/etc/smartstack/nftables.nft');
-    expect(nft).toContain('tcp dport { 2181 } ip saddr { 10.10.0.0/24, 10.20.0.0/16 } accept');
+    expect(nft).toContain('tcp dport { 2181 } ip saddr { 10.10.0.11/32, 10.10.0.12/32, 10.10.0.13/32, 10.20.0.0/16 } accept');
     expect(nft).toContain('tcp dport { 2888, 3888 } ip saddr { 10.10.0.11/32, 10.10.0.12/32, 10.10.0.13/32 } accept');
     expect(nft.indexOf('drop')).toBeGreaterThan(nft.lastIndexOf('accept'));
   });
@@ -151,4 +151,61 @@ describe('ZookeeperEnsemble', () => {
     expect(members.map((m) => m.renderUserData())).toEqual(before);
     expect(members[0].findPortOwner(2181)).toBeUndefined();
   });
+
+  describe('ACLs', () => {
+    test('are on by default: a sensitive secret variable, digest auth in a Java argument file, and a bootstrap after every member', () => {
+      const { s, members } = ensemble();
+      new SmartStackService(s, 'user-service', { ensemble: s.node.findChild('zk') as ZookeeperEnsemble, port: 8080 });
+      const json = JSON.parse(Testing.synth(s));
+      expect(json.variable.zk_secret).toMatchObject({ sensitive: true, type: 'string' });
+      const doc = members[0].renderUserData();
+      expect(writtenFiles(doc).get('/etc/zookeeper/smartstack/jvm-auth.args')).toMatchObject({ owner: 'root:zookeeper', permissions: '0640' });
+      expect(fileContent(doc, '/etc/zookeeper/smartstack/jvm-auth.args')).toBe(
+        '-Dzookeeper.DigestAuthenticationProvider.digestAlg=SHA-256\n-Dzookeeper.DigestAuthenticationProvider.superDigest=admin:@@secret:test/zk/admin/digest@@\n',
+      );
+      expect(fileContent(doc, '/etc/systemd/system/zookeeper.service')).toContain('ExecStart=/usr/bin/java $JVM_FLAGS @/etc/zookeeper/smartstack/jvm-auth.args ');
+      const acl = Object.entries(json.resource.null_resource as Record<string, any>).find(([k]) => k.startsWith('zk_acl_'))![1];
+      expect(acl.depends_on).toEqual(Object.keys(json.resource.null_resource).filter((k) => /^zk[123]_cloud-init/.test(k)).map((k) => `null_resource.${k}`));
+      expect(acl.connection.host).toBe('10.10.0.13');
+      const script = acl.provisioner[1].file.content as string;
+      expect(script).toContain('addauth digest admin:${sha256(join(":", ["admin", var.zk_secret]))}');
+      expect(script).toContain('create /services/user-service\n');
+      expect(script).toMatch(/setAcl \/services\/user-service digest:admin:\$\{base64sha256\(.*\)\}:cdrwa,digest:reader:\$\{.*\}:r,digest:registrar-user-service:\$\{.*\}:cdr\n/);
+      expect(script).toContain('setAcl / digest:admin:');
+      // The member's trigger changes with the secret, which the plan shows only as sensitive.
+      expect(acl.triggers.secrets_sha256).toContain('var.zk_secret');
+    });
+
+    test('a literal secret is refused without repeating it', () => {
+      const message = thrown(() => ensemble({ secret: 'hunter2-hunter2-hunter2-hunter2-hunter2' }));
+      expect(message).toContain("ZookeeperEnsemble 'test/zk': secret = \"(hidden)\": expected a reference to a sensitive Terraform variable");
+      expect(message).not.toContain('hunter2');
+    });
+
+    test('a secret of the user\'s own variable is used for every identity', () => {
+      const s = new TerraformStack(Testing.app(), 'test');
+      const mine = new TerraformVariable(s, 'mesh_secret', { type: 'string', sensitive: true });
+      new ZookeeperEnsemble(s, 'zk', { members: hosts(s, 3), dataDisk: 'zk-data', txnLogDisk: 'zk-txlog', secret: mine.stringValue });
+      const json = JSON.parse(Testing.synth(s));
+      expect(Object.keys(json.variable)).toEqual(expect.not.arrayContaining(['zk_secret']));
+      expect(JSON.stringify(json)).toContain('sha256(join(\\":\\", [\\"admin\\", var.mesh_secret]))');
+    });
+
+    test('acls: false leaves the ensemble open as before: no secret, no argument file, no bootstrap', () => {
+      const { s, members } = ensemble({ acls: false });
+      const json = JSON.parse(Testing.synth(s));
+      expect(json.variable?.zk_secret).toBeUndefined();
+      expect(writtenFiles(members[0].renderUserData()).has('/etc/zookeeper/smartstack/jvm-auth.args')).toBe(false);
+      expect(Object.keys(json.resource.null_resource).some((k) => k.startsWith('zk_acl_'))).toBe(false);
+    });
+  });
 });
+
+function thrown(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (e) {
+    return (e as Error).message;
+  }
+  throw new Error('expected an error');
+}

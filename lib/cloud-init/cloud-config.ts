@@ -140,7 +140,10 @@ export class CloudConfig {
     this.units.set(unit.name, unit);
   }
 
-  /** Adds a firewall rule to the host's `inet smartstack` nftables table. */
+  /**
+   * Adds a firewall rule to the host's `inet smartstack` nftables table. A rule with the same
+   * description and ports as an earlier one adds its sources to it.
+   */
   public addFirewallRule(rule: FirewallRule): void {
     safe('firewallRule.description', rule.description, 'text');
     rule.ports.forEach((port, i) => {
@@ -148,7 +151,13 @@ export class CloudConfig {
     });
     rule.sources.forEach((source, i) => safe(`firewallRule.sources[${i}]`, source, 'ipv4OrCidr'));
     this.rendered = undefined;
-    this.firewallRules.push(rule);
+    // A role that learns of more peers later widens its rule rather than adding a second one.
+    const i = this.firewallRules.findIndex((r) => r.description === rule.description && r.ports.join() === rule.ports.join());
+    if (i >= 0) {
+      this.firewallRules[i] = { ...rule, sources: [...new Set([...this.firewallRules[i].sources, ...rule.sources])] };
+    } else {
+      this.firewallRules.push({ ...rule, ports: [...rule.ports], sources: [...rule.sources] });
+    }
   }
 
   /** Adds a command (argv form) run on every apply, after files, packages and disks. */
