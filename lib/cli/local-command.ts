@@ -20,6 +20,8 @@ export async function runLocal(words: string[], flags: { [name: string]: string 
     process.stderr.write(`smartstack local: ${(e as Error).message}\n`);
     return 2;
   }
+  const generated = Object.keys(mesh.variables);
+  if (generated.length > 0) process.stderr.write(`random values for this run, for the secrets the hosts derive their credentials from: ${generated.join(', ')}\n`);
   let stopping: Promise<void> | undefined;
   const stop = () => (stopping ??= mesh.stop());
   const interrupted = new Promise<void>((resolve) => {
