@@ -6,6 +6,7 @@ import { registerZkSessionMetrics } from './zk-session-metrics';
 import { ZkSession, ZkSessionOptions } from './zk-session';
 import { LoadedNerveConfig, LoadedNerveService } from '../schema/nerve-config-loader';
 import { encodeRegistration } from '../schema/registration-codec';
+import { readZookeeperCredentials } from '../schema/zookeeper-credentials';
 
 export interface NerveOptions {
   readonly log: Logger;
@@ -65,7 +66,9 @@ class WatchedService {
 /**
  * The nerve agent: health-checks the services this host provides and keeps one ephemeral
  * registration per up service in ZooKeeper, in the upstream payload format. One session per
- * set of ZooKeeper hosts is shared by the services that name it.
+ * set of ZooKeeper hosts is shared by the services that name it, and authenticates as every
+ * identity their `zk_auth_file`s hold. Credentials files are read once, here: a file that is
+ * refused throws a ConfigError before anything connects.
  */
 export class Nerve {
   private readonly sessions = new Map<string, ZkSession>();
@@ -76,6 +79,8 @@ export class Nerve {
     for (const service of config.services) {
       const log = options.log.child({ service: service.name });
       const session = this.session(service.zkHosts);
+      const credentials = service.zkAuthFile === undefined ? undefined : readZookeeperCredentials(service.zkAuthFile);
+      if (credentials) session.addCredentials(credentials);
       const payload = encodeRegistration({
         host: service.host,
         port: service.port,
@@ -89,7 +94,8 @@ export class Nerve {
         onRegistered: () => metrics?.counter('nerve_registrations_total', 'Registrations created in ZooKeeper.').inc(labels),
         onDeregistered: () => metrics?.counter('nerve_deregistrations_total', 'Registrations deleted from ZooKeeper.').inc(labels),
         onError: () => metrics?.counter('nerve_registration_errors_total', 'Failed registration steps (retried).').inc(labels),
-      });
+        onNoAuth: (e) => metrics?.counter('nerve_zk_no_auth_total', 'ZooKeeper requests refused for lack of permission (NoAuth).').inc({ ...labels, operation: e.operation ?? '' }),
+      }, credentials);
       this.services.push(new WatchedService(service, registration, log, metrics));
     }
     metrics?.gauge('nerve_registered', 'Whether the service has its node in ZooKeeper (1) or not (0).', () =>

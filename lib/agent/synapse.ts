@@ -12,6 +12,7 @@ import { registerZkSessionMetrics } from './zk-session-metrics';
 import { HaproxyServerSlot, renderedSlotOptions } from '../render/haproxy-config';
 import { isIpAddress } from '../schema/haproxy-safe';
 import { LoadedSynapseConfig, LoadedSynapseService } from '../schema/synapse-config-loader';
+import { readZookeeperCredentials } from '../schema/zookeeper-credentials';
 
 export interface SynapseOptions {
   readonly log: Logger;
@@ -35,7 +36,8 @@ const WORKER_POLL_MS = 1000;
  * happens only when a backend runs out of slots. When discovery is down nothing is changed, so
  * HAProxy keeps the last known servers; when a service has no registrations its
  * `default_servers` serve. On start the slot mapping is read back from HAProxy, so a restart
- * changes nothing that is already right.
+ * changes nothing that is already right. A session authenticates as every identity the
+ * `discovery.auth_file`s of its services hold (read once, at construction).
  */
 export class Synapse {
   private readonly sessions = new Map<string, ZkSession>();
@@ -72,12 +74,15 @@ export class Synapse {
         session = new ZkSession(key, { ...options.zk, log: options.log });
         this.sessions.set(key, session);
       }
+      const credentials = service.zkAuthFile === undefined ? undefined : readZookeeperCredentials(service.zkAuthFile);
+      if (credentials) session.addCredentials(credentials);
       const labels = { service: service.name };
       this.watchers.push(new ZkServiceWatcher(session, service.zkPath, options.log.child(labels), {
         onInstances: (instances) => void this.onInstances(service, instances),
         onRead: (op) => metrics?.counter('synapse_zk_reads_total', 'ZooKeeper reads: path listings and child gets.').inc({ ...labels, op }),
         onRejected: () => metrics?.counter('synapse_registrations_rejected_total', 'Registrations refused as invalid or unsafe.').inc(labels),
-      }));
+        onNoAuth: (operation) => metrics?.counter('synapse_zk_no_auth_total', 'ZooKeeper reads refused for lack of permission (NoAuth).').inc({ ...labels, operation }),
+      }, credentials?.user));
     }
     if (metrics) {
       registerZkSessionMetrics(metrics, this.sessions);

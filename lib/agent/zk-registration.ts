@@ -1,17 +1,25 @@
 import { CoalescedRun } from './coalesced-run';
 import { Logger } from './log';
-import { CreateMode, ZK_NO_NODE, ZkConnectedEvent, ZkError, ZkSession } from './zk-session';
+import { CreateMode, ZK_NO_AUTH, ZK_NO_NODE, ZkAcl, ZkConnectedEvent, ZkError, ZkPermission, ZkSession } from './zk-session';
 import { decodeRegistration } from '../schema/registration-codec';
+import { ZookeeperCredentials, zookeeperDigest } from '../schema/zookeeper-credentials';
 
 /** What a registration tells its owner, for metrics. */
 export interface ZkRegistrationEvents {
   onRegistered?(path: string): void;
   onDeregistered?(path: string): void;
   onError?(error: Error): void;
+  /** ZooKeeper refused a request for lack of permission (also reported to `onError`). */
+  onNoAuth?(error: ZkError): void;
 }
 
 /** Pause before retrying a failed step while connected. */
 const RETRY_MS = 1000;
+/** Longest pause between retries after permission errors, which only an operator fixes. */
+const NO_AUTH_RETRY_MAX_MS = 30000;
+
+/** With credentials, the service path is the bootstrap's to create, not ours. */
+class ServicePathMissing extends Error {}
 
 /**
  * One instance's ephemeral sequential node `<zkPath>/<instanceId>_<seq>`, kept in line with
@@ -22,6 +30,11 @@ const RETRY_MS = 1000;
  *   adopts one this session made (a create whose answer was lost) or deletes them (a previous
  *   incarnation's, still waiting for its old session to expire);
  * - after a new session the old node is gone with the old session, so it registers again at once.
+ *
+ * With `credentials` (the service's `zk_auth_file`) the service path must exist already: a path
+ * nerve created would carry the wrong ACL. The node gets ALL for the session's own identities
+ * (the `auth` scheme) and READ for every id that may read the service path, so consumers keep
+ * reading it and nobody else may change or delete it (see {@link childAcl}).
  */
 export class ZkRegistration {
   private want = false;
@@ -32,6 +45,9 @@ export class ZkRegistration {
   private readonly run = new CoalescedRun(() => this.reconcileOnce());
   private retryTimer?: NodeJS.Timeout;
   private stopped = false;
+  private missingLogged = false;
+  private noAuthInARow = 0;
+  private hiddenReadersLogged = false;
 
   public constructor(
     private readonly session: ZkSession,
@@ -40,6 +56,7 @@ export class ZkRegistration {
     private readonly payload: string,
     private readonly log: Logger,
     private readonly events: ZkRegistrationEvents = {},
+    private readonly credentials?: ZookeeperCredentials,
   ) {
     session.on('connected', this.onConnected);
   }
@@ -84,15 +101,30 @@ export class ZkRegistration {
 
   /** One reconcile; on failure, another after a pause while the session lasts. */
   private async reconcileOnce(): Promise<void> {
+    let retryMs = RETRY_MS;
     try {
       await this.reconcile();
+      this.noAuthInARow = 0;
+      return;
     } catch (e) {
       this.events.onError?.(e as Error);
-      this.log.warn('registration step failed; retrying', { error: e as Error });
-      if (this.session.connected && !this.stopped) {
-        clearTimeout(this.retryTimer);
-        this.retryTimer = setTimeout(() => this.kick(), RETRY_MS);
+      if (e instanceof ServicePathMissing) {
+        if (!this.missingLogged) this.log.warn(e.message, { path: this.zkPath });
+        this.missingLogged = true;
+      } else if (e instanceof ZkError && e.code === ZK_NO_AUTH) {
+        this.noAuthInARow += 1;
+        retryMs = Math.min(NO_AUTH_RETRY_MAX_MS, RETRY_MS * 2 ** Math.min(this.noAuthInARow - 1, 5));
+        this.events.onNoAuth?.(e);
+        this.log.error('zookeeper refused the request: no permission for this identity; retrying', {
+          operation: e.operation, path: e.path, user: this.credentials?.user ?? '(none: no zk_auth_file)', retry_ms: retryMs,
+        });
+      } else {
+        this.log.warn('registration step failed; retrying', { error: e as Error });
       }
+    }
+    if (this.session.connected && !this.stopped) {
+      clearTimeout(this.retryTimer);
+      this.retryTimer = setTimeout(() => this.kick(), retryMs);
     }
   }
 
@@ -119,19 +151,64 @@ export class ZkRegistration {
       return;
     }
     this.verify = false;
-    await this.session.mkdirp(this.zkPath);
+    if (!this.credentials) {
+      await this.session.mkdirp(this.zkPath);
+    } else if (!(await this.session.exists(this.zkPath))) {
+      throw new ServicePathMissing('service path does not exist; waiting for it (with zk_auth_file nerve does not create it)');
+    } else if (this.missingLogged) {
+      this.missingLogged = false;
+      this.log.info('service path exists now', { path: this.zkPath });
+    }
     const adopted = await this.adoptOrClean(true);
     if (adopted) {
       this.node = { path: adopted, generation };
       this.log.info('registration kept', { path: adopted });
       return;
     }
+    const acl = this.credentials ? await this.childAcl() : undefined;
     this.uncertain = true;
-    const created = await this.session.create(`${this.zkPath}/${this.instanceId}_`, Buffer.from(this.payload), CreateMode.EPHEMERAL_SEQUENTIAL);
+    const created = await this.session.create(`${this.zkPath}/${this.instanceId}_`, Buffer.from(this.payload), CreateMode.EPHEMERAL_SEQUENTIAL, acl);
     this.uncertain = false;
     this.node = { path: created, generation };
     this.events.onRegistered?.(created);
     this.log.info('registered', { path: created, session: this.session.sessionId });
+  }
+
+  /**
+   * ALL for the session's own identities, READ for every other id that may read the service path.
+   * Read afresh before each create, so a reader the bootstrap adds later is honoured.
+   *
+   * ZooKeeper shows digest ids only to who holds ADMIN on the node; others get `user:x`, which
+   * names no identity. For such readers the node gets READ for everyone instead: writing and
+   * deleting stay with its owner, listing the path stays with its readers.
+   */
+  private async childAcl(): Promise<ZkAcl[]> {
+    const ownIds = new Set(this.session.credentials.map((c) => zookeeperDigest(c.user, c.password)));
+    const ownUsers = new Set(this.session.users);
+    const readers = new Map<string, ZkAcl>();
+    const hidden: string[] = [];
+    for (const a of await this.session.getAcl(this.zkPath)) {
+      if ((a.perms & ZkPermission.READ) === 0) continue;
+      if (a.scheme === 'digest') {
+        const [user, digest] = a.id.split(':');
+        if (ownIds.has(a.id) || (digest === 'x' && ownUsers.has(user))) continue;
+        if (digest === 'x') {
+          hidden.push(user);
+          continue;
+        }
+      }
+      readers.set(`${a.scheme}:${a.id}`, { perms: ZkPermission.READ, scheme: a.scheme, id: a.id });
+    }
+    if (hidden.length > 0) {
+      readers.set('world:anyone', { perms: ZkPermission.READ, scheme: 'world', id: 'anyone' });
+      if (!this.hiddenReadersLogged) {
+        this.log.info('the service path hides its readers\' digests from this identity (no ADMIN there): registrations are readable by all, changeable by none', {
+          path: this.zkPath, readers: hidden,
+        });
+      }
+      this.hiddenReadersLogged = true;
+    }
+    return [{ perms: ZkPermission.ALL, scheme: 'auth', id: '' }, ...readers.values()];
   }
 
   /** Keeps (when `adopt`) one node this session made with our payload; deletes our other nodes. */

@@ -1,6 +1,6 @@
 import { CoalescedRun } from './coalesced-run';
 import { Logger } from './log';
-import { ZK_NO_NODE, ZkConnectedEvent, ZkError, ZkSession } from './zk-session';
+import { ZK_NO_AUTH, ZK_NO_NODE, ZkConnectedEvent, ZkError, ZkSession } from './zk-session';
 import { decodeChildName, decodeRegistration, DecodedRegistration } from '../schema/registration-codec';
 import { Registration } from '../schema/registration';
 
@@ -18,10 +18,14 @@ export interface ZkServiceWatcherHooks {
   onRead?(op: 'list' | 'get'): void;
   /** A child that is not a usable registration; it is skipped until it goes away. */
   onRejected?(child: string, reason: string): void;
+  /** ZooKeeper refused a read for lack of permission. */
+  onNoAuth?(operation: string, path: string): void;
 }
 
 /** Pause before retrying a failed listing while connected. */
 const RETRY_MS = 1000;
+/** Longest pause between retries after permission errors, which only an operator fixes. */
+const NO_AUTH_RETRY_MAX_MS = 30000;
 
 /**
  * Watches one service's path: a child watch re-lists the children after each change, and only
@@ -29,6 +33,10 @@ const RETRY_MS = 1000;
  * Registrations do not change in place (nerve re-creates them), so a known child is never read
  * again — not after a reconnect and not after a new session, which costs a single listing.
  * While ZooKeeper is unreachable nothing is reported, so the last known instances stay in use.
+ *
+ * With a `user` (credentials configured) a missing path is not created, since it would carry the
+ * wrong ACL: a watch on its existence says when the bootstrap has made it. A listing refused for
+ * lack of permission is retried with a growing pause and, like any failed read, changes nothing.
  */
 export class ZkServiceWatcher {
   /** Child name → its registration, or null for a child that was refused. */
@@ -37,12 +45,16 @@ export class ZkServiceWatcher {
   private stopped = false;
   private retryTimer?: NodeJS.Timeout;
   private reported = false;
+  private missingLogged = false;
+  private noAuthInARow = 0;
 
   public constructor(
     private readonly session: ZkSession,
     public readonly path: string,
     private readonly log: Logger,
     private readonly hooks: ZkServiceWatcherHooks,
+    /** The digest user the path is read as, when the service has credentials. */
+    private readonly user?: string,
   ) {}
 
   public start(): void {
@@ -78,30 +90,54 @@ export class ZkServiceWatcher {
 
   /** One listing; on failure, another after a pause while the session lasts. */
   private async refreshOnce(): Promise<void> {
+    let retryMs = RETRY_MS;
     try {
       await this.refresh();
+      this.noAuthInARow = 0;
+      return;
     } catch (e) {
-      this.log.warn('listing the service path failed; retrying', { path: this.path, error: e as Error });
-      if (this.session.connected && !this.stopped) {
-        clearTimeout(this.retryTimer);
-        this.retryTimer = setTimeout(() => this.kick(), RETRY_MS);
+      if (e instanceof ZkError && e.code === ZK_NO_AUTH) {
+        this.noAuthInARow += 1;
+        retryMs = Math.min(NO_AUTH_RETRY_MAX_MS, RETRY_MS * 2 ** Math.min(this.noAuthInARow - 1, 5));
+        this.hooks.onNoAuth?.(e.operation ?? '', e.path ?? this.path);
+        this.log.error('zookeeper refused the read: no permission for this identity; keeping the last servers and retrying', {
+          operation: e.operation, path: e.path, user: this.user ?? '(none: no auth_file)', retry_ms: retryMs,
+        });
+      } else {
+        this.log.warn('listing the service path failed; retrying', { path: this.path, error: e as Error });
       }
+    }
+    if (this.session.connected && !this.stopped) {
+      clearTimeout(this.retryTimer);
+      this.retryTimer = setTimeout(() => this.kick(), retryMs);
     }
   }
 
   private async refresh(): Promise<void> {
     if (!this.session.connected) return;
     let children: string[];
+    let missing = false;
     try {
       this.hooks.onRead?.('list');
       children = await this.session.getChildren(this.path, this.onChildrenChanged);
     } catch (e) {
       if ((e as ZkError).code !== ZK_NO_NODE) throw e;
-      // Nothing registered yet: create the path so the child watch can be set (as upstream does).
-      await this.session.mkdirp(this.path);
-      this.hooks.onRead?.('list');
-      children = await this.session.getChildren(this.path, this.onChildrenChanged);
+      // Nothing registered yet. Without credentials, create the path so the child watch can be set
+      // (as upstream does); with them, watch for the bootstrap to create it.
+      const exists = this.user === undefined
+        ? await this.session.mkdirp(this.path).then(() => true)
+        : (await this.session.exists(this.path, this.onChildrenChanged)) !== undefined;
+      if (exists) {
+        this.hooks.onRead?.('list');
+        children = await this.session.getChildren(this.path, this.onChildrenChanged);
+      } else {
+        if (!this.missingLogged) this.log.warn('service path does not exist; waiting for it (with auth_file synapse does not create it)', { path: this.path });
+        this.missingLogged = true;
+        missing = true;
+        children = [];
+      }
     }
+    if (!missing) this.missingLogged = false;
 
     const present = new Set(children);
     let changed = false;
@@ -140,6 +176,11 @@ export class ZkServiceWatcher {
       return decodeRegistration(node.data);
     } catch (e) {
       if ((e as ZkError).code === ZK_NO_NODE) return undefined;
+      // One registration we may not read must not stop the others from being seen.
+      if ((e as ZkError).code === ZK_NO_AUTH) {
+        this.hooks.onNoAuth?.('get', `${this.path}/${child}`);
+        return { ok: false, reason: `not readable as ${this.user ?? 'an unauthenticated client'} (NoAuth)` };
+      }
       throw e;
     }
   }

@@ -9,5 +9,6 @@ export function registerZkSessionMetrics(metrics: Metrics, sessions: Map<string,
   metrics.counter('smartstack_zk_disconnects_total', 'ZooKeeper connection losses (each followed by a reconnect).', () => each((s) => s.disconnects));
   metrics.counter('smartstack_zk_session_expirations_total', 'ZooKeeper sessions expired (each replaced at once).', () => each((s) => s.expirations));
   metrics.counter('smartstack_zk_sessions_total', 'ZooKeeper sessions established.', () => each((s) => s.generation));
+  metrics.counter('smartstack_zk_auth_failures_total', 'Sessions the ensemble closed for refused credentials (each retried after a pause).', () => each((s) => s.authFailures));
   metrics.counter('smartstack_zk_protocol_errors_total', 'Replies the ZooKeeper client misread (each answered by a reconnect).', () => each((s) => s.protocolErrors));
 }

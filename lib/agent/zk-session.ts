@@ -1,6 +1,7 @@
 import { EventEmitter } from 'events';
 import * as zookeeper from 'node-zookeeper-client';
 import { Logger } from './log';
+import { ZookeeperCredentials, zookeeperAuthData } from '../schema/zookeeper-credentials';
 
 /** Where the session stands; `expired` lasts only until the replacement session connects. */
 export type ZkConnectionState = 'connecting' | 'connected' | 'disconnected' | 'expired' | 'closed';
@@ -25,7 +26,13 @@ export interface ZkConnectedEvent {
 
 /** A request that failed; `code` is ZooKeeper's error code when there is one. */
 export class ZkError extends Error {
-  public constructor(message: string, public readonly code?: number) {
+  public constructor(
+    message: string,
+    public readonly code?: number,
+    /** The request (`create`, `delete`, `children`, ...) and its path, when known. */
+    public readonly operation?: string,
+    public readonly path?: string,
+  ) {
     super(message);
     this.name = 'ZkError';
   }
@@ -34,6 +41,20 @@ export class ZkError extends Error {
 export const ZK_NO_NODE = zookeeper.Exception.NO_NODE;
 export const ZK_NODE_EXISTS = zookeeper.Exception.NODE_EXISTS;
 export const ZK_NOT_EMPTY = zookeeper.Exception.NOT_EMPTY;
+/** The session's identities lack the permission the request needs. */
+export const ZK_NO_AUTH = zookeeper.Exception.NO_AUTH;
+
+export const ZkPermission = zookeeper.Permission;
+
+/** One ACL entry: `perms` (a mask of {@link ZkPermission}) for `scheme:id`. */
+export interface ZkAcl {
+  readonly perms: number;
+  readonly scheme: string;
+  readonly id: string;
+}
+
+/** Everyone may do everything: what nodes get without an ACL, as upstream nerve makes them. */
+const OPEN_ACL: ZkAcl[] = [{ perms: zookeeper.Permission.ALL, scheme: 'world', id: 'anyone' }];
 
 /** A node's data and its metadata, as one read returns them. */
 export interface ZkNodeData {
@@ -63,6 +84,8 @@ export class ZkSession extends EventEmitter {
   private lastAnswerAt = 0;
   private watchdog?: NodeJS.Timeout;
   private probing = false;
+  private readonly identities: ZookeeperCredentials[] = [];
+  private authRetryTimer?: NodeJS.Timeout;
 
   /** Connection losses seen (each is followed by a reconnect attempt). */
   public disconnects = 0;
@@ -70,6 +93,8 @@ export class ZkSession extends EventEmitter {
   public expirations = 0;
   /** Replies the client library could not parse (each answered by a reconnect). */
   public protocolErrors = 0;
+  /** Times the ensemble refused the session's credentials (each followed by a new session after a pause). */
+  public authFailures = 0;
 
   public constructor(public readonly connectString: string, options: ZkSessionOptions = {}) {
     super();
@@ -99,6 +124,26 @@ export class ZkSession extends EventEmitter {
     return this.client && this.connected ? this.client.getSessionId().toString('hex') : '';
   }
 
+  /** The identities every connection of every session authenticates as. */
+  public get credentials(): readonly ZookeeperCredentials[] {
+    return this.identities;
+  }
+
+  /** The digest users, for log lines (never the passwords). */
+  public get users(): string[] {
+    return this.identities.map((c) => c.user);
+  }
+
+  /**
+   * Adds a digest identity. The client library sends it on every connection of the session; a
+   * new session (after expiry) is a new client, which gets every identity before it connects.
+   */
+  public addCredentials(credentials: ZookeeperCredentials): void {
+    if (this.identities.some((c) => c.user === credentials.user && c.password === credentials.password)) return;
+    this.identities.push(credentials);
+    this.client?.addAuthInfo(credentials.scheme, zookeeperAuthData(credentials));
+  }
+
   /** Session id and password, for tests that end the session from a second client. */
   public sessionCredentials(): { id: Buffer; password: Buffer } | undefined {
     return this.client && this.connected ? { id: this.client.getSessionId(), password: this.client.getSessionPassword() } : undefined;
@@ -124,6 +169,7 @@ export class ZkSession extends EventEmitter {
   /** Ends the session (its ephemeral nodes go at once) and stops reconnecting. */
   public async close(timeoutMs = 2000): Promise<void> {
     this.closing = true;
+    clearTimeout(this.authRetryTimer);
     clearInterval(this.watchdog);
     this.watchdog = undefined;
     const client = this.client;
@@ -147,17 +193,24 @@ export class ZkSession extends EventEmitter {
     client.removeAllListeners();
   }
 
-  public create(path: string, data: Buffer, mode: number): Promise<string> {
-    return this.call<string>(`create ${path}`, (c, cb) => c.create(path, data, mode, (e, created) => cb(e, created)));
+  /** Creates a node; without `acl` it is open to everyone, as upstream nerve makes it. */
+  public create(path: string, data: Buffer, mode: number, acl: ZkAcl[] = OPEN_ACL): Promise<string> {
+    const acls = acl.map((a) => new zookeeper.ACL(a.perms, new zookeeper.Id(a.scheme, a.id)));
+    return this.call<string>('create', path, (c, cb) => c.create(path, data, acls, mode, (e, created) => cb(e, created)));
   }
 
   public remove(path: string): Promise<void> {
-    return this.call<void>(`delete ${path}`, (c, cb) => c.remove(path, -1, (e) => cb(e, undefined)));
+    return this.call<void>('delete', path, (c, cb) => c.remove(path, -1, (e) => cb(e, undefined)));
+  }
+
+  /** The node's ACL. */
+  public getAcl(path: string): Promise<ZkAcl[]> {
+    return this.call<ZkAcl[]>('getACL', path, (c, cb) => c.getACL(path, (e, acl) => cb(e, (acl ?? []).map(plainAcl))));
   }
 
   /** The node's metadata, or undefined when it does not exist. */
   public exists(path: string, watcher?: ZkWatcher): Promise<zookeeper.Stat | undefined> {
-    return this.call<zookeeper.Stat | undefined>(`exists ${path}`, (c, cb) => {
+    return this.call<zookeeper.Stat | undefined>('exists', path, (c, cb) => {
       const done = (e: Error | zookeeper.Exception | null, stat: zookeeper.Stat): void => cb(e, stat ?? undefined);
       if (watcher) c.exists(path, watcher, done);
       else c.exists(path, done);
@@ -165,7 +218,7 @@ export class ZkSession extends EventEmitter {
   }
 
   public getData(path: string, watcher?: ZkWatcher): Promise<ZkNodeData> {
-    return this.call<ZkNodeData>(`get ${path}`, (c, cb) => {
+    return this.call<ZkNodeData>('get', path, (c, cb) => {
       const done = (e: Error | zookeeper.Exception | null, data: Buffer, stat: zookeeper.Stat): void => cb(e, { data: data ?? Buffer.alloc(0), stat });
       if (watcher) c.getData(path, watcher, done);
       else c.getData(path, done);
@@ -173,7 +226,7 @@ export class ZkSession extends EventEmitter {
   }
 
   public getChildren(path: string, watcher?: ZkWatcher): Promise<string[]> {
-    return this.call<string[]>(`children ${path}`, (c, cb) => {
+    return this.call<string[]>('children', path, (c, cb) => {
       const done = (e: Error | zookeeper.Exception | null, children: string[]): void => cb(e, children);
       if (watcher) c.getChildren(path, watcher, done);
       else c.getChildren(path, done);
@@ -182,7 +235,7 @@ export class ZkSession extends EventEmitter {
 
   /** Creates the path and its missing parents as empty persistent nodes. */
   public mkdirp(path: string): Promise<void> {
-    return this.call<void>(`mkdirp ${path}`, (c, cb) => c.mkdirp(path, (e) => cb(e, undefined)));
+    return this.call<void>('mkdirp', path, (c, cb) => c.mkdirp(path, (e) => cb(e, undefined)));
   }
 
   private newClient(): void {
@@ -193,6 +246,8 @@ export class ZkSession extends EventEmitter {
     });
     this.client = client;
     this.freshSession = true;
+    // Before connecting, so the client sends them ahead of any request on every connection.
+    for (const c of this.identities) client.addAuthInfo(c.scheme, zookeeperAuthData(c));
     discardPartialFrameOnDisconnect(client);
     guardAgainstMisreadFrames(client, (e) => {
       this.protocolErrors += 1;
@@ -232,7 +287,21 @@ export class ZkSession extends EventEmitter {
       this.newClient();
     };
     client.on('expired', () => replace('expired'));
-    client.on('authenticationFailed', () => replace('failed authentication'));
+    client.on('authenticationFailed', () => {
+      if (client !== this.client || this.closing) return;
+      // The ensemble does not accept the scheme (digest auth switched off, say): retrying at once
+      // would only hammer it, so the next session waits, longer each time, up to 30 s.
+      this.authFailures += 1;
+      const delayMs = Math.min(30000, 1000 * 2 ** Math.min(this.authFailures - 1, 5));
+      this.setState('expired');
+      this.log?.error('zookeeper refused the credentials; trying a new session later', { users: this.users, retry_ms: delayMs });
+      this.emit('expired');
+      client.removeAllListeners();
+      client.close();
+      this.authRetryTimer = setTimeout(() => {
+        if (!this.closing) this.newClient();
+      }, delayMs);
+    });
     client.connect();
   }
 
@@ -271,14 +340,15 @@ export class ZkSession extends EventEmitter {
   }
 
   /** Runs one request on the current client with a deadline; fails fast when not connected. */
-  private call<T>(what: string, run: (client: zookeeper.Client, done: (e: Error | zookeeper.Exception | null, value: T) => void) => void): Promise<T> {
+  private call<T>(operation: string, path: string, run: (client: zookeeper.Client, done: (e: Error | zookeeper.Exception | null, value: T) => void) => void): Promise<T> {
     const client = this.client;
-    if (!client || !this.connected) return Promise.reject(new ZkError(`${what}: not connected to ZooKeeper (${this.currentState})`));
+    const what = `${operation} ${path}`;
+    if (!client || !this.connected) return Promise.reject(new ZkError(`${what}: not connected to ZooKeeper (${this.currentState})`, undefined, operation, path));
     return new Promise<T>((resolve, reject) => {
       let settled = false;
       const timer = setTimeout(() => {
         settled = true;
-        reject(new ZkError(`${what}: no answer within ${this.operationTimeoutMs} ms`));
+        reject(new ZkError(`${what}: no answer within ${this.operationTimeoutMs} ms`, undefined, operation, path));
       }, this.operationTimeoutMs);
       try {
         run(client, (e, value) => {
@@ -286,19 +356,25 @@ export class ZkSession extends EventEmitter {
           settled = true;
           clearTimeout(timer);
           if (!e || e instanceof zookeeper.Exception) this.lastAnswerAt = Date.now();
-          if (e) reject(new ZkError(`${what}: ${String(e)}`, e instanceof zookeeper.Exception ? e.getCode() : undefined));
+          if (e) reject(new ZkError(`${what}: ${String(e)}`, e instanceof zookeeper.Exception ? e.getCode() : undefined, operation, path));
           else resolve(value);
         });
       } catch (e) {
         settled = true;
         clearTimeout(timer);
-        reject(new ZkError(`${what}: ${(e as Error).message}`));
+        reject(new ZkError(`${what}: ${(e as Error).message}`, undefined, operation, path));
       }
     });
   }
 }
 
 export const CreateMode = zookeeper.CreateMode;
+
+/** The library's ACL objects carry `permission`, though its typings say `perms`. */
+function plainAcl(a: zookeeper.ACL): ZkAcl {
+  const perms = (a as unknown as { permission?: number }).permission ?? a.perms;
+  return { perms, scheme: a.id.scheme, id: a.id.id };
+}
 
 /**
  * node-zookeeper-client keeps a partly received frame across a reconnect and glues the next

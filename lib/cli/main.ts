@@ -9,6 +9,7 @@ import { ConfigError } from '../schema/config-error';
 import { ConfigReader } from '../schema/config-reader';
 import { loadNerveConfig } from '../schema/nerve-config-loader';
 import { loadSynapseConfig } from '../schema/synapse-config-loader';
+import { readZookeeperCredentials } from '../schema/zookeeper-credentials';
 
 /** Exit codes: 0 done, 1 failed while running, 2 bad usage or config. */
 export const EXIT_OK = 0;
@@ -18,12 +19,15 @@ export const EXIT_USAGE = 2;
 const USAGE = `usage:
   smartstack nerve --config nerve.conf.json [options]
   smartstack synapse --config synapse.conf.json [options]
-  smartstack status --zk host:port[,host:port...] [--path /services] [--json]
+  smartstack status --zk host:port[,host:port...] [--path /services] [--auth-file FILE] [--json]
   smartstack local [cdktf.out] [--stack NAME] [--backend-command CMD] [--workdir DIR]
 
 options:
   --log-level debug|info|warn|error   default info
   --zk-session-timeout <ms>           requested ZooKeeper session timeout, default 10000
+  --auth-file FILE                    status: read ZooKeeper as the digest identity in FILE, needed
+                                      where ACLs protect the registry; FILE is JSON
+                                      {"scheme":"digest","user":"reader","password":"..."} of mode 0600
 `;
 
 /** Parsed `--name value` flags and bare words. */
@@ -114,9 +118,11 @@ async function runStatus(args: Args): Promise<number> {
   const r = new ConfigReader('--zk');
   const hosts = requireFlag(args, 'zk').split(',').map((h, i) => r.hostPort(`--zk[${i}]`, h));
   const base = args.flags.path === undefined ? '/services' : r.zkPath('--path', args.flags.path);
-  const status = await registryStatus(hosts.join(','), base, zkOptions(args));
+  const authFile = args.flags['auth-file'];
+  const credentials = authFile === undefined ? undefined : readZookeeperCredentials(authFile);
+  const status = await registryStatus(hosts.join(','), base, zkOptions(args), undefined, credentials);
   process.stdout.write(args.flags.json !== undefined ? JSON.stringify(status, null, 2) + '\n' : renderStatus(status));
-  return status.reachable ? EXIT_OK : EXIT_FAILURE;
+  return status.reachable && status.error === undefined ? EXIT_OK : EXIT_FAILURE;
 }
 
 function parseArgs(argv: string[]): Args {
