@@ -56,9 +56,9 @@ describe('VdsNode', () => {
     const n = new VdsNode(s, 'app1', base);
     n.cloudConfig.addFile({ path: '/etc/x.sh', content: 'echo ${HOME} %{host}\n' });
     const resource = Object.values(synthJson(s).resource.null_resource)[0] as any;
-    expect(resource.provisioner[1].file.content).toContain('echo $${HOME} %%{host}');
+    expect(resource.provisioner[1].file.content).toContain('echo ${"$"}{HOME} %%{host}');
     expect(fileContent(n.renderUserData(), '/etc/x.sh')).toBe('echo ${HOME} %{host}\n');
-    expect(escapeTerraformTemplate('a ${b} %{c} $d %e $${f}')).toBe('a $${b} %%{c} $d %e $$${f}');
+    expect(escapeTerraformTemplate('a ${b} %{c} $d %e $${f}')).toBe('a ${"$"}{b} %%{c} $d %e ${"$$"}{f}');
     expect(unescapeTerraformTemplate(escapeTerraformTemplate('x ${a} $${b} %{c}'))).toBe('x ${a} $${b} %{c}');
   });
 

@@ -23,7 +23,7 @@ const STAGED_SCRIPT = /^\/tmp\/smartstack-([a-z0-9-]+)\/([a-z0-9-]+)\.sh$/;
 
 /** Undoes the escaping of literal `${` and `%{` in a Terraform JSON string. */
 export function unescapeTerraformTemplate(text: string): string {
-  return text.replace(/([$%])\1\{/g, (_match, sigil: string) => `${sigil}{`);
+  return text.replace(/\$\{"(\$+)"\}\{/g, '$1{').replace(/%%\{/g, '%{');
 }
 
 /**

@@ -3,9 +3,15 @@ import { createHash } from 'crypto';
 /**
  * Escapes literal text for a Terraform JSON string value, in which `${` and `%{` start
  * template interpolation and directives (systemd's `${MAINPID}`, shell variables).
+ *
+ * `${` becomes `${"$"}{` (an interpolation of "$") rather than `$${`: cdktf takes every `${` in a
+ * string that also holds a token for the start of an expression, and writes the tokens after an
+ * unclosed one without their `${ }` — a secret's expression after a file's unbalanced `${` would
+ * reach the host as its literal text. This form is closed at once.
  */
 export function escapeTerraformTemplate(text: string): string {
-  return text.replace(/([$%])\{/g, (_match, sigil: string) => `${sigil}${sigil}{`);
+  // Dollars right before it go into the literal too: a `$` before the interpolation would make it `$${`.
+  return text.replace(/\$+\{/g, (dollars) => `\${"${dollars.slice(0, -1)}"}{`).replace(/%\{/g, '%%{');
 }
 
 /** Hex SHA-256 of the text: the trigger that tells Terraform a host's document changed. */
