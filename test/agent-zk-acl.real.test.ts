@@ -368,6 +368,25 @@ describe('ZooKeeper digest authentication and ACLs with the real agents', () => 
     expect(nerve.logs().filter((r) => r.msg === 'zookeeper session established')).toEqual([]);
   });
 
+  test('an ensemble that refuses digest authentication gets a new session after a growing pause, not in a loop', async () => {
+    const refusing = await startLocalCluster(1, { firstAddress: 46, jvmArgs: ['-Dzookeeper.DigestAuthenticationProvider.enabled=false'] });
+    try {
+      const log = new Logger({ agent: 'test' }, 'info', (line) => inProcessLog.push(line));
+      const session = new ZkSession(refusing.connectString, { sessionTimeoutMs: 4000, log });
+      sessions.push(session);
+      session.addCredentials(readZookeeperCredentials(credentialFile.reader));
+      await session.start();
+      await new Promise((r) => setTimeout(r, 4000));
+      // Pauses of 1 s, then 2 s: at most three refusals in 4 s, where an immediate retry would make hundreds.
+      expect(session.authFailures).toBeGreaterThanOrEqual(2);
+      expect(session.authFailures).toBeLessThanOrEqual(3);
+      expect(inProcessLog.join('')).toContain('"msg":"zookeeper refused the credentials; trying a new session later","users":["reader"]');
+      await session.close();
+    } finally {
+      await refusing.stop();
+    }
+  });
+
   test('no password appears in any agent\'s output', () => {
     expect(agents.length).toBeGreaterThanOrEqual(8);
     const output = [...agents.map((a) => `${a.stdout()}${a.stderr()}`), inProcessLog.join('')].join('\n');
