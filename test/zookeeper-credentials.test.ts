@@ -51,6 +51,22 @@ describe('readZookeeperCredentials', () => {
     expect(refusal(path)).toBe(`${path}: (mode) = "${mode}": credentials must not be accessible by group or others: chmod 600`);
   });
 
+  test("in systemd's credentials directory group bits (an ACL's mask) are allowed, bits for others are not", () => {
+    const saved = process.env.CREDENTIALS_DIRECTORY;
+    process.env.CREDENTIALS_DIRECTORY = dir;
+    try {
+      expect(readZookeeperCredentials(file('systemd-acl.json', good, 0o440)).user).toBe('registrar-user-service');
+      const open = file('systemd-open.json', good, 0o444);
+      expect(refusal(open)).toBe(`${open}: (mode) = "0444": credentials must not be accessible by group or others: chmod 600`);
+      process.env.CREDENTIALS_DIRECTORY = join(dir, 'elsewhere');
+      const outside = file('systemd-outside.json', good, 0o440);
+      expect(refusal(outside)).toContain('(mode) = "0440"');
+    } finally {
+      if (saved === undefined) delete process.env.CREDENTIALS_DIRECTORY;
+      else process.env.CREDENTIALS_DIRECTORY = saved;
+    }
+  });
+
   test('refuses a directory', () => {
     expect(refusal(dir)).toBe(`${dir}: (file) = ${JSON.stringify(dir)}: must be a regular file`);
   });

@@ -1,5 +1,6 @@
 import { createHash } from 'crypto';
 import { closeSync, fstatSync, openSync, readFileSync } from 'fs';
+import { dirname, resolve } from 'path';
 import { ConfigError } from './config-error';
 
 /**
@@ -9,7 +10,9 @@ import { ConfigError } from './config-error';
  * {"scheme":"digest","user":"registrar-user-service","password":"<64 hex characters>"}
  * ```
  *
- * The file must be readable by its owner only (mode 0600 or 0400). Not part of the jsii API.
+ * The file must be readable by its owner only (mode 0600 or 0400), except that in the unit's
+ * systemd credentials directory group bits are allowed (see {@link readZookeeperCredentials}).
+ * Not part of the jsii API.
  */
 export interface ZookeeperCredentials {
   readonly scheme: 'digest';
@@ -39,6 +42,11 @@ export function zookeeperAuthData(credentials: ZookeeperCredentials): Buffer {
  * the field, a file that group or others may access (as ssh does with private keys), one that is
  * not JSON, an unknown scheme, a user outside the whitelist, and an empty or multi-line password.
  * No message ever carries the password, nor the file's text.
+ *
+ * A file directly in `$CREDENTIALS_DIRECTORY` (systemd's `LoadCredential=`) may show group bits:
+ * where the file system supports ACLs systemd leaves the copy root's, mode 0400, and grants the
+ * unit's user read through an ACL entry, whose mask the group bits then show (0440). systemd
+ * guards that directory itself; bits for others are still refused there.
  */
 export function readZookeeperCredentials(path: string): ZookeeperCredentials {
   let text: string;
@@ -49,7 +57,8 @@ export function readZookeeperCredentials(path: string): ZookeeperCredentials {
     const stat = fstatSync(fd);
     if (!stat.isFile()) throw new ConfigError(path, '(file)', path, 'must be a regular file');
     const mode = stat.mode & 0o777;
-    if ((mode & 0o077) !== 0) {
+    const systemd = process.env.CREDENTIALS_DIRECTORY !== undefined && dirname(resolve(path)) === resolve(process.env.CREDENTIALS_DIRECTORY);
+    if ((mode & (systemd ? 0o007 : 0o077)) !== 0) {
       throw new ConfigError(path, '(mode)', mode.toString(8).padStart(4, '0'), 'credentials must not be accessible by group or others: chmod 600');
     }
     text = readFileSync(fd, 'utf8');
