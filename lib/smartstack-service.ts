@@ -1,6 +1,5 @@
 import { Annotations, TerraformStack } from 'cdktf';
 import { Construct } from 'constructs';
-import { isIpv4Cidr } from './address';
 import { HealthCheck, HealthCheckType } from './health-check';
 import { STATS_SECTION_NAME } from './render/synapse-config';
 import { configSafe } from './schema/config-safe';
@@ -247,9 +246,7 @@ export class SmartStackService extends Construct {
     this.defaultServers = validDefaultServers(fail, props.defaultServers ?? []);
     this.keepDefaultServers = props.keepDefaultServers ?? false;
     this.clientNetworks = [...(props.clientNetworks ?? [])];
-    this.clientNetworks.forEach((cidr, i) => {
-      if (!isIpv4Cidr(cidr)) throw fail(`clientNetworks[${i}]`, cidr, 'expected an IPv4 CIDR block such as 10.10.0.0/24');
-    });
+    this.clientNetworks.forEach((cidr, i) => configSafe(fail, `clientNetworks[${i}]`, cidr, 'ipv4Cidr'));
     if (this.keepDefaultServers && this.defaultServers.length === 0) {
       throw fail('keepDefaultServers', true, 'there are no defaultServers to keep');
     }

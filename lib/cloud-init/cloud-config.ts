@@ -250,7 +250,8 @@ export class CloudConfig {
     }
     if (runcmd.length > 0) doc.runcmd = runcmd;
 
-    return '#cloud-config\n' + stringify(doc, { lineWidth: 0 });
+    // cloud-init reads YAML 1.1, where a plain `on`, `no` or `1:20` is not a string: quote for it.
+    return '#cloud-config\n' + stringify(doc, { lineWidth: 0, version: '1.1' });
   }
 }
 

@@ -13,9 +13,10 @@ import { isIpv4 } from '../address';
  * - `name`: a section, backend or server name (also a socket command argument);
  * - `host`: an IPv4/IPv6 address or a strict RFC 1123 hostname;
  * - `port`: an integer 1–65535 (a number or a string of digits);
- * - `line`: a config line or a fragment of one (server options, global/defaults lines).
+ * - `line`: a config line or a fragment of one (server options, global/defaults lines);
+ * - `serverOptions`: the server options of an untrusted registration: known keywords only.
  */
-export type HaproxyValueKind = 'name' | 'host' | 'port' | 'line';
+export type HaproxyValueKind = 'name' | 'host' | 'port' | 'line' | 'serverOptions';
 
 /** Raised for a value that must not reach `haproxy.cfg` or the runtime socket. */
 export class HaproxyUnsafeValueError extends Error {
@@ -31,6 +32,32 @@ const LINE_MAX = 2048;
 const HOSTNAME_LABEL = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
 // Printable ASCII except `;` and `#`; quotes, spaces and backslashes are legal in directives.
 const LINE = /^[\x20-\x22\x24-\x3a\x3c-\x7e]+$/;
+const COUNT = { form: /^[1-9][0-9]{0,5}$/, expected: 'a whole number 1-999999' };
+// Milliseconds, or seconds with `s`: at most 999999 s, well inside HAProxy's timer range.
+const DURATION = { form: /^[1-9][0-9]{0,5}(ms|s)?$/, expected: 'a duration such as 500ms or 2s' };
+/**
+ * The server keywords a registration may add to its server line, each with the form of its
+ * argument (null: none). A registration is untrusted: a keyword that reads a file (`crt`,
+ * `ca-file`), sends checks elsewhere (`addr`, `agent-addr`), or makes `haproxy -c` fail would,
+ * with the rest of the line, take effect at the next reload or stop every reload while it stays.
+ */
+const SERVER_OPTIONS: { [keyword: string]: { form: RegExp; expected: string } | null } = {
+  'backup': null,
+  'disabled': null,
+  'non-stick': null,
+  'send-proxy': null,
+  'send-proxy-v2': null,
+  'weight': { form: /^(25[0-6]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])$/, expected: 'a weight 0-256' },
+  'maxconn': COUNT,
+  'maxqueue': COUNT,
+  'rise': COUNT,
+  'fall': COUNT,
+  'port': { form: /^([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])$/, expected: 'a port 1-65535' },
+  'inter': DURATION,
+  'fastinter': DURATION,
+  'downinter': DURATION,
+  'slowstart': DURATION,
+};
 
 /**
  * Returns why `value` is unsafe as a `kind`, or undefined when it is safe.
@@ -54,6 +81,8 @@ export function haproxyUnsafeReason(value: unknown, kind: HaproxyValueKind): str
       if (value.length > LINE_MAX) return `longer than ${LINE_MAX} characters`;
       if (value.trim() !== value) return 'must not start or end with spaces';
       return LINE.test(value) ? undefined : 'must hold printable ASCII characters only';
+    case 'serverOptions':
+      return serverOptionsReason(value);
   }
 }
 
@@ -74,6 +103,20 @@ function portReason(value: unknown): string | undefined {
   if (typeof text !== 'string' || !/^[0-9]{1,5}$/.test(text)) return 'must be an integer port 1-65535';
   const port = Number(text);
   return port >= 1 && port <= 65535 ? undefined : 'must be an integer port 1-65535';
+}
+
+function serverOptionsReason(value: string): string | undefined {
+  if (value.length > LINE_MAX) return `longer than ${LINE_MAX} characters`;
+  const words = value.split(' ');
+  for (let i = 0; i < words.length; i++) {
+    const keyword = words[i];
+    if (!Object.prototype.hasOwnProperty.call(SERVER_OPTIONS, keyword)) {
+      return `'${keyword.slice(0, 40)}' is not a server option a registration may set (${Object.keys(SERVER_OPTIONS).join(', ')}), one space apart`;
+    }
+    const argument = SERVER_OPTIONS[keyword];
+    if (argument !== null && !argument.form.test(words[++i] ?? '')) return `'${keyword}' needs ${argument.expected}`;
+  }
+  return undefined;
 }
 
 function hostReason(value: string): string | undefined {

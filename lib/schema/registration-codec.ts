@@ -24,7 +24,7 @@ export function encodeRegistration(r: Registration): string {
 /**
  * Reads a registration as untrusted input: size-limited JSON with a host that is an IP address
  * or a strict hostname, a port 1–65535 (a number, or a string of digits as Ruby nerve writes
- * when its config has one), and options that pass the HAProxy whitelist.
+ * when its config has one), and server options of the keywords a registration may set.
  */
 export function decodeRegistration(data: Buffer | string): DecodedRegistration {
   const size = typeof data === 'string' ? Buffer.byteLength(data) : data.length;
@@ -49,7 +49,7 @@ export function decodeRegistration(data: Buffer | string): DecodedRegistration {
     return refuse(`weight ${short(o.weight)} is not an integer 0-256`);
   }
   if (o.haproxy_server_options !== undefined && o.haproxy_server_options !== null) {
-    const reason = haproxyUnsafeReason(o.haproxy_server_options, 'line');
+    const reason = haproxyUnsafeReason(o.haproxy_server_options, 'serverOptions');
     if (reason !== undefined) return refuse(`haproxy_server_options ${short(o.haproxy_server_options)} ${reason}`);
   }
   let labels: { [key: string]: string } | undefined;
