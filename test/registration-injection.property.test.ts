@@ -43,6 +43,7 @@ test('a refused registration says why; an accepted one is what the payload said'
       expect({ raw, host: r.host }).toEqual({ raw, host: expect.stringMatching(/^[0-9A-Za-z.:-]+$/) });
       expect(Number.isInteger(r.port) && r.port >= 1 && r.port <= 65535).toBe(true);
       expect(r.haproxy_server_options ?? '').toMatch(/^[a-z0-9 -]*$/);
+      expect(r.name).not.toMatch(/[\x00-\x1f\x7f-\x9f]/);
     }),
     fuzzParameters(1000),
   );

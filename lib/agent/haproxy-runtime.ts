@@ -63,9 +63,9 @@ export function sendSocketCommand(socketPath: string, command: string, timeoutMs
 export class HaproxyRuntime {
   public constructor(public readonly socketPath: string, private readonly timeoutMs = 3000) {}
 
-  /** Sends one command; `command` must not contain a newline or `;`. */
+  /** Sends one command; `command` must not contain a control character (newline, NUL, ...) or `;`. */
   public async command(command: string): Promise<string> {
-    if (/[\n\r;]/.test(command)) throw new HaproxyCommandError(command, 'a command must not contain a newline or ;');
+    if (/[\x00-\x1f\x7f;]/.test(command)) throw new HaproxyCommandError(command, 'a command must not contain a control character (newline, NUL, ...) or ;');
     return sendSocketCommand(this.socketPath, command, this.timeoutMs);
   }
 

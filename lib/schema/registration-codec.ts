@@ -42,7 +42,8 @@ export function decodeRegistration(data: Buffer | string): DecodedRegistration {
   if (hostReason !== undefined) return refuse(`host ${short(o.host)} ${hostReason}`);
   const portText = typeof o.port === 'number' ? String(o.port) : o.port;
   if (haproxyUnsafeReason(portText, 'port') !== undefined) return refuse(`port ${short(o.port)} is not an integer 1-65535`);
-  if (o.name !== undefined && (typeof o.name !== 'string' || o.name.length > 256 || /[\x00-\x1f\x7f]/.test(o.name))) {
+  // C1 controls too: `smartstack status` prints the name, and U+009B is a terminal's escape sequence.
+  if (o.name !== undefined && (typeof o.name !== 'string' || o.name.length > 256 || /[\x00-\x1f\x7f-\x9f\u2028\u2029]/.test(o.name))) {
     return refuse(`name ${short(o.name)} is not a plain string of at most 256 characters`);
   }
   if (o.weight !== undefined && o.weight !== null && !(Number.isInteger(o.weight) && (o.weight as number) >= 0 && (o.weight as number) <= 256)) {
