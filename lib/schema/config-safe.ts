@@ -1,4 +1,4 @@
-import { isIpv4, isIpv4Cidr } from '../address';
+import { isHostname, isIpv4, isIpv4Cidr } from '../address';
 import { HaproxyValueKind, haproxyUnsafeReason } from './haproxy-safe';
 
 /**
@@ -34,15 +34,14 @@ const DIRECTORY = absolutePath('', 'A-Za-z0-9._-');
 const FILE_PATH = absolutePath('', 'A-Za-z0-9._@:+-');
 const DEVICE_PATH = absolutePath('/dev', 'A-Za-z0-9._:+-');
 const UNIX_USER = '[a-z_][a-z0-9_-]{0,31}';
-const HOSTNAME_LABEL = '(?!-)[A-Za-z0-9-]{1,63}(?<!-)';
-const HOSTNAME = new RegExp(`^${HOSTNAME_LABEL}(?:\\.${HOSTNAME_LABEL})*$`);
 
 const WHITELISTS = {
   /** A host name that is also a file name, a unit description and nerve's instance_id. */
   dnsLabel: { test: /^(?!-)[a-z0-9-]{1,63}(?<!-)$/, expected: 'a DNS label: lower-case letters, digits and inner hyphens, at most 63' },
   /** Where Terraform connects, or where HAProxy sends traffic. */
   address: {
-    test: (v) => isIpv4(v) || (v.length <= 253 && HOSTNAME.test(v) && !/^[0-9.]+$/.test(v)),
+    // All digits and dots is a bad address, not a name.
+    test: (v) => isIpv4(v) || (isHostname(v) && !/^[0-9.]+$/.test(v)),
     expected: 'an IPv4 address or a host name of letters, digits, hyphens and dots',
   },
   ipv4: { test: isIpv4, expected: 'an IPv4 address' },
