@@ -10,7 +10,7 @@ import { fileContent } from './support/cloud-config-files';
 import { attempt, InjectionTarget, namesField, structure, TARGETS, valuesFor } from './support/injection-targets';
 import { fuzzParameters } from './support/fuzz-parameters';
 
-const RUNS = 30;
+const RUNS = 25;
 
 describe('a string property either refuses a value by name or keeps every rendered file in shape', () => {
   test.each(TARGETS.map((t) => [`${t.kind} ${t.field}`, t] as const))('%s', (_name, target: InjectionTarget) => {

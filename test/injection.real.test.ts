@@ -21,7 +21,7 @@ import { arrivingRegistration, synapseOutput } from './support/registration-fuzz
 import { haproxyCheck } from './support/sidecar-haproxy';
 import { evaluateWithTerraform, terraformAvailable } from './support/terraform-offline';
 
-const RUNS = 6;
+const RUNS = 5;
 const SECRETS = { zk_secret: 'fuzz-secret-'.padEnd(40, 'x') };
 // Properties that reach the nftables ruleset.
 const FIREWALL_FIELDS = new Set(['privateAddress', 'privateNetwork', 'clientNetworks[0]', 'node.path', 'serviceName', 'firewallRule.description', 'firewallRule.sources[0]']);
