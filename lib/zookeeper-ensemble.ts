@@ -1,5 +1,6 @@
-import { Fn, TerraformOutput, TerraformResource, TerraformVariable, Token } from 'cdktf';
+import { Annotations, Fn, Lazy, TerraformOutput, TerraformResource, TerraformVariable, Token } from 'cdktf';
 import { Construct } from 'constructs';
+import { escapeTerraformTemplate } from './render/terraform-string';
 import { renderTemplate } from './render/template';
 import { defaultHeapMiB, renderJavaEnv, renderMyid, renderZooCfg, ZooCfgSpec } from './render/zookeeper-config';
 import { ApplyTimeSecrets } from './cloud-init/apply-time-secrets';
@@ -154,6 +155,7 @@ export class ZookeeperEnsemble extends Construct {
   private readonly aclServices: AclService[] = [];
   private readonly passwords = new Map<string, string>();
   private readonly digests = new Map<string, string>();
+  private renderAcl?: () => string;
 
   public constructor(scope: Construct, id: string, props: ZookeeperEnsembleProps) {
     super(scope, id);
@@ -345,9 +347,17 @@ export class ZookeeperEnsemble extends Construct {
     if (this.acls) {
       const last = members[members.length - 1];
       const render = () => this.renderAclScript(`${last.privateAddress}:${clientPort}`);
+      this.renderAcl = render;
       this.aclBootstrap = last._runScriptOverSsh(this, 'acl', 'zookeeper-acl', render, this.aclSecrets);
       // Every member's rollout comes first; the script needs a quorum.
-      if (this.aclBootstrap) this.aclBootstrap.dependsOn = members.filter((m) => m.delivery).map((m) => `${m.delivery!.terraformResourceType}.${m.delivery!.friendlyUniqueId}`);
+      if (this.aclBootstrap) {
+        this.aclBootstrap.dependsOn = members.filter((m) => m.delivery).map((m) => `${m.delivery!.terraformResourceType}.${m.delivery!.friendlyUniqueId}`);
+      } else {
+        Annotations.of(this).addWarning(
+          `ZookeeperEnsemble '${this.node.path}': ACLs are on but member ${last.hostname} is not delivered over SSH, so nothing sets them: ` +
+            'run aclBootstrapScript on a member once the ensemble serves (until then nerve waits for the discovery paths)',
+        );
+      }
     }
 
     this.clientAddresses = members.map((m) => `${m.privateAddress}:${clientPort}`);
@@ -357,6 +367,15 @@ export class ZookeeperEnsemble extends Construct {
       description: `ZooKeeper connection string of ${this.node.path}`,
     });
     output.overrideLogicalId(`${id.replace(/[^A-Za-z0-9_]/g, '_')}_connection_string`);
+  }
+
+  /**
+   * The script that sets the ACLs, as a Terraform string (the passwords in it are expressions
+   * evaluated at apply). `aclBootstrap` runs it over SSH; run it yourself when the members are
+   * not delivered over SSH. Empty when ACLs are off.
+   */
+  public get aclBootstrapScript(): string {
+    return Lazy.stringValue({ produce: () => (this.renderAcl ? this.aclSecrets.resolve(escapeTerraformTemplate(this.renderAcl())) : '') });
   }
 
   /** The identity of the registrars of a service (nerve on the hosts that provide it). */

@@ -1,4 +1,4 @@
-import { Testing, TerraformStack, TerraformVariable } from 'cdktf';
+import { AnnotationMetadataEntryType, Testing, TerraformOutput, TerraformStack, TerraformVariable } from 'cdktf';
 import { SmartStackService, VdsNode, ZookeeperEnsemble, ZookeeperEnsembleProps } from '../lib';
 import { defaultHeapMiB } from '../lib/render/zookeeper-config';
 import { fileContent, writtenFiles } from './support/cloud-config-files';
@@ -189,6 +189,21 @@ describe('ZookeeperEnsemble', () => {
       const json = JSON.parse(Testing.synth(s));
       expect(Object.keys(json.variable)).toEqual(expect.not.arrayContaining(['zk_secret']));
       expect(JSON.stringify(json)).toContain('sha256(join(\\":\\", [\\"admin\\", var.mesh_secret]))');
+    });
+
+    test('members not delivered over SSH: a warning, and the script to run as a Terraform string', () => {
+      const s = new TerraformStack(Testing.app(), 'test');
+      const members = [11, 12, 13].map((n, i) => new VdsNode(s, `zk${i + 1}`, {
+        privateAddress: `10.10.0.${n}`, memoryMiB: 4096, deliverOverSsh: false,
+        disks: [{ name: 'zk-data', device: `/dev/disk/by-id/d${i}` }, { name: 'zk-txlog', device: `/dev/disk/by-id/t${i}` }],
+      }));
+      const zk = new ZookeeperEnsemble(s, 'zk', { members, dataDisk: 'zk-data', txnLogDisk: 'zk-txlog' });
+      expect(zk.aclBootstrap).toBeUndefined();
+      const warnings = zk.node.metadata.filter((m) => m.type === AnnotationMetadataEntryType.WARN).map((m) => String(m.data));
+      expect(warnings).toEqual([expect.stringContaining('ACLs are on but member zk3 is not delivered over SSH, so nothing sets them')]);
+      new TerraformOutput(s, 'acl-script', { value: zk.aclBootstrapScript, sensitive: true });
+      const json = JSON.parse(Testing.synth(s));
+      expect(json.output['acl-script'].value).toContain('addauth digest admin:${sha256(join(":", ["admin", var.zk_secret]))}');
     });
 
     test('acls: false leaves the ensemble open as before: no secret, no argument file, no bootstrap', () => {
