@@ -339,6 +339,9 @@ describe('ZooKeeper digest authentication and ACLs with the real agents', () => 
   });
 
   test('smartstack status reads the protected registry with --auth-file, and says what it may not read without', async () => {
+    // After the member's restart above nerve may still be registering again in a new session.
+    await eventually('nerve a registered', async () => ((await children('/services/a')).length === 1 ? true : undefined), 30000)
+      .catch((e: Error) => Promise.reject(new Error(`${e.message}; nerve a logged:\n${nerveA.logs().slice(-15).map((r) => JSON.stringify(r)).join('\n')}`)));
     const anonymous = spawn(['status', '--zk', cluster.connectString]);
     expect(await anonymous.exited()).toBe(1);
     expect(anonymous.stdout()).toContain('/services: no permission to list /services unauthenticated (see --auth-file)');

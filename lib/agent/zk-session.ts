@@ -84,6 +84,8 @@ export class ZkSession extends EventEmitter {
   private lastAnswerAt = 0;
   private watchdog?: NodeJS.Timeout;
   private probing = false;
+  /** The connection whose handshake is awaited, and since when. */
+  private handshake?: { socket: unknown; since: number };
   private readonly identities: ZookeeperCredentials[] = [];
   private authRetryTimer?: NodeJS.Timeout;
 
@@ -254,6 +256,7 @@ export class ZkSession extends EventEmitter {
       this.log?.warn('zookeeper client misread a reply; reconnecting within the session', { error: e });
     });
     this.setState('connecting');
+    this.startWatchdog();
     client.on('connected', () => {
       if (client !== this.client) return;
       const newSession = this.freshSession;
@@ -266,7 +269,6 @@ export class ZkSession extends EventEmitter {
         timeout_ms: client.getSessionTimeout(),
       });
       this.lastAnswerAt = Date.now();
-      this.startWatchdog();
       const event: ZkConnectedEvent = { newSession, generation: this.sessions };
       this.emit('connected', event);
     });
@@ -310,12 +312,17 @@ export class ZkSession extends EventEmitter {
    * would leave the client waiting forever: the client library has no read timeout. When nothing
    * has answered for a third of the session timeout, a cheap read probes; if that goes
    * unanswered too, the connection is dropped so the client moves to another member.
+   * The same bound applies to the handshake (see {@link checkHandshake}).
    */
   private startWatchdog(): void {
     if (this.watchdog) return;
     const idleMs = Math.max(500, Math.floor(this.sessionTimeoutMs / 3));
     this.watchdog = setInterval(() => {
-      if (!this.connected || this.probing || Date.now() - this.lastAnswerAt < idleMs) return;
+      if (!this.connected) {
+        this.checkHandshake(idleMs);
+        return;
+      }
+      if (this.probing || Date.now() - this.lastAnswerAt < idleMs) return;
       const client = this.client;
       this.probing = true;
       const timer = setTimeout(() => {
@@ -331,6 +338,31 @@ export class ZkSession extends EventEmitter {
       });
     }, Math.max(250, Math.floor(idleMs / 2)));
     this.watchdog.unref();
+  }
+
+  /**
+   * A member that is still starting can accept a connection and never answer its handshake (seen
+   * with a restarted ZooKeeper 3.8). The client library stops its connect timer once the socket
+   * opens, so it would wait until the session is gone; a handshake open longer than `idleMs` is
+   * dropped instead and the client tries again.
+   */
+  private checkHandshake(idleMs: number): void {
+    // Not public API: the connection manager's state and socket.
+    const manager = (this.client as unknown as { connectionManager?: { state: number; socket?: { connecting: boolean; destroyed: boolean } } } | undefined)?.connectionManager;
+    const socket = manager?.socket;
+    if (!manager || !socket || socket.connecting || socket.destroyed || manager.state !== CONNECTING_STATE) {
+      this.handshake = undefined;
+      return;
+    }
+    if (this.handshake?.socket !== socket) {
+      this.handshake = { socket, since: Date.now() };
+      return;
+    }
+    const waited = Date.now() - this.handshake.since;
+    if (waited < idleMs) return;
+    this.handshake = undefined;
+    this.log?.warn('zookeeper member accepted the connection but did not answer the handshake; trying again', { waited_ms: waited });
+    dropConnection(this.client);
   }
 
   private setState(state: ZkConnectionState): void {
@@ -415,8 +447,9 @@ function guardAgainstMisreadFrames(client: zookeeper.Client, onError: (e: Error)
   };
 }
 
-/** The connection manager's DISCONNECTED state code. */
+/** The connection manager's DISCONNECTED and CONNECTING state codes. */
 const DISCONNECTED_STATE = 0;
+const CONNECTING_STATE = 1;
 
 /** Closes the client's current socket; the client then reconnects within the same session. */
 function dropConnection(client: zookeeper.Client | undefined): void {
