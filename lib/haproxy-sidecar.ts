@@ -272,6 +272,8 @@ export class HaproxySidecar extends Construct {
           weight: override?.weight ?? service.weight,
           labels: service.labels,
           zkAuthFile: service.ensemble.acls ? credentials(ZookeeperEnsemble.registrarOf(service.serviceName), service.ensemble, NERVE_UNIT).runtimePath : undefined,
+          // Consumers read the registration as the reader; nobody else may.
+          zkReadAcl: service.ensemble.acls ? [service.ensemble._readerAclId(host)] : undefined,
         };
       }),
       metricsPort: this.runtime.nerveMetricsPort,

@@ -434,6 +434,14 @@ export class ZookeeperEnsemble extends Construct {
     return JSON.stringify({ scheme: 'digest', user: identity, password }, null, 2) + '\n';
   }
 
+  /**
+   * The reader's ACL id (`digest:reader:<digest>`) with the digest as a secret of the host's document.
+   * @internal
+   */
+  public _readerAclId(host: VdsNode): string {
+    return `digest:reader:${host.cloudConfig.secrets.placeholder(`${this.secretName}/reader/digest`, this._digest('reader'))}`;
+  }
+
   private secretValue(): string {
     if (this.secret === undefined) {
       const existing = this.node.tryFindChild('secret');

@@ -42,13 +42,9 @@ function serviceAcl(service: string): zookeeper.ACL[] {
   return [digestAcl(ALL, 'admin'), digestAcl(CREATE | DELETE | READ, `registrar-${service}`), digestAcl(READ, 'reader')];
 }
 
-/**
- * What nerve gives its node: ALL for its own identity, READ for the readers of the service path.
- * Those are digest ids ZooKeeper hides from a registrar (it has no ADMIN on the path), so READ
- * goes to everyone.
- */
+/** What nerve gives its node: ALL for its own identity, READ for the ids of its `zk_read_acl` (the reader). */
 function registrationAcl(user: string): string[] {
-  return aclLines([digestAcl(ALL, user), new zookeeper.ACL(READ, new zookeeper.Id('world', 'anyone'))]);
+  return aclLines([digestAcl(ALL, user), digestAcl(READ, 'reader')]);
 }
 
 /** An ACL as `perms scheme:id` lines, sorted, for comparisons. */
@@ -121,6 +117,7 @@ describe('ZooKeeper digest authentication and ACLs with the real agents', () => 
         [service]: {
           host: backend.host, port: backend.port, reporter_type: 'zookeeper',
           zk_hosts: cluster.connectString.split(','), zk_path: `/services/${service}`, zk_auth_file: authFile,
+          zk_read_acl: [`digest:${zookeeperDigest('reader', password('reader'))}`],
           check_interval: 0.2, checks: [{ type: 'http', uri: '/health', timeout: 0.5, rise: 1, fall: 2 }],
         },
       },
@@ -175,10 +172,12 @@ describe('ZooKeeper digest authentication and ACLs with the real agents', () => 
       return c.length === 1 ? c : undefined;
     });
     const path = `/services/a/${child}`;
-    const data = await call<Buffer>((done) => admin.getData(path, done));
+    // Only its owner and the reader may read it (the admin, ZooKeeper's superuser on real members, is not one here).
+    const reader = await connectAs('reader');
+    const data = await call<Buffer>((done) => reader.getData(path, done));
+    expect(await outcome((d) => admin.getData(path, d))).toBe(NO_AUTH);
     expect(data.toString()).toBe(`{"host":"127.0.0.51","port":${backendA.port},"name":"app1"}`);
     expect(await aclAs('registrar-a', path)).toEqual(registrationAcl('registrar-a'));
-    expect((await nerveA.waitForLog((r) => String(r.msg).startsWith('the service path hides its readers'))).readers).toEqual(['admin', 'reader']);
 
     const synapseConfig = join(dir, 'synapse.conf.json');
     [localPort, synapseMetricsPort] = await Promise.all([freePort(), freePort()]);
@@ -259,8 +258,8 @@ describe('ZooKeeper digest authentication and ACLs with the real agents', () => 
     };
     expect(results).toEqual(Object.fromEntries(Object.keys(results).map((k) => [k, NO_AUTH])));
     expect(await children('/services/a')).toEqual([child]);
-    // It may read a registration whose name it knows (see registrationAcl), not find one.
-    expect(await outcome((d) => anonymous.getData(node, d))).toBe(0);
+    // Not even a registration whose name it knows.
+    expect(await outcome((d) => anonymous.getData(node, d))).toBe(NO_AUTH);
   });
 
   test('registrar-a cannot create or delete under /services/b, nor change /services/a itself', async () => {
@@ -321,7 +320,7 @@ describe('ZooKeeper digest authentication and ACLs with the real agents', () => 
     const session = new ZkSession(cluster.connectString, { sessionTimeoutMs: 4000, spinDelayMs: 200, log });
     sessions.push(session);
     session.addCredentials(credentials);
-    const registration = new ZkRegistration(session, '/services/a', 'app9', '{"host":"127.0.0.59","port":8080,"name":"app9"}', log, {}, credentials);
+    const registration = new ZkRegistration(session, '/services/a', 'app9', '{"host":"127.0.0.59","port":8080,"name":"app9"}', log, {}, credentials, [`digest:${zookeeperDigest('reader', password('reader'))}`]);
     expect(await session.start(20000)).toBe(true);
     registration.setUp(true);
     const first = await eventually('the first registration', () => registration.registeredPath);

@@ -55,6 +55,7 @@ describe('HaproxySidecar on the article topology', () => {
           check_interval: 2,
           checks: [{ type: 'http', name: 'user-service http /health', uri: '/health', timeout: 1, rise: 3, fall: 2 }],
           zk_auth_file: '/run/credentials/smartstack-nerve.service/zookeeper-zk-registrar-user-service.json',
+          zk_read_acl: ['digest:reader:@@secret:test/zk/reader/digest@@'],
         },
       },
       metrics_port: 3213,
@@ -151,7 +152,8 @@ describe('HaproxySidecar on the article topology', () => {
   test("the agents' own loaders accept the rendered files, and synapse renders the same haproxy.cfg from them", () => {
     const { sidecars } = article();
     const [app1, , web1] = sidecars;
-    const nerve = parseNerveConfig(JSON.parse(app1.nerveConfigJson!));
+    // As the host receives it: Terraform puts the reader's digest in place of its placeholder.
+    const nerve = parseNerveConfig(JSON.parse(app1.nerveConfigJson!.replace(/@@secret:[a-z0-9./-]+@@/g, 'jx4XZjUtHAFGFr652rhfH6zUS4ev+mgnV0QnSWe/n+w=')));
     expect(nerve.instanceId).toBe('app1');
     expect(nerve.services[0]).toMatchObject({ name: 'user-service', host: '10.10.0.55', port: 8080, zkPath: '/services/user-service', checkIntervalMs: 2000 });
     expect(nerve.services[0].checks[0]).toMatchObject({ type: 'http', uri: '/health', timeoutMs: 1000, rise: 3, fall: 2, host: '10.10.0.55', port: 8080 });

@@ -61,6 +61,7 @@ const create = (c: zookeeper.Client, path: string, mode = zookeeper.CreateMode.P
 const setData = (c: zookeeper.Client, path: string) => outcome((done) => c.setData(path, Buffer.from('{"host":"203.0.113.9","port":80}'), -1, done));
 const remove = (c: zookeeper.Client, path: string) => outcome((done) => c.remove(path, -1, done));
 const setAcl = (c: zookeeper.Client, path: string) => outcome((done) => c.setACL(path, [new zookeeper.ACL(zookeeper.Permission.ALL, new zookeeper.Id('world', 'anyone'))], -1, done));
+const read = (c: zookeeper.Client, path: string) => outcome((done) => c.getData(path, (error) => done(error)));
 const list = (c: zookeeper.Client, path: string) =>
   new Promise<string[] | number>((resolve) => c.getChildren(path, (error, children) => resolve(error ? (error as zookeeper.Exception).getCode() : children)));
 
@@ -121,14 +122,18 @@ describe('ZooKeeper ACLs on a real ensemble', () => {
     expect(await remove(anonymous, `/services/alpha/${registration}`)).toBe(NO_AUTH);
     expect(await setAcl(anonymous, '/services')).toBe(NO_AUTH);
     expect(await setAcl(anonymous, '/')).toBe(NO_AUTH);
-    // Nor may it read the registrations.
+    // Nor may it read the registrations, not even one whose name it knows.
     expect(await list(anonymous, '/services/alpha')).toBe(NO_AUTH);
+    expect(await read(anonymous, `/services/alpha/${registration}`)).toBe(NO_AUTH);
+    expect(await read(reader, `/services/alpha/${registration}`)).toBe(0);
     expect(await children('/services/alpha')).toEqual([registration]);
   });
 
   test("a registrar of alpha registers alpha, and cannot touch beta or the registrations' parents", async () => {
     const [betaRegistration] = await children('/services/beta');
     expect(await create(registrarAlpha, '/services/beta/intruder', zookeeper.CreateMode.EPHEMERAL)).toBe(NO_AUTH);
+    expect(await read(registrarAlpha, `/services/beta/${betaRegistration}`)).toBe(NO_AUTH);
+    expect(await list(registrarAlpha, '/services/beta')).toBe(NO_AUTH);
     expect(await remove(registrarAlpha, `/services/beta/${betaRegistration}`)).toBe(NO_AUTH);
     expect(await setData(registrarAlpha, `/services/beta/${betaRegistration}`)).toBe(NO_AUTH);
     expect(await create(registrarAlpha, '/services/gamma')).toBe(NO_AUTH);

@@ -123,6 +123,16 @@ describe('the credentials fields of the agent configs', () => {
       .toThrow('nerve.conf.json: services.s.zk_auth_file = 7: must be a non-empty string');
   });
 
+  test('nerve: zk_read_acl is optional and a list of ZooKeeper ACL ids', () => {
+    const reader = 'digest:reader:jx4XZjUtHAFGFr652rhfH6zUS4ev+mgnV0QnSWe/n+w=';
+    expect(parseNerveConfig({ instance_id: 'app1', services: { s: nerveService } }).services[0].zkReadAcl).toBeUndefined();
+    expect(parseNerveConfig({ instance_id: 'app1', services: { s: { ...nerveService, zk_read_acl: [reader, 'world:anyone'] } } }).services[0].zkReadAcl).toEqual([reader, 'world:anyone']);
+    expect(() => parseNerveConfig({ instance_id: 'app1', services: { s: { ...nerveService, zk_read_acl: ['digest:reader'] } } }, 'nerve.conf.json'))
+      .toThrow('nerve.conf.json: services.s.zk_read_acl[0] = "digest:reader": expected a ZooKeeper ACL id');
+    expect(() => parseNerveConfig({ instance_id: 'app1', services: { s: { ...nerveService, zk_read_acl: ['digest:reader:abc=,world:anyone'] } } }, 'nerve.conf.json'))
+      .toThrow('zk_read_acl[0]');
+  });
+
   test('synapse: discovery.auth_file is optional, an absolute path, and kept in the config', () => {
     expect(parseSynapseConfig(synapseService({})).services[0].zkAuthFile).toBeUndefined();
     const withAuth = parseSynapseConfig(synapseService({ auth_file: '/etc/smartstack/zk-reader.json' }));

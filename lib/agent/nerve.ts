@@ -95,7 +95,7 @@ export class Nerve {
         onDeregistered: () => metrics?.counter('nerve_deregistrations_total', 'Registrations deleted from ZooKeeper.').inc(labels),
         onError: () => metrics?.counter('nerve_registration_errors_total', 'Failed registration steps (retried).').inc(labels),
         onNoAuth: (e) => metrics?.counter('nerve_zk_no_auth_total', 'ZooKeeper requests refused for lack of permission (NoAuth).').inc({ ...labels, operation: e.operation ?? '' }),
-      }, credentials);
+      }, credentials, service.zkReadAcl);
       this.services.push(new WatchedService(service, registration, log, metrics));
     }
     metrics?.gauge('nerve_registered', 'Whether the service has its node in ZooKeeper (1) or not (0).', () =>

@@ -57,6 +57,8 @@ export class ZkRegistration {
     private readonly log: Logger,
     private readonly events: ZkRegistrationEvents = {},
     private readonly credentials?: ZookeeperCredentials,
+    /** Ids given READ on the registration (`zk_read_acl`); without them, taken from the service path's ACL. */
+    private readonly readAcl?: string[],
   ) {
     session.on('connected', this.onConnected);
   }
@@ -183,6 +185,13 @@ export class ZkRegistration {
    * deleting stay with its owner, listing the path stays with its readers.
    */
   private async childAcl(): Promise<ZkAcl[]> {
+    if (this.readAcl) {
+      const readers = this.readAcl.map((id): ZkAcl => {
+        const colon = id.indexOf(':');
+        return { perms: ZkPermission.READ, scheme: id.slice(0, colon), id: id.slice(colon + 1) };
+      });
+      return [{ perms: ZkPermission.ALL, scheme: 'auth', id: '' }, ...readers];
+    }
     const ownIds = new Set(this.session.credentials.map((c) => zookeeperDigest(c.user, c.password)));
     const ownUsers = new Set(this.session.users);
     const readers = new Map<string, ZkAcl>();

@@ -14,6 +14,8 @@ export interface ProvidedServiceSpec {
   readonly labels?: { readonly [key: string]: string };
   /** The ZooKeeper credentials file nerve registers with, when the ensemble has ACLs. */
   readonly zkAuthFile?: string;
+  /** ZooKeeper ids given READ on the registration. */
+  readonly zkReadAcl?: string[];
 }
 
 /** Everything `nerve.conf.json` says for one host. */
@@ -40,6 +42,7 @@ export function nerveConfig(spec: NerveSpec): NerveConfig {
       ...(s.weight !== undefined ? { weight: s.weight } : {}),
       ...(s.labels && Object.keys(s.labels).length > 0 ? { labels: sortedLabels(s.labels) } : {}),
       ...(s.zkAuthFile !== undefined ? { zk_auth_file: s.zkAuthFile } : {}),
+      ...(s.zkReadAcl !== undefined ? { zk_read_acl: [...s.zkReadAcl] } : {}),
     };
   }
   return {

@@ -31,6 +31,8 @@ export interface LoadedNerveService {
   readonly labels?: { readonly [key: string]: string };
   /** The ZooKeeper credentials file (`zk_auth_file`), an absolute path. */
   readonly zkAuthFile?: string;
+  /** ZooKeeper ids (`scheme:id`) that may read each registration (`zk_read_acl`). */
+  readonly zkReadAcl?: string[];
 }
 
 export interface LoadedNerveConfig {
@@ -108,7 +110,17 @@ function loadService(r: ConfigReader, name: string, s: JsonObject): LoadedNerveS
     haproxyServerOptions: s.haproxy_server_options === undefined ? undefined : r.safe(`${key}.haproxy_server_options`, s.haproxy_server_options, 'line'),
     labels,
     zkAuthFile: s.zk_auth_file === undefined ? undefined : r.absolutePath(`${key}.zk_auth_file`, s.zk_auth_file),
+    zkReadAcl: s.zk_read_acl === undefined ? undefined : r.list(`${key}.zk_read_acl`, s.zk_read_acl).map((id, i) => aclId(r, `${key}.zk_read_acl[${i}]`, id)),
   };
+}
+
+/** A ZooKeeper ACL id, `scheme:id`, such as `digest:reader:<base64 digest>` or `world:anyone`. */
+function aclId(r: ConfigReader, key: string, value: unknown): string {
+  const id = r.string(key, value);
+  if (!/^(digest:[A-Za-z0-9][A-Za-z0-9_.-]{0,99}:[A-Za-z0-9+/]+={0,2}|world:anyone|ip:[0-9./]+)$/.test(id)) {
+    r.fail(key, id, 'expected a ZooKeeper ACL id such as "digest:reader:<base64 digest>", "world:anyone" or "ip:10.0.0.0/8"');
+  }
+  return id;
 }
 
 function loadCheck(r: ConfigReader, key: string, c: JsonObject, host: string, port: number): LoadedNerveCheck {

@@ -30,6 +30,11 @@ export interface NerveServiceConfig {
    * the registration is made as that identity, with an ACL, under a path that must already exist.
    */
   readonly zk_auth_file?: string;
+  /**
+   * Our agent's extension: ZooKeeper ids (`digest:reader:<digest>`) given READ on each registration.
+   * Needed with `zk_auth_file`: a registrar may not see the digests in the service path's ACL.
+   */
+  readonly zk_read_acl?: string[];
 }
 
 export interface NerveCheckConfig {
