@@ -51,6 +51,16 @@ describe('VdsNode', () => {
     expect(trigger('jq')).not.toBe(trigger());
   });
 
+  test('a secret placeholder in literal content must name a registered secret', () => {
+    const n = new VdsNode(stack(), 'app1', base);
+    expect(() => n.cloudConfig.addFile({ path: '/etc/x.conf', content: 'password=@@secret:zk/admin/password@@\n' })).toThrow(
+      'CloudConfig: file.content = "password=@@secret:zk/admin/password@@\\n": holds @@secret:zk/admin/password@@, the form of an apply-time secret, but no secret of this document has that name',
+    );
+    const placeholder = n.cloudConfig.secrets.placeholder('zk/admin/password', '${var.x}');
+    n.cloudConfig.addFile({ path: '/etc/x.conf', content: `password=${placeholder}\n` });
+    expect(n.cloudConfig.secrets.usedIn(n.renderUserData())).toEqual(['zk/admin/password']);
+  });
+
   test('escapes literal ${ and %{ for Terraform and hashes the unescaped text', () => {
     const s = stack();
     const n = new VdsNode(s, 'app1', base);

@@ -20,6 +20,11 @@ export class ApplyTimeSecrets {
     return placeholderOf(name);
   }
 
+  /** The first placeholder in the text that names no registered secret, or undefined. */
+  public unregisteredIn(text: string): string | undefined {
+    return [...text.matchAll(PLACEHOLDER)].find((m) => !this.expressions.has(m[1]))?.[0];
+  }
+
   /** The secrets the text uses, by name, in order. */
   public usedIn(text: string): string[] {
     return [...new Set([...text.matchAll(PLACEHOLDER)].map((m) => m[1]))].sort();

@@ -94,6 +94,7 @@ export class CloudConfig {
   public addFile(file: CloudConfigFile): void {
     safe('file.path', file.path, 'filePath');
     if (typeof file.content !== 'string') throw fail('file.content', file.content, 'expected a string');
+    this.checkPlaceholders('file.content', file.content);
     if (file.owner !== undefined) safe('file.owner', file.owner, 'fileOwner');
     if (file.permissions !== undefined) safe('file.permissions', file.permissions, 'filePermissions');
     this.rendered = undefined;
@@ -133,6 +134,7 @@ export class CloudConfig {
     // The name is a path under /etc/systemd/system and an argument of systemctl.
     safe('unit.name', unit.name, 'unitName');
     if (typeof unit.content !== 'string') throw fail('unit.content', unit.content, 'expected a string');
+    this.checkPlaceholders('unit.content', unit.content);
     this.rendered = undefined;
     if (this.units.has(unit.name)) {
       throw new Error(`CloudConfig: systemd unit ${unit.name} is added twice`);
@@ -162,8 +164,20 @@ export class CloudConfig {
 
   /** Adds a command (argv form) run on every apply, after files, packages and disks. */
   public addRunCommand(argv: string[]): void {
+    argv.forEach((arg, i) => this.checkPlaceholders(`runCommand[${i}]`, arg));
     this.rendered = undefined;
     this.runCommands.push([...argv]);
+  }
+
+  /**
+   * Literal text may not hold a secret's placeholder that no role registered: it would fail at
+   * synth, or, naming a registered one, put a secret where it was not meant to be.
+   */
+  public checkPlaceholders(field: string, text: string): void {
+    const unknown = this.secrets.unregisteredIn(text);
+    if (unknown !== undefined) {
+      throw fail(field, text, `holds ${unknown}, the form of an apply-time secret, but no secret of this document has that name (register it with secrets.placeholder)`);
+    }
   }
 
   /** The firewall rules added so far, in order. */
