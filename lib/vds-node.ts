@@ -204,7 +204,7 @@ export class VdsNode extends Construct {
     const field = `readinessChecks[${this.readinessChecks.length}]`;
     configSafe((f, v, r) => new ValidationError(this, 'VdsNode', f, v, r), `${field}.description`, check.description, 'text');
     if (typeof check.script !== 'string') throw new ValidationError(this, 'VdsNode', `${field}.script`, check.script, 'expected POSIX shell commands');
-    this.cloudConfig.checkPlaceholders(`${field}.script`, check.script);
+    this.cloudConfig.checkLiteralText(`${field}.script`, check.script);
     this.readinessChecks.push(check);
   }
 

@@ -51,6 +51,17 @@ describe('VdsNode', () => {
     expect(trigger('jq')).not.toBe(trigger());
   });
 
+  test('file content reaches cloud-init as written: tabs and CRs quoted, what its YAML cannot carry refused', () => {
+    const n = new VdsNode(stack(), 'app1', base);
+    n.cloudConfig.addFile({ path: '/etc/tab', content: 'key\ton' });
+    n.cloudConfig.addFile({ path: '/etc/crlf', content: 'a\r\nb\r\n' });
+    expect(n.renderUserData()).toContain('content: "key\\ton"');
+    expect(fileContent(n.renderUserData(), '/etc/crlf')).toBe('a\r\nb\r\n');
+    expect(() => n.cloudConfig.addFile({ path: '/etc/nel', content: 'a\u0085b\n' })).toThrow(
+      /CloudConfig: file.content = "a\u0085b\\n": holds U\+0085, which cloud-init's YAML cannot carry/,
+    );
+  });
+
   test('a secret placeholder in literal content must name a registered secret', () => {
     const n = new VdsNode(stack(), 'app1', base);
     expect(() => n.cloudConfig.addFile({ path: '/etc/x.conf', content: 'password=@@secret:zk/admin/password@@\n' })).toThrow(

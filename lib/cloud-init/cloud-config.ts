@@ -1,4 +1,4 @@
-import { stringify } from 'yaml';
+import { Document, visit } from 'yaml';
 import { renderNftables } from '../render/nftables';
 import { configSafe, ConfigValueKind } from '../schema/config-safe';
 import { ValidationError } from '../validation-error';
@@ -94,7 +94,7 @@ export class CloudConfig {
   public addFile(file: CloudConfigFile): void {
     safe('file.path', file.path, 'filePath');
     if (typeof file.content !== 'string') throw fail('file.content', file.content, 'expected a string');
-    this.checkPlaceholders('file.content', file.content);
+    this.checkLiteralText('file.content', file.content);
     if (file.owner !== undefined) safe('file.owner', file.owner, 'fileOwner');
     if (file.permissions !== undefined) safe('file.permissions', file.permissions, 'filePermissions');
     this.rendered = undefined;
@@ -134,7 +134,7 @@ export class CloudConfig {
     // The name is a path under /etc/systemd/system and an argument of systemctl.
     safe('unit.name', unit.name, 'unitName');
     if (typeof unit.content !== 'string') throw fail('unit.content', unit.content, 'expected a string');
-    this.checkPlaceholders('unit.content', unit.content);
+    this.checkLiteralText('unit.content', unit.content);
     this.rendered = undefined;
     if (this.units.has(unit.name)) {
       throw new Error(`CloudConfig: systemd unit ${unit.name} is added twice`);
@@ -164,16 +164,22 @@ export class CloudConfig {
 
   /** Adds a command (argv form) run on every apply, after files, packages and disks. */
   public addRunCommand(argv: string[]): void {
-    argv.forEach((arg, i) => this.checkPlaceholders(`runCommand[${i}]`, arg));
+    argv.forEach((arg, i) => this.checkLiteralText(`runCommand[${i}]`, arg));
     this.rendered = undefined;
     this.runCommands.push([...argv]);
   }
 
   /**
-   * Literal text may not hold a secret's placeholder that no role registered: it would fail at
-   * synth, or, naming a registered one, put a secret where it was not meant to be.
+   * Checks literal text (file or unit content, a command argument): it must be something
+   * cloud-init's YAML parser can carry, and may not hold a secret's placeholder that no role
+   * registered (it would fail at synth).
    */
-  public checkPlaceholders(field: string, text: string): void {
+  public checkLiteralText(field: string, text: string): void {
+    const unprintable = YAML_UNPRINTABLE.exec(text);
+    if (unprintable) {
+      const code = unprintable[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0');
+      throw fail(field, text, `holds U+${code}, which cloud-init's YAML cannot carry (C0/C1 controls other than tab, newline and CR, DEL, U+2028/2029, U+FEFF, U+FFFE/FFFF, lone surrogates)`);
+    }
     const unknown = this.secrets.unregisteredIn(text);
     if (unknown !== undefined) {
       throw fail(field, text, `holds ${unknown}, the form of an apply-time secret, but no secret of this document has that name (register it with secrets.placeholder)`);
@@ -265,11 +271,21 @@ export class CloudConfig {
     if (runcmd.length > 0) doc.runcmd = runcmd;
 
     // cloud-init reads YAML 1.1, where a plain `on`, `no` or `1:20` is not a string: quote for it.
-    return '#cloud-config\n' + stringify(doc, { lineWidth: 0, version: '1.1' });
+    const yaml = new Document(doc, { version: '1.1' });
+    // PyYAML refuses a tab in a plain scalar and turns a CR in a block scalar into a line break:
+    // such strings go double-quoted, where both are escapes.
+    visit(yaml, {
+      Scalar: (_key, node) => {
+        if (typeof node.value === 'string' && (node.value.includes('\r') || (node.value.includes('\t') && !node.value.includes('\n')))) node.type = 'QUOTE_DOUBLE';
+      },
+    });
+    return '#cloud-config\n' + yaml.toString({ lineWidth: 0 });
   }
 }
 
 const DEFAULT_MOUNT_OPTIONS = ['defaults', 'noatime', 'nofail'];
+// What PyYAML (cloud-init's parser) does not accept in a document, even escaped in a block scalar.
+const YAML_UNPRINTABLE = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 const FIREWALL_RULESET_PATH = '/etc/smartstack/nftables.nft';
 const FIREWALL_UNIT = `[Unit]
 Description=smartstack firewall rules (nftables table inet smartstack)
