@@ -272,11 +272,12 @@ export class CloudConfig {
 
     // cloud-init reads YAML 1.1, where a plain `on`, `no` or `1:20` is not a string: quote for it.
     const yaml = new Document(doc, { version: '1.1' });
-    // PyYAML refuses a tab in a plain scalar and turns a CR in a block scalar into a line break:
-    // such strings go double-quoted, where both are escapes.
+    // PyYAML refuses a tab in a plain scalar, turns a CR in a block scalar into a line break, and
+    // reads a plain `=` or `<<` as YAML 1.1's value and merge types: such strings go double-quoted.
     visit(yaml, {
       Scalar: (_key, node) => {
-        if (typeof node.value === 'string' && (node.value.includes('\r') || (node.value.includes('\t') && !node.value.includes('\n')))) node.type = 'QUOTE_DOUBLE';
+        const v = node.value;
+        if (typeof v === 'string' && (v.includes('\r') || (v.includes('\t') && !v.includes('\n')) || v === '=' || v === '<<')) node.type = 'QUOTE_DOUBLE';
       },
     });
     return '#cloud-config\n' + yaml.toString({ lineWidth: 0 });
