@@ -82,14 +82,15 @@ export function buildBareStack(app: App, sizes: HostDocumentSizes[]): TerraformS
   sizes.forEach((size, i) => {
     const userData = filler(size.userData, `host${i} user-data`);
     const applyScript = filler(size.applyScript, `host${i} apply`);
-    const staged = `/tmp/bare-host${i}`;
+    const staging = `/tmp/bare-host${i}`;
     new nullResource.Resource(stack, `host${i}`, {
       triggers: { cloud_init_sha256: sha256Hex(userData), apply_script_sha256: sha256Hex(applyScript) },
       connection: { type: 'ssh', host: i < ENSEMBLE_MEMBERS ? `10.20.0.${11 + i}` : appAddress(i - ENSEMBLE_MEMBERS), port: 22, user: 'root', privateKey: key.stringValue },
       provisioners: [
-        { type: 'file', content: userData, destination: `${staged}.user-data` },
-        { type: 'file', content: applyScript, destination: `${staged}.apply.sh` },
-        { type: 'remote-exec', inline: [`sh ${staged}.apply.sh`] },
+        { type: 'remote-exec', inline: [`rm -rf ${staging} && mkdir -m 0700 ${staging}`] },
+        { type: 'file', content: userData, destination: `${staging}/user-data` },
+        { type: 'file', content: applyScript, destination: `${staging}/apply.sh` },
+        { type: 'remote-exec', inline: [`sh ${staging}/apply.sh`] },
       ],
     });
   });
@@ -100,9 +101,11 @@ export function buildBareStack(app: App, sizes: HostDocumentSizes[]): TerraformS
 export function documentSizes(stackJson: unknown): HostDocumentSizes[] {
   const resources = (stackJson as { resource?: { null_resource?: Record<string, { provisioner?: Array<{ file?: { content?: string; destination?: string } }> }> } })
     .resource?.null_resource ?? {};
-  return Object.keys(resources).sort().map((name) => {
+  return Object.keys(resources).sort().flatMap((name) => {
     const files = (resources[name].provisioner ?? []).map((p) => p.file).filter((f): f is { content?: string; destination?: string } => f !== undefined);
-    const sizeOf = (suffix: string) => files.find((f) => f.destination?.endsWith(suffix))?.content?.length ?? 0;
-    return { userData: sizeOf('.user-data'), applyScript: sizeOf('.apply.sh') };
+    const sizeOf = (suffix: string) => files.find((f) => f.destination?.endsWith(suffix))?.content?.length;
+    const userData = sizeOf('/user-data');
+    // Host deliveries only: the ensemble's ACL bootstrap has no counterpart in the baseline.
+    return userData === undefined ? [] : [{ userData, applyScript: sizeOf('/apply.sh') ?? 0 }];
   });
 }

@@ -1,5 +1,5 @@
 import { provider as nullProvider, resource as nullResource } from '@cdktf/provider-null';
-import { Annotations, Fn, Lazy, TerraformResource, TerraformStack, TerraformVariable, Token } from 'cdktf';
+import { Annotations, Lazy, TerraformResource, TerraformStack, TerraformVariable, Token } from 'cdktf';
 import { Construct, IConstruct } from 'constructs';
 import { cidrContains } from './address';
 import { ApplyTimeSecrets } from './cloud-init/apply-time-secrets';
@@ -233,7 +233,7 @@ export class VdsNode extends Construct {
    * appear as Terraform expressions, evaluated only at apply.
    */
   public get userData(): string {
-    return Lazy.stringValue({ produce: () => this.cloudConfig.secrets.resolve(escapeTerraformTemplate(this.renderUserData())) });
+    return Lazy.stringValue({ produce: () => this.cloudConfig.secrets.resolveIn(this, escapeTerraformTemplate(this.renderUserData())) });
   }
 
   /**
@@ -246,12 +246,12 @@ export class VdsNode extends Construct {
     if (!this.sshConnection || !this.delivery) return undefined;
     const staging = `/tmp/smartstack-${name}-${this.hostname}`;
     return new nullResource.Resource(scope, id, {
-      triggers: secretAwareTriggers(secrets, { script_sha256: render }),
+      triggers: secretAwareTriggers(scope, secrets, { script_sha256: render }),
       connection: this.sshConnection,
       dependsOn: [this.delivery],
       provisioners: [
         { type: 'remote-exec', inline: [prepareStaging(staging)] },
-        { type: 'file', content: Lazy.stringValue({ produce: () => secrets.resolve(escapeTerraformTemplate(render())) }), destination: `${staging}/${name}.sh` },
+        { type: 'file', content: Lazy.stringValue({ produce: () => secrets.resolveIn(scope, escapeTerraformTemplate(render())) }), destination: `${staging}/${name}.sh` },
         { type: 'remote-exec', inline: [`sh ${staging}/${name}.sh; status=$?; rm -rf ${staging}; exit $status`] },
       ],
     });
@@ -296,7 +296,7 @@ export class VdsNode extends Construct {
     };
     const secrets = this.cloudConfig.secrets;
     return new nullResource.Resource(this, 'cloud-init', {
-      triggers: secretAwareTriggers(secrets, {
+      triggers: secretAwareTriggers(this, secrets, {
         cloud_init_sha256: () => this.renderUserData(),
         apply_script_sha256: () => this.renderApplyScript(),
       }),
@@ -306,7 +306,7 @@ export class VdsNode extends Construct {
         { type: 'file', content: this.userData, destination: `${staging}/user-data` },
         {
           type: 'file',
-          content: Lazy.stringValue({ produce: () => secrets.resolve(escapeTerraformTemplate(this.renderApplyScript())) }),
+          content: Lazy.stringValue({ produce: () => secrets.resolveIn(this, escapeTerraformTemplate(this.renderApplyScript())) }),
           destination: `${staging}/apply.sh`,
         },
         { type: 'remote-exec', inline: [`sh ${staging}/apply.sh`] },
@@ -328,7 +328,7 @@ function prepareStaging(directory: string): string {
  * secrets: a new secret value then changes the trigger (its hash is sensitive in the plan, like
  * the value).
  */
-function secretAwareTriggers(secrets: ApplyTimeSecrets, texts: Record<string, () => string>): { [key: string]: string } {
+function secretAwareTriggers(scope: IConstruct, secrets: ApplyTimeSecrets, texts: Record<string, () => string>): { [key: string]: string } {
   return Lazy.anyValue({
     produce: () => {
       const triggers: Record<string, string> = {};
@@ -338,7 +338,7 @@ function secretAwareTriggers(secrets: ApplyTimeSecrets, texts: Record<string, ()
         triggers[key] = sha256Hex(text);
         secrets.expressionsIn(text).forEach((e) => expressions.add(e));
       }
-      if (expressions.size > 0) triggers.secrets_sha256 = Fn.sha256(Fn.join('\n', [...expressions]));
+      if (expressions.size > 0) triggers.secrets_sha256 = secrets.hashIn(scope, [...expressions]);
       return triggers;
     },
   }) as unknown as { [key: string]: string };

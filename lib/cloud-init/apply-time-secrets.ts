@@ -1,3 +1,6 @@
+import { DefaultTokenResolver, StringConcat, TerraformStack, Tokenization } from 'cdktf';
+import { IConstruct } from 'constructs';
+
 /**
  * Values known only when Terraform applies, such as ZooKeeper passwords derived from a sensitive
  * variable. Rendered text holds a placeholder; the synthesized JSON gets the Terraform expression in
@@ -18,6 +21,20 @@ export class ApplyTimeSecrets {
     if (existing !== undefined && existing !== expression) throw new Error(`ApplyTimeSecrets: two expressions for secret ${name}`);
     this.expressions.set(name, expression);
     return placeholderOf(name);
+  }
+
+  /**
+   * A Terraform expression for the SHA-256 of the expressions' values (for a trigger that changes
+   * when they do), as resolved text.
+   */
+  public hashIn(scope: IConstruct, expressions: string[]): string {
+    const bare = expressions.map((e) => {
+      const text = resolvedIn(scope, e);
+      const inner = /^\$\{([^]*)\}$/.exec(text)?.[1];
+      if (inner === undefined) throw new Error(`ApplyTimeSecrets: ${text} is not one Terraform interpolation`);
+      return inner;
+    });
+    return `\${sha256(join("\\n", [${bare.join(', ')}]))}`;
   }
 
   /** The first placeholder in the text that names no registered secret, or undefined. */
@@ -43,11 +60,32 @@ export class ApplyTimeSecrets {
     return escapedText.replace(PLACEHOLDER, (_m, name: string) => this.expressionOf(name));
   }
 
+  /**
+   * As `resolve`, with each expression already resolved (`${sha256(...)}`), so the result holds no
+   * cdktf token.
+   */
+  public resolveIn(scope: IConstruct, escapedText: string): string {
+    return escapedText.replace(PLACEHOLDER, (_m, name: string) => resolvedIn(scope, this.expressionOf(name)));
+  }
+
   private expressionOf(name: string): string {
     const expression = this.expressions.get(name);
     if (expression === undefined) throw new Error(`ApplyTimeSecrets: no secret named ${name} is registered here`);
     return expression;
   }
+}
+
+// Each expression resolved once per stack: resolving cdktf functions makes tokens, each of which
+// records a stack trace, and a long text with tokens in it is slow to synthesize.
+const resolvedByStack = new WeakMap<TerraformStack, Map<string, string>>();
+
+function resolvedIn(scope: IConstruct, expression: string): string {
+  const stack = TerraformStack.of(scope);
+  let resolved = resolvedByStack.get(stack);
+  if (!resolved) resolvedByStack.set(stack, (resolved = new Map()));
+  let text = resolved.get(expression);
+  if (text === undefined) resolved.set(expression, (text = String(Tokenization.resolve(expression, { scope: stack, resolver: new DefaultTokenResolver(new StringConcat()) }))));
+  return text;
 }
 
 const PLACEHOLDER = /@@secret:([a-z0-9][a-z0-9._/-]*)@@/g;
