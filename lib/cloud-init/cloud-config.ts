@@ -1,4 +1,4 @@
-import { Document, visit } from 'yaml';
+import { Scalar, stringify } from 'yaml';
 import { renderNftables } from '../render/nftables';
 import { configSafe, ConfigValueKind } from '../schema/config-safe';
 import { ValidationError } from '../validation-error';
@@ -82,7 +82,8 @@ export class CloudConfig {
   private readonly packages = new Set<string>();
   private readonly filesystems = new Map<string, CloudConfigFilesystem>();
   private readonly units = new Map<string, SystemdUnit>();
-  private readonly firewallRules: FirewallRule[] = [];
+  /** By description and ports; sources kept as a set, since consumers widen a rule one by one. */
+  private readonly firewallRules = new Map<string, { rule: FirewallRule; sources: Set<string> }>();
   private readonly runCommands: string[][] = [];
   /** The last rendering; synth asks for the document several times per host. */
   private rendered?: string;
@@ -154,12 +155,10 @@ export class CloudConfig {
     rule.sources.forEach((source, i) => safe(`firewallRule.sources[${i}]`, source, 'ipv4OrCidr'));
     this.rendered = undefined;
     // A role that learns of more peers later widens its rule rather than adding a second one.
-    const i = this.firewallRules.findIndex((r) => r.description === rule.description && r.ports.join() === rule.ports.join());
-    if (i >= 0) {
-      this.firewallRules[i] = { ...rule, sources: [...new Set([...this.firewallRules[i].sources, ...rule.sources])] };
-    } else {
-      this.firewallRules.push({ ...rule, ports: [...rule.ports], sources: [...rule.sources] });
-    }
+    const key = `${rule.description}\n${rule.ports.join()}`;
+    const existing = this.firewallRules.get(key);
+    if (existing) rule.sources.forEach((s) => existing.sources.add(s));
+    else this.firewallRules.set(key, { rule: { ...rule, ports: [...rule.ports] }, sources: new Set(rule.sources) });
   }
 
   /** Adds a command (argv form) run on every apply, after files, packages and disks. */
@@ -188,7 +187,7 @@ export class CloudConfig {
 
   /** The firewall rules added so far, in order. */
   public get rules(): FirewallRule[] {
-    return [...this.firewallRules];
+    return [...this.firewallRules.values()].map(({ rule, sources }) => ({ ...rule, sources: [...sources] }));
   }
 
   /** The systemd units added so far, sorted by name. */
@@ -206,9 +205,9 @@ export class CloudConfig {
     const files: CloudConfigFile[] = [...this.files.values()];
     const units = [...this.units.values()];
     const packages = new Set(this.packages);
-    if (this.firewallRules.length > 0) {
+    if (this.firewallRules.size > 0) {
       packages.add('nftables');
-      files.push({ path: FIREWALL_RULESET_PATH, content: renderNftables(this.firewallRules), permissions: '0600' });
+      files.push({ path: FIREWALL_RULESET_PATH, content: renderNftables(this.rules), permissions: '0600' });
       units.push({ name: 'smartstack-firewall.service', content: FIREWALL_UNIT });
     }
     units.sort((a, b) => a.name.localeCompare(b.name));
@@ -271,17 +270,26 @@ export class CloudConfig {
     if (runcmd.length > 0) doc.runcmd = runcmd;
 
     // cloud-init reads YAML 1.1, where a plain `on`, `no` or `1:20` is not a string: quote for it.
-    const yaml = new Document(doc, { version: '1.1' });
-    // PyYAML refuses a tab in a plain scalar, turns a CR in a block scalar into a line break, and
-    // reads a plain `=` or `<<` as YAML 1.1's value and merge types: such strings go double-quoted.
-    visit(yaml, {
-      Scalar: (_key, node) => {
-        const v = node.value;
-        if (typeof v === 'string' && (v.includes('\r') || (v.includes('\t') && !v.includes('\n')) || v === '=' || v === '<<')) node.type = 'QUOTE_DOUBLE';
-      },
-    });
-    return '#cloud-config\n' + yaml.toString({ lineWidth: 0 });
+    return '#cloud-config\n' + stringify(quoteForPyYaml(doc), { lineWidth: 0, version: '1.1' });
   }
+}
+
+/**
+ * PyYAML refuses a tab in a plain scalar, turns a CR in a block scalar into a line break, and reads
+ * a plain `=` or `<<` as YAML 1.1's value and merge types: such strings go double-quoted.
+ */
+function quoteForPyYaml(value: unknown): unknown {
+  if (typeof value === 'string') {
+    if (!(value.includes('\r') || (value.includes('\t') && !value.includes('\n')) || value === '=' || value === '<<')) return value;
+    const scalar = new Scalar(value);
+    scalar.type = 'QUOTE_DOUBLE';
+    return scalar;
+  }
+  if (Array.isArray(value)) return value.map(quoteForPyYaml);
+  if (value !== null && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, quoteForPyYaml(v)]));
+  }
+  return value;
 }
 
 const DEFAULT_MOUNT_OPTIONS = ['defaults', 'noatime', 'nofail'];
