@@ -375,7 +375,7 @@ export class ZookeeperEnsemble extends Construct {
    * not delivered over SSH. Empty when ACLs are off.
    */
   public get aclBootstrapScript(): string {
-    return Lazy.stringValue({ produce: () => (this.renderAcl ? this.aclSecrets.resolve(escapeTerraformTemplate(this.renderAcl())) : '') });
+    return Lazy.stringValue({ produce: () => (this.renderAcl ? this.aclSecrets.resolveIn(this, escapeTerraformTemplate(this.renderAcl())) : '') });
   }
 
   /** The identity of the registrars of a service (nerve on the hosts that provide it). */
