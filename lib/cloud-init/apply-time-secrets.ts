@@ -53,16 +53,9 @@ export class ApplyTimeSecrets {
   }
 
   /**
-   * Puts each secret's expression in place of its placeholder, in text already escaped for a
-   * Terraform string (so the expression is the only interpolation in it).
-   */
-  public resolve(escapedText: string): string {
-    return escapedText.replace(PLACEHOLDER, (_m, name: string) => this.expressionOf(name));
-  }
-
-  /**
-   * As `resolve`, with each expression already resolved (`${sha256(...)}`), so the result holds no
-   * cdktf token.
+   * Puts each secret's expression, resolved in the scope's stack (`${sha256(...)}`), in place of its
+   * placeholder, in text already escaped for a Terraform string: the expressions are its only
+   * interpolations, and it holds no cdktf token.
    */
   public resolveIn(scope: IConstruct, escapedText: string): string {
     return escapedText.replace(PLACEHOLDER, (_m, name: string) => resolvedIn(scope, this.expressionOf(name)));
