@@ -1,6 +1,6 @@
 import { CoalescedRun } from './coalesced-run';
 import { Logger } from './log';
-import { CreateMode, ZK_NO_AUTH, ZK_NO_NODE, ZkAcl, ZkConnectedEvent, ZkError, ZkPermission, ZkSession } from './zk-session';
+import { CreateMode, refusedRetryMs, ZK_NO_AUTH, ZK_NO_NODE, ZkAcl, ZkConnectedEvent, ZkError, ZkPermission, ZkSession } from './zk-session';
 import { decodeRegistration } from '../schema/registration-codec';
 import { ZookeeperCredentials, zookeeperDigest } from '../schema/zookeeper-credentials';
 
@@ -15,8 +15,6 @@ export interface ZkRegistrationEvents {
 
 /** Pause before retrying a failed step while connected. */
 const RETRY_MS = 1000;
-/** Longest pause between retries after permission errors, which only an operator fixes. */
-const NO_AUTH_RETRY_MAX_MS = 30000;
 
 /** With credentials, the service path is the bootstrap's to create, not ours. */
 class ServicePathMissing extends Error {}
@@ -115,7 +113,7 @@ export class ZkRegistration {
         this.missingLogged = true;
       } else if (e instanceof ZkError && e.code === ZK_NO_AUTH) {
         this.noAuthInARow += 1;
-        retryMs = Math.min(NO_AUTH_RETRY_MAX_MS, RETRY_MS * 2 ** Math.min(this.noAuthInARow - 1, 5));
+        retryMs = refusedRetryMs(this.noAuthInARow);
         this.events.onNoAuth?.(e);
         this.log.error('zookeeper refused the request: no permission for this identity; retrying', {
           operation: e.operation, path: e.path, user: this.credentials?.user ?? '(none: no zk_auth_file)', retry_ms: retryMs,

@@ -1,6 +1,6 @@
 import { CoalescedRun } from './coalesced-run';
 import { Logger } from './log';
-import { ZK_NO_AUTH, ZK_NO_NODE, ZkConnectedEvent, ZkError, ZkSession } from './zk-session';
+import { refusedRetryMs, ZK_NO_AUTH, ZK_NO_NODE, ZkConnectedEvent, ZkError, ZkSession } from './zk-session';
 import { decodeChildName, decodeRegistration, DecodedRegistration } from '../schema/registration-codec';
 import { Registration } from '../schema/registration';
 
@@ -24,8 +24,6 @@ export interface ZkServiceWatcherHooks {
 
 /** Pause before retrying a failed listing while connected. */
 const RETRY_MS = 1000;
-/** Longest pause between retries after permission errors, which only an operator fixes. */
-const NO_AUTH_RETRY_MAX_MS = 30000;
 
 /**
  * Watches one service's path: a child watch re-lists the children after each change, and only
@@ -98,7 +96,7 @@ export class ZkServiceWatcher {
     } catch (e) {
       if (e instanceof ZkError && e.code === ZK_NO_AUTH) {
         this.noAuthInARow += 1;
-        retryMs = Math.min(NO_AUTH_RETRY_MAX_MS, RETRY_MS * 2 ** Math.min(this.noAuthInARow - 1, 5));
+        retryMs = refusedRetryMs(this.noAuthInARow);
         this.hooks.onNoAuth?.(e.operation ?? '', e.path ?? this.path);
         this.log.error('zookeeper refused the read: no permission for this identity; keeping the last servers and retrying', {
           operation: e.operation, path: e.path, user: this.user ?? '(none: no auth_file)', retry_ms: retryMs,

@@ -44,6 +44,14 @@ export const ZK_NOT_EMPTY = zookeeper.Exception.NOT_EMPTY;
 /** The session's identities lack the permission the request needs. */
 export const ZK_NO_AUTH = zookeeper.Exception.NO_AUTH;
 
+/**
+ * The pause before the next try after `inARow` refusals (NoAuth, rejected credentials): 1 s,
+ * doubling up to 30 s, since only an operator fixes a permission.
+ */
+export function refusedRetryMs(inARow: number): number {
+  return Math.min(30000, 1000 * 2 ** Math.min(inARow - 1, 5));
+}
+
 export const ZkPermission = zookeeper.Permission;
 
 /** One ACL entry: `perms` (a mask of {@link ZkPermission}) for `scheme:id`. */
@@ -294,7 +302,7 @@ export class ZkSession extends EventEmitter {
       // The ensemble does not accept the scheme (digest auth switched off, say): retrying at once
       // would only hammer it, so the next session waits, longer each time, up to 30 s.
       this.authFailures += 1;
-      const delayMs = Math.min(30000, 1000 * 2 ** Math.min(this.authFailures - 1, 5));
+      const delayMs = refusedRetryMs(this.authFailures);
       this.setState('expired');
       this.log?.error('zookeeper refused the credentials; trying a new session later', { users: this.users, retry_ms: delayMs });
       this.emit('expired');
