@@ -22,6 +22,7 @@ import { AgentProcess, LogRecord, spawnAgent } from './support/agent-process';
 import { expireSession } from './support/agent-session-expiry';
 import { eventually, httpGet } from './support/eventually';
 import { freePort, HaproxyProcess, startHaproxy } from './support/haproxy-process';
+import { connectZookeeper } from './support/zookeeper-client';
 import { startLocalCluster, ZookeeperCluster } from './support/zookeeper-cluster';
 
 const { READ, CREATE, DELETE, ALL } = zookeeper.Permission;
@@ -80,17 +81,9 @@ describe('ZooKeeper digest authentication and ACLs with the real agents', () => 
 
   /** A raw client authenticated as the given identities (none: anonymous). */
   async function connectAs(...users: string[]): Promise<zookeeper.Client> {
-    const client = zookeeper.createClient(cluster.connectString, { sessionTimeout: 6000, spinDelay: 200, retries: 0 });
-    for (const u of users) client.addAuthInfo('digest', Buffer.from(`${u}:${password(u)}`));
+    const identities = users.map((user) => ({ scheme: 'digest' as const, user, password: password(user) }));
+    const client = await connectZookeeper(cluster.connectString, { sessionTimeout: 6000, spinDelay: 200, retries: 0 }, identities);
     clients.push(client);
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('no ZooKeeper connection within 20 s')), 20000);
-      client.once('connected', () => {
-        clearTimeout(timer);
-        resolve();
-      });
-      client.connect();
-    });
     return client;
   }
 

@@ -13,6 +13,7 @@ import { HaproxySidecar, HealthCheck, SmartStackService, VdsNode, ZookeeperEnsem
 import { LocalMesh } from '../lib/local/local-mesh';
 import { readZookeeperCredentials, ZookeeperCredentials } from '../lib/schema/zookeeper-credentials';
 import { eventually } from './support/eventually';
+import { connectZookeeper } from './support/zookeeper-client';
 import { sidecarOf } from './support/mesh-scenario';
 import { startRequestLoop } from './support/agent-request-loop';
 
@@ -40,16 +41,7 @@ function buildStack(outdir: string): App {
 }
 
 function connect(connectionString: string, credentials?: ZookeeperCredentials): Promise<zookeeper.Client> {
-  const client = zookeeper.createClient(connectionString, { sessionTimeout: 10000, retries: 1 });
-  if (credentials) client.addAuthInfo('digest', Buffer.from(`${credentials.user}:${credentials.password}`));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no ZooKeeper session with ${connectionString}`)), 20000);
-    client.once('connected', () => {
-      clearTimeout(timer);
-      resolve(client);
-    });
-    client.connect();
-  });
+  return connectZookeeper(connectionString, { sessionTimeout: 10000, retries: 1 }, credentials ? [credentials] : []);
 }
 
 /** Runs one ZooKeeper call and resolves with its error code (0 for success). */

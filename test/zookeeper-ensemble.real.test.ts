@@ -12,6 +12,7 @@ import * as zookeeper from 'node-zookeeper-client';
 import { LoopbackHost, layOutLoopbackHosts } from '../lib/local/loopback-host';
 import { eventually } from './support/eventually';
 import { synthesizeExample } from './support/example-synth';
+import { connectZookeeper } from './support/zookeeper-client';
 import { fourLetterWord, zookeeperMode } from './support/zookeeper-4lw';
 
 const CLIENT_PORT = 2181;
@@ -45,18 +46,6 @@ async function stop(member: Member): Promise<void> {
 function runWaitScript(member: Member, limitSeconds = 60): { status: number | null; output: string } {
   const result = spawnSync('timeout', [String(limitSeconds), 'sh', '-c', member.waitScript], { encoding: 'utf8' });
   return { status: result.status, output: `${result.stdout}${result.stderr}` };
-}
-
-function connectClient(connectionString: string): Promise<zookeeper.Client> {
-  const client = zookeeper.createClient(connectionString, { sessionTimeout: 10000, retries: 2 });
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no ZooKeeper session with ${connectionString}`)), 20000);
-    client.once('connected', () => {
-      clearTimeout(timer);
-      resolve(client);
-    });
-    client.connect();
-  });
 }
 
 function createNode(client: zookeeper.Client, path: string, data: string): Promise<string> {
@@ -117,7 +106,7 @@ describe('the synthesized ensemble, booted for real', () => {
       expect(wait.output).toMatch(/zookeeper member \d is (leader|follower)/);
       expect(wait.status).toBe(0);
     }
-    client = await connectClient(connectionString);
+    client = await connectZookeeper(connectionString, { sessionTimeout: 10000, retries: 2 });
     await createNode(client, '/before-failure', 'written with 3 members');
   });
 
