@@ -2,6 +2,7 @@ import { readFileSync } from 'fs';
 import { join } from 'path';
 import { Construct } from 'constructs';
 import { FirewallRule } from './cloud-init/cloud-config';
+import { CREDENTIALS_DIR, HAPROXY_BOOTSTRAP, HAPROXY_UNIT, NERVE_CONFIG, NERVE_UNIT, SYNAPSE_CONFIG, SYNAPSE_UNIT } from './cloud-init/host-paths';
 import { renderHaproxyConfig } from './render/haproxy-config';
 import { NerveSpec, ProvidedServiceSpec, renderNerveConfig } from './render/nerve-config';
 import { ConsumedServiceSpec, renderSynapseConfig, synapseConfig, SynapseSpec } from './render/synapse-config';
@@ -136,19 +137,11 @@ export interface HaproxySidecarProps {
   readonly maxConnections?: number;
 }
 
-const CONFIG_DIR = '/etc/smartstack';
-const NERVE_CONFIG = `${CONFIG_DIR}/nerve.conf.json`;
-const SYNAPSE_CONFIG = `${CONFIG_DIR}/synapse.conf.json`;
-const HAPROXY_BOOTSTRAP = `${CONFIG_DIR}/haproxy-bootstrap.cfg`;
 const HAPROXY_STATE_DIR = '/var/lib/smartstack/haproxy';
 const SYNAPSE_STATE_DIR = '/var/lib/smartstack/synapse';
 const RUNTIME_DIR = 'smartstack-haproxy';
 const NERVE_USER = 'nerve';
 const SYNAPSE_USER = 'synapse';
-const NERVE_UNIT = 'smartstack-nerve.service';
-const SYNAPSE_UNIT = 'smartstack-synapse.service';
-const HAPROXY_UNIT = 'smartstack-haproxy.service';
-const CREDENTIALS_DIR = `${CONFIG_DIR}/credentials`;
 
 /** Files, sockets and limits of the sidecar's HAProxy. */
 const HAPROXY_PATHS = {

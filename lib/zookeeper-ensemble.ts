@@ -5,6 +5,7 @@ import { renderTemplate } from './render/template';
 import { defaultHeapMiB, renderJavaEnv, renderMyid, renderZooCfg, ZooCfgSpec } from './render/zookeeper-config';
 import { ApplyTimeSecrets } from './cloud-init/apply-time-secrets';
 import { FirewallRule } from './cloud-init/cloud-config';
+import { ZOO_CFG, ZOOKEEPER_CONFIG_DIR, ZOOKEEPER_UNIT } from './cloud-init/host-paths';
 import { configSafe, configUnsafeReason } from './schema/config-safe';
 import { ValidationError } from './validation-error';
 import { VdsNode } from './vds-node';
@@ -124,8 +125,7 @@ interface AclService {
   readonly discoveryPath: string;
 }
 
-const CONFIG_DIR = '/etc/zookeeper/smartstack';
-const JVM_AUTH_ARGS = `${CONFIG_DIR}/jvm-auth.args`;
+const JVM_AUTH_ARGS = `${ZOOKEEPER_CONFIG_DIR}/jvm-auth.args`;
 const ACL_TIMEOUT_SECONDS = 60;
 const FOUR_LETTER_WORDS = ['conf', 'cons', 'crst', 'dirs', 'dump', 'envi', 'gtmk', 'isro', 'mntr', 'ruok', 'srst', 'srvr', 'stat', 'stmk', 'wchc', 'wchp', 'wchs'];
 
@@ -300,21 +300,21 @@ export class ZookeeperEnsemble extends Construct {
       // Deferred: the zookeeper user and group exist only once the package is installed.
       // The member reads its configuration but cannot change it.
       const readOnly = { owner: 'root:zookeeper', permissions: '0640', defer: true };
-      cc.addFile({ path: `${CONFIG_DIR}/zoo.cfg`, content: renderZooCfg(spec), ...readOnly });
-      cc.addFile({ path: `${CONFIG_DIR}/java.env`, content: renderJavaEnv(heapMiB, '/var/log/zookeeper', jvmFlags), ...readOnly });
+      cc.addFile({ path: ZOO_CFG, content: renderZooCfg(spec), ...readOnly });
+      cc.addFile({ path: `${ZOOKEEPER_CONFIG_DIR}/java.env`, content: renderJavaEnv(heapMiB, '/var/log/zookeeper', jvmFlags), ...readOnly });
       if (this.acls) {
         // A Java argument file keeps the superuser's digest off the command line that `ps` shows.
         const superDigest = cc.secrets.placeholder(`${this.secretName}/admin/digest`, this._digest('admin'));
         cc.addFile({ path: JVM_AUTH_ARGS, content: renderJvmAuthArgs(superDigest), ...readOnly });
       }
-      cc.addFile({ path: `${CONFIG_DIR}/log4j.properties`, content: renderTemplate('zookeeper-log4j.properties', {}), ...readOnly });
+      cc.addFile({ path: `${ZOOKEEPER_CONFIG_DIR}/log4j.properties`, content: renderTemplate('zookeeper-log4j.properties', {}), ...readOnly });
       cc.addFile({ path: `${dataDir}/myid`, content: renderMyid(myid), owner: 'zookeeper:zookeeper', defer: true });
       cc.addFile({ path: '/etc/sysctl.d/60-zookeeper.conf', content: '# Managed by cdktf-smartstack: keep the ZooKeeper heap out of swap.\nvm.swappiness = 1\n' });
       cc.addRunCommand(['sysctl', '--system']);
       cc.addRunCommand(['install', '-d', '-o', 'zookeeper', '-g', 'zookeeper', '-m', '0750', dataDir, dataLogDir, '/var/log/zookeeper']);
       cc.addUnit({
-        name: 'zookeeper.service',
-        content: renderTemplate('zookeeper.service', { myid, ensembleName: this.node.path, configDir: CONFIG_DIR, dataDir, dataLogDir, jvmAuthArgs: this.acls ? JVM_AUTH_ARGS : undefined }),
+        name: ZOOKEEPER_UNIT,
+        content: renderTemplate('zookeeper.service', { myid, ensembleName: this.node.path, configDir: ZOOKEEPER_CONFIG_DIR, dataDir, dataLogDir, jvmAuthArgs: this.acls ? JVM_AUTH_ARGS : undefined }),
       });
       // The members, clientNetworks, and each host whose sidecar uses the ensemble (_addClient).
       cc.addFirewallRule(this.clientPortRule([...memberAddresses, ...clientNetworks]));

@@ -3,6 +3,7 @@ import { renderNftables } from '../render/nftables';
 import { configSafe, ConfigValueKind } from '../schema/config-safe';
 import { ValidationError } from '../validation-error';
 import { ApplyTimeSecrets } from './apply-time-secrets';
+import { unitPath } from './host-paths';
 
 /** A file that cloud-init writes (`write_files`). */
 export interface CloudConfigFile {
@@ -212,7 +213,7 @@ export class CloudConfig {
     }
     units.sort((a, b) => a.name.localeCompare(b.name));
     for (const unit of units) {
-      files.push({ path: `/etc/systemd/system/${unit.name}`, content: unit.content });
+      files.push({ path: unitPath(unit.name), content: unit.content });
     }
     files.sort((a, b) => a.path.localeCompare(b.path));
 

@@ -5,6 +5,7 @@ import { tmpdir } from 'os';
 import { join } from 'path';
 import { HaproxyMaster, HaproxyProcessList, HaproxyRuntime } from '../agent/haproxy-runtime';
 import { RegistryStatus, registryStatus } from '../agent/registry-status';
+import { CREDENTIALS_DIR, HAPROXY_BOOTSTRAP, NERVE_CONFIG, NERVE_UNIT, SYNAPSE_CONFIG, SYNAPSE_UNIT, unitPath, ZOO_CFG, ZOOKEEPER_UNIT } from '../cloud-init/host-paths';
 import { readSynthesizedDocuments, readSynthesizedStack, synthesizedDocumentVariables } from '../cloud-init/synthesized-documents';
 import { NerveConfig } from '../schema/nerve-config';
 import { SynapseConfig } from '../schema/synapse-config';
@@ -58,13 +59,6 @@ export interface MeshStatus {
   readonly registryError?: string;
 }
 
-const ZOO_CFG = '/etc/zookeeper/smartstack/zoo.cfg';
-const ZOOKEEPER_UNIT = '/etc/systemd/system/zookeeper.service';
-const NERVE_CONFIG = '/etc/smartstack/nerve.conf.json';
-const SYNAPSE_CONFIG = '/etc/smartstack/synapse.conf.json';
-const HAPROXY_BOOTSTRAP = '/etc/smartstack/haproxy-bootstrap.cfg';
-const NERVE_UNIT = 'smartstack-nerve.service';
-const SYNAPSE_UNIT = 'smartstack-synapse.service';
 const PACKAGE_ROOT = join(__dirname, '..', '..');
 
 /** A program the mesh runs, and the Debian package that provides it. */
@@ -204,7 +198,7 @@ export class LocalMesh {
   }
 
   private startZookeeper(host: LoopbackHost): void {
-    const unit = host.files.get(ZOOKEEPER_UNIT) ?? '';
+    const unit = host.files.get(unitPath(ZOOKEEPER_UNIT)) ?? '';
     const classpath = /-cp (\S+)/.exec(unit)?.[1];
     if (!classpath) throw new Error(`host ${host.hostname}: its zookeeper.service has no -cp; cannot start its member`);
     const logDir = host.hostPath('/var/log/zookeeper');
@@ -222,7 +216,7 @@ export class LocalMesh {
   /** The reader identity's credentials, as a consuming host holds them, when the ensemble has ACLs. */
   private readerCredentials(): ZookeeperCredentials | undefined {
     for (const host of this.hosts) {
-      const path = [...host.files.keys()].find((p) => /^\/etc\/smartstack\/credentials\/zookeeper-.*-reader\.json$/.test(p));
+      const path = [...host.files.keys()].find((p) => p.startsWith(`${CREDENTIALS_DIR}/zookeeper-`) && p.endsWith('-reader.json'));
       if (path) return readZookeeperCredentials(host.hostPath(path));
     }
     return undefined;
@@ -335,7 +329,7 @@ function adaptForOneMachine(host: LoopbackHost): void {
 
 /** What systemd's `LoadCredential=ID:PATH` does: a copy in /run/credentials/<unit>/ that only the agent reads. */
 function loadCredentials(host: LoopbackHost, unit: string): void {
-  const unitFile = host.files.get(`/etc/systemd/system/${unit}`) ?? '';
+  const unitFile = host.files.get(unitPath(unit)) ?? '';
   for (const [, id, path] of unitFile.matchAll(/^LoadCredential=([^:\n]+):(\S+)$/gm)) {
     const directory = host.hostPath(`/run/credentials/${unit}`);
     mkdirSync(directory, { recursive: true, mode: 0o700 });

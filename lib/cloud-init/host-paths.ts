@@ -1,0 +1,24 @@
+/**
+ * Where the roles put their files on a host: the constructs write there, and `smartstack local`
+ * finds them there in the synthesized documents.
+ */
+
+/** ZooKeeper member: zoo.cfg, java.env, log4j and the JVM argument file. */
+export const ZOOKEEPER_CONFIG_DIR = '/etc/zookeeper/smartstack';
+export const ZOO_CFG = `${ZOOKEEPER_CONFIG_DIR}/zoo.cfg`;
+export const ZOOKEEPER_UNIT = 'zookeeper.service';
+
+/** Sidecar: the agents' configs, HAProxy's bootstrap config and the ZooKeeper credentials. */
+export const SIDECAR_CONFIG_DIR = '/etc/smartstack';
+export const NERVE_CONFIG = `${SIDECAR_CONFIG_DIR}/nerve.conf.json`;
+export const SYNAPSE_CONFIG = `${SIDECAR_CONFIG_DIR}/synapse.conf.json`;
+export const HAPROXY_BOOTSTRAP = `${SIDECAR_CONFIG_DIR}/haproxy-bootstrap.cfg`;
+export const CREDENTIALS_DIR = `${SIDECAR_CONFIG_DIR}/credentials`;
+export const NERVE_UNIT = 'smartstack-nerve.service';
+export const SYNAPSE_UNIT = 'smartstack-synapse.service';
+export const HAPROXY_UNIT = 'smartstack-haproxy.service';
+
+/** The file a unit is written to. */
+export function unitPath(unit: string): string {
+  return `/etc/systemd/system/${unit}`;
+}
