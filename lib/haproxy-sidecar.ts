@@ -2,7 +2,8 @@ import { readFileSync } from 'fs';
 import { join } from 'path';
 import { Construct } from 'constructs';
 import { FirewallRule } from './cloud-init/cloud-config';
-import { CREDENTIALS_DIR, HAPROXY_BOOTSTRAP, HAPROXY_UNIT, NERVE_CONFIG, NERVE_UNIT, SYNAPSE_CONFIG, SYNAPSE_UNIT } from './cloud-init/host-paths';
+import { agentsPackage } from './cloud-init/agents-package';
+import { AGENTS_COMMAND, AGENTS_DIR, CREDENTIALS_DIR, HAPROXY_BOOTSTRAP, HAPROXY_UNIT, NERVE_CONFIG, NERVE_UNIT, SYNAPSE_CONFIG, SYNAPSE_UNIT } from './cloud-init/host-paths';
 import { renderHaproxyConfig } from './render/haproxy-config';
 import { NerveSpec, ProvidedServiceSpec, renderNerveConfig } from './render/nerve-config';
 import { ConsumedServiceSpec, renderSynapseConfig, synapseConfig, SynapseSpec } from './render/synapse-config';
@@ -24,7 +25,15 @@ export enum AgentRuntimeKind {
 /** Options of the Node agents. */
 export interface NodeAgentRuntimeOptions {
   /**
-   * Version of this package installed on the host with npm.
+   * Install the agents with npm from this registry (where you publish this package) instead of
+   * uploading them with the delivery. The hosts then need the registry and the `npm` package.
+   * @default - the agents' package of the library that synthesizes the stack is uploaded by
+   * Terraform with each host's delivery and installed without any network
+   */
+  readonly npmRegistry?: string;
+  /**
+   * Version of this package to install from `npmRegistry`. Without a registry it can only be the
+   * version that synthesizes the stack: that is the package uploaded.
    * @default the version of this package that synthesizes the stack
    */
   readonly version?: string;
@@ -55,10 +64,19 @@ const PACKAGE: { name: string; version: string } = JSON.parse(readFileSync(join(
  * Prometheus metrics and run-time server updates without reloads.
  */
 export class AgentRuntime {
-  /** This package's Node agents, installed with npm at a pinned version. */
+  /**
+   * This package's Node agents: by default the very package that synthesizes the stack, uploaded
+   * with each host's delivery; or a version from an npm registry of yours.
+   */
   public static node(options: NodeAgentRuntimeOptions = {}): AgentRuntime {
+    const fail = (field: string, value: unknown, reason: string) => new ValidationError(undefined, 'AgentRuntime.node', field, value, reason);
     const version = options.version ?? PACKAGE.version;
-    return new AgentRuntime(AgentRuntimeKind.NODE, version, version, options.nerveMetricsPort ?? 3213, options.synapseMetricsPort ?? 3214);
+    if (options.npmRegistry !== undefined) configSafe(fail, 'npmRegistry', options.npmRegistry, 'registryUrl');
+    else if (version !== PACKAGE.version) {
+      throw fail('version', version, `the uploaded agents are this package's own version ${PACKAGE.version}; to install another version, publish it and set npmRegistry`);
+    }
+    configSafe(fail, 'version', version, 'packageVersion');
+    return new AgentRuntime(AgentRuntimeKind.NODE, version, version, options.nerveMetricsPort ?? 3213, options.synapseMetricsPort ?? 3214, options.npmRegistry);
   }
 
   /** Airbnb's Ruby gems, installed with gem at pinned versions. */
@@ -75,9 +93,12 @@ export class AgentRuntime {
   public readonly nerveMetricsPort?: number;
   /** Metrics port of synapse, Node agents only. */
   public readonly synapseMetricsPort?: number;
+  /** The npm registry the Node agents are installed from; undefined when they are uploaded. */
+  public readonly npmRegistry?: string;
 
-  private constructor(kind: AgentRuntimeKind, nerveVersion: string, synapseVersion: string, nerveMetricsPort?: number, synapseMetricsPort?: number) {
+  private constructor(kind: AgentRuntimeKind, nerveVersion: string, synapseVersion: string, nerveMetricsPort?: number, synapseMetricsPort?: number, npmRegistry?: string) {
     this.kind = kind;
+    this.npmRegistry = npmRegistry;
     this.nerveVersion = nerveVersion;
     this.synapseVersion = synapseVersion;
     this.nerveMetricsPort = nerveMetricsPort;
@@ -243,7 +264,7 @@ export class HaproxySidecar extends Construct {
     if (this.consumes.length > 0) {
       [this.synapseConfigJson, this.haproxyBootstrapConfig] = this.addSynapseAndHaproxy(host);
     }
-    this.installCommands().forEach((argv) => cc.addRunCommand(argv));
+    this.addAgentsInstall(host);
     for (const ensemble of new Set([...this.provides, ...this.consumes].map((s) => s.ensemble))) ensemble._addClient(host);
     if (this.consumes.length > 0) cc.addRunCommand(['systemctl', 'reload-or-restart', HAPROXY_UNIT]);
   }
@@ -314,6 +335,11 @@ export class HaproxySidecar extends Construct {
     cc.addPackage('haproxy');
     // synapse's reload command talks to HAProxy's master socket.
     cc.addPackage('socat');
+    // The package starts its own haproxy.service; this host's HAProxy is the sidecar's unit.
+    cc.addStep({
+      description: "Debian's haproxy.service stopped and disabled",
+      script: 'if systemctl is-enabled --quiet haproxy.service 2>/dev/null || systemctl is-active --quiet haproxy.service; then\n  run systemctl disable --now haproxy.service\nfi',
+    });
     cc.addRunCommand(systemUser(SYNAPSE_USER));
     cc.addRunCommand(['install', '-d', '-o', SYNAPSE_USER, '-g', 'haproxy', '-m', '0750', HAPROXY_STATE_DIR]);
     cc.addRunCommand(['install', '-d', '-o', SYNAPSE_USER, '-g', SYNAPSE_USER, '-m', '0750', SYNAPSE_STATE_DIR]);
@@ -417,27 +443,40 @@ export class HaproxySidecar extends Construct {
   }
 
   private runtimePackages(): string[] {
-    return this.runtime.kind === AgentRuntimeKind.NODE ? ['nodejs', 'npm'] : ['ruby', 'ruby-dev', 'build-essential'];
+    if (this.runtime.kind === AgentRuntimeKind.RUBY) return ['ruby', 'ruby-dev', 'build-essential'];
+    return this.runtime.npmRegistry === undefined ? ['nodejs'] : ['nodejs', 'npm'];
   }
 
-  /** Idempotent install commands: the pinned version is installed only when missing. */
-  private installCommands(): string[][] {
-    if (this.runtime.kind === AgentRuntimeKind.NODE) {
-      const spec = `${PACKAGE.name}@${this.runtime.nerveVersion}`;
-      return [['sh', '-c', `npm ls -g --depth=0 ${spec} >/dev/null 2>&1 || npm install -g --no-fund --no-audit ${spec}`]];
+  /** The step that installs the agents; the pinned version is installed only when missing. */
+  private addAgentsInstall(host: VdsNode): void {
+    const cc = host.cloudConfig;
+    if (this.runtime.kind === AgentRuntimeKind.RUBY) {
+      const gems: Array<[string, string, boolean]> = [
+        ['nerve', this.runtime.nerveVersion, this.provides.length > 0],
+        ['synapse', this.runtime.synapseVersion, this.consumes.length > 0],
+      ];
+      gems
+        .filter(([, , needed]) => needed)
+        .forEach(([gem, version]) => cc.addRunCommand(['sh', '-c', `gem list -i -e ${gem} -v ${version} >/dev/null || gem install --no-document ${gem} -v ${version}`]));
+      return;
     }
-    const gems: Array<[string, string, boolean]> = [
-      ['nerve', this.runtime.nerveVersion, this.provides.length > 0],
-      ['synapse', this.runtime.synapseVersion, this.consumes.length > 0],
-    ];
-    return gems
-      .filter(([, , needed]) => needed)
-      .map(([gem, version]) => ['sh', '-c', `gem list -i -e ${gem} -v ${version} >/dev/null || gem install --no-document ${gem} -v ${version}`]);
+    if (this.runtime.npmRegistry !== undefined) {
+      const spec = `${PACKAGE.name}@${this.runtime.nerveVersion}`;
+      // The constructs' peer dependencies (cdktf, constructs) are not the agents': not installed.
+      cc.addRunCommand(['sh', '-c', `npm ls -g --depth=0 ${spec} >/dev/null 2>&1 || npm install -g --no-fund --no-audit --legacy-peer-deps --registry ${this.runtime.npmRegistry} ${spec}`]);
+      return;
+    }
+    const archive = host._addAgentsPackage();
+    const { sha256, version } = agentsPackage();
+    cc.addStep({
+      description: `agents' package ${PACKAGE.name} ${version}`,
+      script: renderTemplate('agents-install.sh', { archive, sha256, directory: `${AGENTS_DIR}/${sha256}`, command: AGENTS_COMMAND }),
+    });
   }
 
   private agentCommand(agent: 'nerve' | 'synapse', configPath: string): string {
     return this.runtime.kind === AgentRuntimeKind.NODE
-      ? `/usr/local/bin/smartstack ${agent} --config ${configPath}`
+      ? `${AGENTS_COMMAND} ${agent} --config ${configPath}`
       : `/usr/local/bin/${agent} --config ${configPath}`;
   }
 }

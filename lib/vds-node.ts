@@ -1,10 +1,16 @@
+import { existsSync, mkdirSync, renameSync, writeFileSync } from 'fs';
+import { tmpdir } from 'os';
+import { dirname, join } from 'path';
 import { provider as nullProvider, resource as nullResource } from '@cdktf/provider-null';
-import { Annotations, Lazy, TerraformResource, TerraformStack, TerraformVariable, Token } from 'cdktf';
+import { AssetType, Annotations, Lazy, TerraformAsset, TerraformResource, TerraformStack, TerraformVariable, Token } from 'cdktf';
 import { Construct, IConstruct } from 'constructs';
 import { cidrContains } from './address';
+import { agentsPackage } from './cloud-init/agents-package';
 import { ApplyTimeSecrets } from './cloud-init/apply-time-secrets';
 import { CloudConfig } from './cloud-init/cloud-config';
 import { HOST_FILE_PATH, renderHostFile } from './cloud-init/host-file';
+import { AGENTS_ARCHIVE_DIR } from './cloud-init/host-paths';
+import { shellQuote } from './render/shell-word';
 import { escapeTerraformTemplate, sha256Hex } from './render/terraform-string';
 import { renderTemplate } from './render/template';
 import { configSafe, configUnsafeReason } from './schema/config-safe';
@@ -98,6 +104,7 @@ const STABLE_DEVICE = /^\/dev\/disk\/by-(id|uuid|path|label|partuuid)\//;
 const NULL_PROVIDER_ID = 'smartstack-null-provider';
 const stacksWithNullProvider = new WeakSet<TerraformStack>();
 const SSH_KEY_VARIABLE_ID = 'ssh_private_key';
+const AGENTS_ASSET_ID = 'smartstack-agents-package';
 
 /**
  * One KVM VDS host. It owns the host's cloud-init document, to which roles add files, packages,
@@ -128,6 +135,8 @@ export class VdsNode extends Construct {
   private readonly readinessChecks: ReadinessCheck[] = [];
   private applyScript?: { userData: string; checks: number; script: string };
   private sshConnection?: nullResource.ResourceConfig['connection'];
+  private deliveryProvisioners?: NonNullable<nullResource.ResourceConfig['provisioners']>;
+  private agentsArchive?: string;
 
   public constructor(scope: Construct, id: string, props: VdsNodeProps) {
     super(scope, id);
@@ -218,10 +227,13 @@ export class VdsNode extends Construct {
     const userData = this.renderUserData();
     const cached = this.applyScript;
     if (cached && cached.userData === userData && cached.checks === this.readinessChecks.length) return cached.script;
+    const agents = this.agentsArchive === undefined ? undefined : agentsPackage();
     const script = renderTemplate('apply-cloud-init.sh', {
       hostname: this.hostname,
       instanceId: `smartstack-${sha256Hex(userData).slice(0, 16)}`,
-      readinessChecks: this.readinessChecks,
+      packages: this.cloudConfig.packageNames,
+      agents: agents && { version: agents.version, sha256: agents.sha256, archive: this.agentsArchive },
+      readinessChecks: this.readinessChecks.map((check) => ({ quotedDescription: shellQuote(check.description), script: check.script })),
     });
     this.applyScript = { userData, checks: this.readinessChecks.length, script };
     return script;
@@ -234,6 +246,24 @@ export class VdsNode extends Construct {
    */
   public get userData(): string {
     return Lazy.stringValue({ produce: () => this.cloudConfig.secrets.resolveIn(this, escapeTerraformTemplate(this.renderUserData())) });
+  }
+
+  /**
+   * The agents' package of this library, on the host: the SSH delivery uploads it (its checksum is
+   * in the delivery's triggers, so a new version re-applies the host) and the apply script stores it
+   * at the returned path. A host not delivered over SSH must have it placed there.
+   *
+   * @internal
+   */
+  public _addAgentsPackage(): string {
+    const agents = agentsPackage();
+    this.agentsArchive = `${AGENTS_ARCHIVE_DIR}/${agents.sha256}.tgz`;
+    if (this.deliveryProvisioners) {
+      const staging = `/tmp/smartstack-${this.hostname}`;
+      // Before the last provisioner, the one that runs the apply script.
+      this.deliveryProvisioners.splice(this.deliveryProvisioners.length - 1, 0, { type: 'file', source: agentsAsset(TerraformStack.of(this)).path, destination: `${staging}/agents.tgz` });
+    }
+    return this.agentsArchive;
   }
 
   /**
@@ -295,22 +325,24 @@ export class VdsNode extends Construct {
       hostKey: sshHostKey,
     };
     const secrets = this.cloudConfig.secrets;
+    // Kept to add the agents' package upload once a sidecar asks for it.
+    this.deliveryProvisioners = [
+      { type: 'remote-exec', inline: [prepareStaging(staging)] },
+      { type: 'file', content: this.userData, destination: `${staging}/user-data` },
+      {
+        type: 'file',
+        content: Lazy.stringValue({ produce: () => secrets.resolveIn(this, escapeTerraformTemplate(this.renderApplyScript())) }),
+        destination: `${staging}/apply.sh`,
+      },
+      { type: 'remote-exec', inline: [`sh ${staging}/apply.sh`] },
+    ];
     return new nullResource.Resource(this, 'cloud-init', {
       triggers: secretAwareTriggers(this, secrets, {
         cloud_init_sha256: () => this.renderUserData(),
         apply_script_sha256: () => this.renderApplyScript(),
-      }),
+      }, (): Record<string, string> => (this.agentsArchive === undefined ? {} : { agents_sha256: agentsPackage().sha256 })),
       connection: this.sshConnection,
-      provisioners: [
-        { type: 'remote-exec', inline: [prepareStaging(staging)] },
-        { type: 'file', content: this.userData, destination: `${staging}/user-data` },
-        {
-          type: 'file',
-          content: Lazy.stringValue({ produce: () => secrets.resolveIn(this, escapeTerraformTemplate(this.renderApplyScript())) }),
-          destination: `${staging}/apply.sh`,
-        },
-        { type: 'remote-exec', inline: [`sh ${staging}/apply.sh`] },
-      ],
+      provisioners: this.deliveryProvisioners,
     });
   }
 }
@@ -324,14 +356,19 @@ function prepareStaging(directory: string): string {
 }
 
 /**
- * Triggers that are the SHA-256 of rendered texts, plus `secrets_sha256` when the texts use
+ * Triggers that are the SHA-256 of rendered texts (and values given as they are), plus `secrets_sha256` when the texts use
  * secrets: a new secret value then changes the trigger (its hash is sensitive in the plan, like
  * the value).
  */
-function secretAwareTriggers(scope: IConstruct, secrets: ApplyTimeSecrets, texts: Record<string, () => string>): { [key: string]: string } {
+function secretAwareTriggers(
+  scope: IConstruct,
+  secrets: ApplyTimeSecrets,
+  texts: Record<string, () => string>,
+  values: () => Record<string, string> = () => ({}),
+): { [key: string]: string } {
   return Lazy.anyValue({
     produce: () => {
-      const triggers: Record<string, string> = {};
+      const triggers: Record<string, string> = { ...values() };
       const expressions = new Set<string>();
       for (const [key, render] of Object.entries(texts)) {
         const text = render();
@@ -342,6 +379,21 @@ function secretAwareTriggers(scope: IConstruct, secrets: ApplyTimeSecrets, texts
       return triggers;
     },
   }) as unknown as { [key: string]: string };
+}
+
+/** The agents' package as a file of the stack's output, once per stack. */
+function agentsAsset(stack: TerraformStack): TerraformAsset {
+  const existing = stack.node.tryFindChild(AGENTS_ASSET_ID);
+  if (existing instanceof TerraformAsset) return existing;
+  const agents = agentsPackage();
+  // TerraformAsset copies a file at synth: the archive is written once per checksum.
+  const file = join(tmpdir(), `cdktf-smartstack-agents-${agents.sha256}`, `cdktf-smartstack-agents-${agents.version}.tgz`);
+  if (!existsSync(file)) {
+    mkdirSync(dirname(file), { recursive: true });
+    writeFileSync(`${file}.${process.pid}`, agents.archive);
+    renameSync(`${file}.${process.pid}`, file);
+  }
+  return new TerraformAsset(stack, AGENTS_ASSET_ID, { path: file, type: AssetType.FILE, assetHash: agents.sha256 });
 }
 
 function sshKeyVariable(stack: TerraformStack): TerraformVariable {

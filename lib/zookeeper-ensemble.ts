@@ -5,7 +5,7 @@ import { renderTemplate } from './render/template';
 import { defaultHeapMiB, renderJavaEnv, renderMyid, renderZooCfg, ZooCfgSpec } from './render/zookeeper-config';
 import { ApplyTimeSecrets } from './cloud-init/apply-time-secrets';
 import { FirewallRule } from './cloud-init/cloud-config';
-import { ZOO_CFG, ZOOKEEPER_CONFIG_DIR, ZOOKEEPER_UNIT } from './cloud-init/host-paths';
+import { ZOO_CFG, ZOOKEEPER_CONFIG_DIR, ZOOKEEPER_MYID, ZOOKEEPER_UNIT } from './cloud-init/host-paths';
 import { configSafe, configUnsafeReason } from './schema/config-safe';
 import { ValidationError } from './validation-error';
 import { VdsNode } from './vds-node';
@@ -125,6 +125,7 @@ interface AclService {
   readonly discoveryPath: string;
 }
 
+const SYSCTL_FILE = '/etc/sysctl.d/60-zookeeper.conf';
 const JVM_AUTH_ARGS = `${ZOOKEEPER_CONFIG_DIR}/jvm-auth.args`;
 const ACL_TIMEOUT_SECONDS = 60;
 const FOUR_LETTER_WORDS = ['conf', 'cons', 'crst', 'dirs', 'dump', 'envi', 'gtmk', 'isro', 'mntr', 'ruok', 'srst', 'srvr', 'stat', 'stmk', 'wchc', 'wchp', 'wchs'];
@@ -308,10 +309,17 @@ export class ZookeeperEnsemble extends Construct {
         cc.addFile({ path: JVM_AUTH_ARGS, content: renderJvmAuthArgs(superDigest), ...readOnly });
       }
       cc.addFile({ path: `${ZOOKEEPER_CONFIG_DIR}/log4j.properties`, content: renderTemplate('zookeeper-log4j.properties', {}), ...readOnly });
-      cc.addFile({ path: `${dataDir}/myid`, content: renderMyid(myid), owner: 'zookeeper:zookeeper', defer: true });
-      cc.addFile({ path: '/etc/sysctl.d/60-zookeeper.conf', content: '# Managed by cdktf-smartstack: keep the ZooKeeper heap out of swap.\nvm.swappiness = 1\n' });
-      cc.addRunCommand(['sysctl', '--system']);
+      // myid lives on the data disk, which is mounted by the steps after the files are written:
+      // it is kept beside the configuration and copied there once the disk is mounted.
+      cc.addFile({ path: ZOOKEEPER_MYID, content: renderMyid(myid), ...readOnly });
+      cc.addFile({ path: SYSCTL_FILE, content: '# Managed by cdktf-smartstack: keep the ZooKeeper heap out of swap.\nvm.swappiness = 1\n' });
+      cc.addStep({
+        description: 'vm.swappiness = 1',
+        // A container's /proc/sys is read-only: the setting is then the machine's to make.
+        script: `if [ -w /proc/sys/vm/swappiness ]; then\n  run sysctl -q -p ${SYSCTL_FILE}\nelse\n  echo "smartstack: $host: /proc/sys is read-only (a container): vm.swappiness is left as it is"\nfi`,
+      });
       cc.addRunCommand(['install', '-d', '-o', 'zookeeper', '-g', 'zookeeper', '-m', '0750', dataDir, dataLogDir, '/var/log/zookeeper']);
+      cc.addRunCommand(['install', '-o', 'zookeeper', '-g', 'zookeeper', '-m', '0640', ZOOKEEPER_MYID, `${dataDir}/myid`]);
       cc.addUnit({
         name: ZOOKEEPER_UNIT,
         content: renderTemplate('zookeeper.service', { myid, ensembleName: this.node.path, configDir: ZOOKEEPER_CONFIG_DIR, dataDir, dataLogDir, jvmAuthArgs: this.acls ? JVM_AUTH_ARGS : undefined }),

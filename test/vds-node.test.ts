@@ -137,7 +137,7 @@ describe('VdsNode', () => {
     expect(parse(n.renderUserData()).packages).toEqual(['jq']);
     expect(n.renderApplyScript()).not.toBe(before);
     n.addReadinessCheck({ description: 'jq answers', script: 'jq --version' });
-    expect(n.renderApplyScript()).toContain('# jq answers\njq --version');
+    expect(n.renderApplyScript()).toContain("begin 'jq answers'\njq --version");
   });
 
   test('renders the same bytes twice', () => {

@@ -5,7 +5,7 @@
  * small heap instead of the host-sized one.
  */
 import { ChildProcess, spawn, spawnSync } from 'child_process';
-import { mkdirSync, mkdtempSync, openSync } from 'fs';
+import { mkdirSync, mkdtempSync, openSync, writeFileSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
 import * as zookeeper from 'node-zookeeper-client';
@@ -68,6 +68,8 @@ describe('the synthesized ensemble, booted for real', () => {
     for (const host of hosts.filter((h) => h.files.has('/etc/zookeeper/smartstack/zoo.cfg'))) {
       const zooCfg = host.files.get('/etc/zookeeper/smartstack/zoo.cfg')!;
       for (const dir of [/dataDir=(\S+)/, /dataLogDir=(\S+)/]) mkdirSync(dir.exec(zooCfg)![1], { recursive: true });
+      // As the host's apply does once the data disk is mounted.
+      writeFileSync(join(/dataDir=(\S+)/.exec(zooCfg)![1], 'myid'), host.files.get('/etc/zookeeper/smartstack/myid')!);
       classpath = /-cp (\S+)/.exec(host.files.get('/etc/systemd/system/zookeeper.service')!)![1];
       const script = host.mapText(documents.find((d) => d.hostname === host.hostname)!.applyScript);
       const waitScript = script.slice(script.indexOf('zk_4lw() {'), script.lastIndexOf('echo "'));
@@ -84,7 +86,7 @@ describe('the synthesized ensemble, booted for real', () => {
   test('each member binds its own address and the first apply does not wait for a quorum that cannot exist yet', async () => {
     expect(members.map((m) => m.host.hostname)).toEqual(['zk1', 'zk2', 'zk3']);
     expect(members.map((m) => m.address)).toEqual(['127.61.0.4', '127.61.0.5', '127.61.0.6']);
-    expect(members.map((m) => m.host.files.get('/var/lib/zookeeper/myid'))).toEqual(['1\n', '2\n', '3\n']);
+    expect(members.map((m) => m.host.files.get('/etc/zookeeper/smartstack/myid'))).toEqual(['1\n', '2\n', '3\n']);
     start(members[0], classpath);
     await eventually('member 1 to answer ruok', async () => ((await fourLetterWord(members[0].address, CLIENT_PORT, 'ruok')) === 'imok' ? true : undefined), 30000);
     expect(await zookeeperMode(members[0].address, CLIENT_PORT)).toBe('');

@@ -1,3 +1,4 @@
+import { parse } from 'yaml';
 import { AnnotationMetadataEntryType, Testing, TerraformOutput, TerraformStack, TerraformVariable } from 'cdktf';
 import { SmartStackService, VdsNode, ZookeeperEnsemble, ZookeeperEnsembleProps } from '../lib';
 import { defaultHeapMiB } from '../lib/render/zookeeper-config';
@@ -50,12 +51,21 @@ describe('ZookeeperEnsemble', () => {
       'server.3': '10.10.0.13:2888:3888',
     });
     const doc = members[1].renderUserData();
-    expect(fileContent(doc, '/var/lib/zookeeper/myid')).toBe('2\n');
-    expect(doc).toMatch(/device: \/dev\/disk\/by-id\/virtio-zk2-txlog\n\s+partition: none\n\s+overwrite: false/);
-    expect(doc).toMatch(/- \/dev\/disk\/by-id\/virtio-zk2-txlog\n\s+- \/var\/lib\/zookeeper-txlog\n\s+- ext4\n\s+- defaults,noatime,nofail/);
+    // myid goes onto the data disk once it is mounted, by the steps that mount it.
+    expect(fileContent(doc, '/etc/zookeeper/smartstack/myid')).toBe('2\n');
+    const steps = fileContent(doc, '/usr/lib/smartstack/host-steps.sh');
+    expect(steps).toContain('filesystem /dev/disk/by-id/virtio-zk2-data zk-data /var/lib/zookeeper ext4 defaults,noatime,nofail');
+    expect(steps).toContain('filesystem /dev/disk/by-id/virtio-zk2-txlog zk-txlog /var/lib/zookeeper-txlog ext4 defaults,noatime,nofail');
+    expect(steps.indexOf('filesystem /dev/disk/by-id/virtio-zk2-data')).toBeLessThan(steps.indexOf("'/etc/zookeeper/smartstack/myid' '/var/lib/zookeeper/myid'"));
+    // cloud-init's own disk modules never see the disks: they format without looking.
+    expect(parse(doc)).not.toHaveProperty('fs_setup');
+    expect(parse(doc)).not.toHaveProperty('mounts');
+    expect(parse(doc).packages).toContain('e2fsprogs');
     const files = writtenFiles(doc);
     expect(files.get('/etc/zookeeper/smartstack/zoo.cfg')).toMatchObject({ owner: 'root:zookeeper', permissions: '0640', defer: true });
-    expect(fileContent(doc, '/etc/systemd/system/zookeeper.service')).toContain('RequiresMountsFor=/var/lib/zookeeper /var/lib/zookeeper-txlog');
+    const unit = fileContent(doc, '/etc/systemd/system/zookeeper.service');
+    expect(unit).toContain('RequiresMountsFor=/var/lib/zookeeper /var/lib/zookeeper-txlog');
+    expect(unit).toContain('ExecStartPre=/bin/mountpoint -q /var/lib/zookeeper\nExecStartPre=/bin/mountpoint -q /var/lib/zookeeper-txlog\n');
   });
 
   test('AdminServer, when asked for, binds to localhost only', () => {

@@ -1,9 +1,11 @@
 import { Scalar, stringify } from 'yaml';
 import { renderNftables } from '../render/nftables';
+import { shellQuote } from '../render/shell-word';
+import { renderTemplate } from '../render/template';
 import { configSafe, ConfigValueKind } from '../schema/config-safe';
 import { ValidationError } from '../validation-error';
 import { ApplyTimeSecrets } from './apply-time-secrets';
-import { unitPath } from './host-paths';
+import { HOST_STEPS, unitPath } from './host-paths';
 
 /** A file that cloud-init writes (`write_files`). */
 export interface CloudConfigFile {
@@ -72,6 +74,17 @@ export interface FirewallRule {
   readonly sources: string[];
 }
 
+/** A step of the document's apply: POSIX shell run after files, packages and disks, before units start. */
+export interface HostStep {
+  /** What the step does, named in the apply's output and in its error when it fails. */
+  readonly description: string;
+  /**
+   * POSIX shell commands. A command that fails stops the apply (`set -e`); `fail "cause"` stops it
+   * with a cause, and `run command args` names the command that failed.
+   */
+  readonly script: string;
+}
+
 /** The whole of one host's cloud-init document, added to by every role the host has. */
 export class CloudConfig {
   /**
@@ -85,7 +98,7 @@ export class CloudConfig {
   private readonly units = new Map<string, SystemdUnit>();
   /** By description and ports; sources kept as a set, since consumers widen a rule one by one. */
   private readonly firewallRules = new Map<string, { rule: FirewallRule; sources: Set<string> }>();
-  private readonly runCommands: string[][] = [];
+  private readonly steps: HostStep[] = [];
   /** The last rendering; synth asks for the document several times per host. */
   private rendered?: string;
 
@@ -162,11 +175,24 @@ export class CloudConfig {
     else this.firewallRules.set(key, { rule: { ...rule, ports: [...rule.ports] }, sources: new Set(rule.sources) });
   }
 
-  /** Adds a command (argv form) run on every apply, after files, packages and disks. */
+  /** Adds a command (argv form) run on every apply, after files, packages and disks; the apply fails if it fails. */
   public addRunCommand(argv: string[]): void {
     argv.forEach((arg, i) => this.checkLiteralText(`runCommand[${i}]`, arg));
+    const description = argv.join(' ').replace(/\s+/g, ' ');
+    this.addStep({
+      description: description.length > 100 ? `${description.slice(0, 97)}...` : description,
+      script: `run ${argv.map(shellQuote).join(' ')}`,
+    });
+  }
+
+  /** Adds a step run on every apply, after files, packages and disks, in the order added. */
+  public addStep(step: HostStep): void {
+    const field = `steps[${this.steps.length}]`;
+    safe(`${field}.description`, step.description, 'text');
+    if (typeof step.script !== 'string') throw fail(`${field}.script`, step.script, 'expected POSIX shell commands');
+    this.checkLiteralText(`${field}.script`, step.script);
     this.rendered = undefined;
-    this.runCommands.push([...argv]);
+    this.steps.push({ description: step.description, script: step.script });
   }
 
   /**
@@ -191,6 +217,15 @@ export class CloudConfig {
     return [...this.firewallRules.values()].map(({ rule, sources }) => ({ ...rule, sources: [...sources] }));
   }
 
+  /** The Debian packages the document installs, sorted: those added, and those its firewall and disks need. */
+  public get packageNames(): string[] {
+    const packages = new Set(this.packages);
+    if (this.firewallRules.size > 0) packages.add('nftables');
+    // The tools that make each filesystem.
+    this.filesystems.forEach((fs) => packages.add(MKFS_PACKAGES[fs.filesystem ?? 'ext4']));
+    return [...packages].sort();
+  }
+
   /** The systemd units added so far, sorted by name. */
   public get systemdUnits(): SystemdUnit[] {
     return [...this.units.values()].sort((a, b) => a.name.localeCompare(b.name));
@@ -205,9 +240,8 @@ export class CloudConfig {
   private renderDocument(): string {
     const files: CloudConfigFile[] = [...this.files.values()];
     const units = [...this.units.values()];
-    const packages = new Set(this.packages);
+    const packages = this.packageNames;
     if (this.firewallRules.size > 0) {
-      packages.add('nftables');
       files.push({ path: FIREWALL_RULESET_PATH, content: renderNftables(this.rules), permissions: '0600' });
       units.push({ name: 'smartstack-firewall.service', content: FIREWALL_UNIT });
     }
@@ -215,7 +249,6 @@ export class CloudConfig {
     for (const unit of units) {
       files.push({ path: unitPath(unit.name), content: unit.content });
     }
-    files.sort((a, b) => a.path.localeCompare(b.path));
 
     // Each apply is a first boot to cloud-init. Its defaults would then regenerate the SSH host
     // keys, lock root's SSH login (the usual delivery user) and rewrite the apt sources: keep all three.
@@ -224,51 +257,40 @@ export class CloudConfig {
       ssh_deletekeys: false,
       apt: { preserve_sources_list: true },
     };
-    if (packages.size > 0) {
+    if (packages.length > 0) {
       doc.package_update = true;
-      doc.packages = [...packages].sort();
+      doc.packages = packages;
     }
-
     const filesystems = [...this.filesystems.values()].sort((a, b) => a.mountPoint.localeCompare(b.mountPoint));
-    if (filesystems.length > 0) {
-      // partition 'none' puts the filesystem on the whole disk (cloud-init 22.4 names NVMe
-      // partitions wrongly); overwrite false never reformats a disk that already has data.
-      doc.fs_setup = filesystems.map((fs) => ({
-        label: fs.label,
-        filesystem: fs.filesystem ?? 'ext4',
-        device: fs.device,
-        partition: 'none',
-        overwrite: false,
-      }));
-      doc.mounts = filesystems.map((fs) => [
-        fs.device,
-        fs.mountPoint,
-        fs.filesystem ?? 'ext4',
-        (fs.mountOptions ?? DEFAULT_MOUNT_OPTIONS).join(','),
-        '0',
-        '2',
-      ]);
-    }
 
-    if (files.length > 0) {
-      doc.write_files = files.map((f) => ({
-        path: f.path,
-        content: f.content,
-        owner: f.owner ?? 'root:root',
-        permissions: f.permissions ?? '0644',
-        ...(f.defer ? { defer: true } : {}),
-      }));
-    }
-
-    const runcmd: string[][] = [];
-    if (units.length > 0) runcmd.push(['systemctl', 'daemon-reload']);
-    runcmd.push(...this.runCommands);
-    if (units.length > 0) {
-      runcmd.push(['systemctl', 'enable', ...units.map((u) => u.name)]);
-      const restart = units.filter((u) => u.restartOnApply ?? true).map((u) => u.name);
-      if (restart.length > 0) runcmd.push(['systemctl', 'restart', ...restart]);
-    }
-    if (runcmd.length > 0) doc.runcmd = runcmd;
+    // Disks, commands and units are the steps script's, not cloud-init's modules': its fs_setup
+    // formats a whole disk without looking for a filesystem, and its runcmd ignores failures.
+    files.push({
+      path: HOST_STEPS,
+      permissions: '0700',
+      content: renderTemplate('host-steps.sh', {
+        packages,
+        filesystems: filesystems.map((fs) => ({
+          device: fs.device,
+          label: fs.label,
+          mountPoint: fs.mountPoint,
+          type: fs.filesystem ?? 'ext4',
+          options: (fs.mountOptions ?? DEFAULT_MOUNT_OPTIONS).join(','),
+        })),
+        steps: this.steps.map((step) => ({ quotedDescription: shellQuote(step.description), script: step.script })),
+        units: units.map((u) => u.name),
+        restart: units.filter((u) => u.restartOnApply ?? true).map((u) => u.name),
+      }),
+    });
+    files.sort((a, b) => a.path.localeCompare(b.path));
+    doc.write_files = files.map((f) => ({
+      path: f.path,
+      content: f.content,
+      owner: f.owner ?? 'root:root',
+      permissions: f.permissions ?? '0644',
+      ...(f.defer ? { defer: true } : {}),
+    }));
+    doc.runcmd = [['sh', HOST_STEPS]];
 
     // cloud-init reads YAML 1.1, where a plain `on`, `no` or `1:20` is not a string: quote for it.
     return '#cloud-config\n' + stringify(quoteForPyYaml(doc), { lineWidth: 0, version: '1.1' });
@@ -294,6 +316,8 @@ function quoteForPyYaml(value: unknown): unknown {
 }
 
 const DEFAULT_MOUNT_OPTIONS = ['defaults', 'noatime', 'nofail'];
+const MKFS_PACKAGES: Record<string, string> = { ext2: 'e2fsprogs', ext3: 'e2fsprogs', ext4: 'e2fsprogs', xfs: 'xfsprogs', btrfs: 'btrfs-progs' };
+
 // What PyYAML (cloud-init's parser) does not accept in a document, even escaped in a block scalar.
 const YAML_UNPRINTABLE = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 const FIREWALL_RULESET_PATH = '/etc/smartstack/nftables.nft';

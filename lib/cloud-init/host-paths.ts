@@ -6,6 +6,8 @@
 /** ZooKeeper member: zoo.cfg, java.env, log4j and the JVM argument file. */
 export const ZOOKEEPER_CONFIG_DIR = '/etc/zookeeper/smartstack';
 export const ZOO_CFG = `${ZOOKEEPER_CONFIG_DIR}/zoo.cfg`;
+/** The member's id; the apply copies it into dataDir once the data disk is mounted. */
+export const ZOOKEEPER_MYID = `${ZOOKEEPER_CONFIG_DIR}/myid`;
 export const ZOOKEEPER_UNIT = 'zookeeper.service';
 
 /** Sidecar: the agents' configs, HAProxy's bootstrap config and the ZooKeeper credentials. */
@@ -17,6 +19,14 @@ export const CREDENTIALS_DIR = `${SIDECAR_CONFIG_DIR}/credentials`;
 export const NERVE_UNIT = 'smartstack-nerve.service';
 export const SYNAPSE_UNIT = 'smartstack-synapse.service';
 export const HAPROXY_UNIT = 'smartstack-haproxy.service';
+
+/** The script of a document's steps (disks, commands, units), which cloud-init's runcmd runs. */
+export const HOST_STEPS = '/usr/lib/smartstack/host-steps.sh';
+
+/** The agents' package: archives by checksum as uploaded, unpacked folders, and the command's link. */
+export const AGENTS_ARCHIVE_DIR = '/var/lib/smartstack/agents';
+export const AGENTS_DIR = '/usr/lib/smartstack/agents';
+export const AGENTS_COMMAND = '/usr/local/bin/smartstack';
 
 /** The file a unit is written to. */
 export function unitPath(unit: string): string {

@@ -5,7 +5,7 @@ import { tmpdir } from 'os';
 import { join } from 'path';
 import { HaproxyMaster, HaproxyProcessList, HaproxyRuntime } from '../agent/haproxy-runtime';
 import { RegistryStatus, registryStatus } from '../agent/registry-status';
-import { CREDENTIALS_DIR, HAPROXY_BOOTSTRAP, NERVE_CONFIG, NERVE_UNIT, SYNAPSE_CONFIG, SYNAPSE_UNIT, unitPath, ZOO_CFG, ZOOKEEPER_UNIT } from '../cloud-init/host-paths';
+import { CREDENTIALS_DIR, HAPROXY_BOOTSTRAP, NERVE_CONFIG, NERVE_UNIT, SYNAPSE_CONFIG, SYNAPSE_UNIT, unitPath, ZOO_CFG, ZOOKEEPER_MYID, ZOOKEEPER_UNIT } from '../cloud-init/host-paths';
 import { readSynthesizedDocuments, readSynthesizedStack, synthesizedDocumentVariables } from '../cloud-init/synthesized-documents';
 import { NerveConfig } from '../schema/nerve-config';
 import { SynapseConfig } from '../schema/synapse-config';
@@ -203,9 +203,10 @@ export class LocalMesh {
     if (!classpath) throw new Error(`host ${host.hostname}: its zookeeper.service has no -cp; cannot start its member`);
     const logDir = host.hostPath('/var/log/zookeeper');
     const zooCfg = host.files.get(ZOO_CFG)!;
-    for (const dir of [logDir, ...[/^dataDir=(.+)$/m, /^dataLogDir=(.+)$/m].map((r) => r.exec(zooCfg)?.[1] ?? '')].filter(Boolean)) {
-      mkdirSync(dir, { recursive: true });
-    }
+    const [dataDir, dataLogDir] = [/^dataDir=(.+)$/m, /^dataLogDir=(.+)$/m].map((r) => r.exec(zooCfg)?.[1] ?? '');
+    for (const dir of [logDir, dataDir, dataLogDir].filter(Boolean)) mkdirSync(dir, { recursive: true });
+    // As a host's apply does once the data disk is mounted.
+    writeFileSync(join(dataDir, 'myid'), host.files.get(ZOOKEEPER_MYID) ?? '');
     // The host-sized heap (java.env) would not fit several members on one machine.
     // Java argument files (`@path`, the digest authentication flags) as the unit passes them.
     const argFiles = [...unit.matchAll(/ @(\/\S+)/g)].map((m) => `@${host.hostPath(m[1])}`);

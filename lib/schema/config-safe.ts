@@ -77,6 +77,10 @@ const WHITELISTS = {
     test: /^[A-Za-z0-9_:@][A-Za-z0-9_:.@-]{0,240}\.(service|socket|timer|target|path|mount)$/,
     expected: 'a unit file name such as my-app.service: letters, digits and _ : . @ -, not starting with - or .',
   },
+  /** A package version as npm takes it. */
+  packageVersion: { test: /^[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]+)?$/, expected: 'a version such as 1.2.3 or 1.2.3-rc.1' },
+  /** An npm registry's address, passed to `npm install --registry`. */
+  registryUrl: { test: /^https?:\/\/[A-Za-z0-9.-]+(:[0-9]{1,5})?(\/[A-Za-z0-9._~\/-]*)?$/, expected: 'an http:// or https:// URL of letters, digits and . _ ~ / -' },
   /** A Debian package, optionally pinned (`name=version`), as apt-get takes it. */
   packageName: { test: /^[a-z0-9][a-z0-9+.-]*(=[A-Za-z0-9.+~:-]+)?$/, expected: 'a Debian package name, optionally name=version' },
   /** Names HAProxy sections, ZooKeeper nodes, units' descriptions and JSON keys. */

@@ -11,7 +11,7 @@ import { buildWorld, World, WorldInput } from './injection-world';
 
 export interface InjectionTarget {
   /** The construct kind the error starts with. */
-  readonly kind: 'VdsNode' | 'ZookeeperEnsemble' | 'SmartStackService' | 'HaproxySidecar' | 'CloudConfig';
+  readonly kind: 'VdsNode' | 'ZookeeperEnsemble' | 'SmartStackService' | 'HaproxySidecar' | 'AgentRuntime.node' | 'CloudConfig';
   /** The field the error names. */
   readonly field: string;
   /** An accepted value, for the baseline rendering. */
@@ -27,6 +27,8 @@ export interface InjectionTarget {
   readonly literal?: boolean;
   /** Values of the form the whitelist accepts, where the alphabet seldom hits one (addresses, keys). */
   readonly valid?: fc.Arbitrary<string>;
+  /** The value chooses which packages the document installs (a filesystem's type, its mkfs tools). */
+  readonly choosesPackages?: boolean;
 }
 
 const PEM = '-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n';
@@ -118,7 +120,9 @@ export const TARGETS: InjectionTarget[] = [
     valid: fc.constantFrom('conn-failure', 'empty-response', 'junk-response', 'response-timeout', '0rtt-rejected', 'all-retryable-errors', '401', '403', '404', '408', '425', '500', '501', '502', '503', '504'),
   },
   {
-    kind: 'HaproxySidecar', field: 'runtime.nerveVersion', sample: '1.2.3', alphabet: '0129.-+a' + HOSTILE, input: (v) => ({ runtime: () => AgentRuntime.node({ version: v }) }),
+    // Another version than this package's comes from the user's registry.
+    kind: 'AgentRuntime.node', field: 'version', sample: '1.2.3', alphabet: '0129.-+a' + HOSTILE,
+    input: (v) => ({ runtime: () => AgentRuntime.node({ version: v, npmRegistry: 'https://npm.example.org/' }) }),
     valid: version,
   },
   {
@@ -157,6 +161,7 @@ export const TARGETS: InjectionTarget[] = [
         'mountOptions[0]': undefined,
       }[key],
       input: (v) => ({ extra: (_h, cc) => cc.addFilesystem(key === 'mountOptions[0]' ? { ...fs, mountOptions: [v] } : { ...fs, [key]: v }) }),
+      choosesPackages: key === 'filesystem',
     };
   }),
   {
@@ -227,7 +232,8 @@ export function namesField(target: InjectionTarget, error: Error, value: string)
  * says, never how many lines, directives, keys or interpolations there are.
  */
 export function structure(world: World, target: InjectionTarget, value: string): Record<string, unknown> {
-  const doc = parse(world.userData) as { write_files?: Array<{ path: string; content: string }> };
+  const doc = parse(world.userData) as { write_files?: Array<{ path: string; content: string }>; packages?: string[] };
+  if (target.choosesPackages) delete doc.packages;
   const files = (doc.write_files ?? [])
     .filter((f) => !(target.literal && f.content === value))
     .map((f) => JSON.stringify(/\.json$/.test(f.path) ? shape(JSON.parse(f.content)) : directives(f.content)))
