@@ -1,0 +1,80 @@
+import { App, TerraformStack } from 'cdktf';
+import { join } from 'path';
+import { HaproxySidecar, HealthCheck, ServiceMode, SmartStackService, VdsNode, ZookeeperEnsemble } from '../../lib';
+import { Fleet, FleetHostSpec } from '../../lib/fleet';
+
+/**
+ * The default example's topology — zk1-zk3 with a data and a transaction-log disk each, user-service
+ * on app1 and app2, consumed on web1 at localhost:3210 — on a fleet's 198.18.x addresses, written
+ * through the public API as a user would, with each host's SSH host key pinned.
+ */
+export const FLEET_HOSTS: readonly FleetHostSpec[] = [
+  ...[1, 2, 3].map((i) => ({ name: `zk${i}`, address: 10 + i, disks: [{ id: `virtio-zk${i}-data`, sizeMiB: 512 }, { id: `virtio-zk${i}-txlog`, sizeMiB: 512 }] })),
+  { name: 'app1', address: 55 },
+  { name: 'app2', address: 56 },
+  { name: 'web1', address: 30 },
+];
+
+export interface FleetStackOptions {
+  /** A change every sidecar host receives: the health check's `rise`. @default 3 */
+  readonly rise?: number;
+}
+
+/** Synthesizes the topology for the fleet's hosts into `outdir`; returns the stack's folder. */
+export function synthesizeFleetStack(fleet: Fleet, outdir: string, options: FleetStackOptions = {}): string {
+  const app = new App({ outdir });
+  const stack = new TerraformStack(app, 'fleet');
+  const node = (name: string, memoryMiB: number, disks?: Array<{ name: string; device: string }>) => {
+    const host = fleet.host(name);
+    return new VdsNode(stack, name, {
+      privateAddress: host.address,
+      privateNetwork: fleet.network.cidr,
+      sshHostKey: host.sshHostKey,
+      memoryMiB,
+      disks,
+    });
+  };
+  const members = [1, 2, 3].map((i) =>
+    node(`zk${i}`, 1536, [
+      { name: 'zk-data', device: `/dev/disk/by-id/virtio-zk${i}-data` },
+      { name: 'zk-txlog', device: `/dev/disk/by-id/virtio-zk${i}-txlog` },
+    ]),
+  );
+  const zk = new ZookeeperEnsemble(stack, 'zk', { members, dataDisk: 'zk-data', txnLogDisk: 'zk-txlog' });
+  const users = new SmartStackService(stack, 'user-service', {
+    ensemble: zk,
+    port: 8080,
+    localPort: 3210,
+    mode: ServiceMode.HTTP,
+    healthCheck: HealthCheck.http({ path: '/health', intervalSeconds: 2, rise: options.rise ?? 3, fall: 2 }),
+  });
+  new HaproxySidecar(node('app1', 1024), 'sidecar', { provides: [users] });
+  new HaproxySidecar(node('app2', 1024), 'sidecar', { provides: [users] });
+  new HaproxySidecar(node('web1', 1024), 'sidecar', { consumes: [users] });
+  app.synth();
+  return join(outdir, 'stacks', 'fleet');
+}
+
+/**
+ * The application the stack expects on a provider: user-service on port 8080, a unit of its own
+ * (so it comes back after a restart), answering /health and /whoami with the host's name.
+ */
+export function userServiceUnit(hostname: string): string {
+  return [
+    'set -e',
+    'mkdir -p /srv/user-service',
+    `printf 'ok\\n' > /srv/user-service/health`,
+    `printf '${hostname}\\n' > /srv/user-service/whoami`,
+    `cat > /etc/systemd/system/user-service.service <<'EOF'`,
+    '[Unit]',
+    'Description=user-service (the application nerve checks)',
+    '[Service]',
+    'ExecStart=/usr/bin/python3 -m http.server 8080 --bind 0.0.0.0 --directory /srv/user-service',
+    'Restart=always',
+    '[Install]',
+    'WantedBy=multi-user.target',
+    'EOF',
+    'systemctl daemon-reload',
+    'systemctl enable --now user-service.service',
+  ].join('\n');
+}
