@@ -52,7 +52,10 @@ describeFleet('terraform apply of the default topology onto real Debian 12 hosts
   let firstApply: TerraformCommandResult;
   const host = (name: string): FleetHost => fleet.host(name);
   const zkSecret = randomBytes(32).toString('hex');
-  const applied = (r: TerraformCommandResult) => `terraform exited ${r.exitCode} after ${r.seconds.toFixed(0)} s:\n${r.output.slice(-6000)}`;
+  /** A failed apply shows its output's end, where the failing host and step are named. */
+  const expectApplied = (r: TerraformCommandResult) => {
+    if (r.exitCode !== 0) throw new Error(`terraform exited ${r.exitCode} after ${r.seconds.toFixed(0)} s:\n${r.output.slice(-6000)}`);
+  };
 
   const srvr = async (name: string): Promise<string> =>
     (await host(name).exec(`bash -c 'exec 3<>/dev/tcp/${host(name).address}/2181 && printf srvr >&3 && cat <&3' 2>/dev/null | sed -n 's/^Mode: //p'`)).stdout.trim();
@@ -89,7 +92,7 @@ describeFleet('terraform apply of the default topology onto real Debian 12 hosts
   }, 5 * MINUTE);
 
   test('the first apply succeeds and every role runs under its own user', async () => {
-    expect(firstApply.exitCode).toBe(0);
+    expectApplied(firstApply);
     for (const name of ['app1', 'app2', 'web1', 'zk1', 'zk2', 'zk3']) expect(firstApply.output).toContain(`${name}: smartstack-`);
     const owner = async (name: string, unit: string) =>
       (await host(name).execChecked(`systemctl is-active ${unit} >/dev/null && ps -o user= -p "$(systemctl show -p MainPID --value ${unit})"`)).trim();
@@ -148,7 +151,7 @@ describeFleet('terraform apply of the default topology onto real Debian 12 hosts
     expect({ exit: plan.exitCode, changes: plan.changes }).toEqual({ exit: 0, changes: false });
     const before = await Promise.all(fleet.hosts.map((h) => h.execChecked('cat /var/lib/cloud/data/instance-id; wc -c </var/log/cloud-init.log')));
     const again = await workspace.apply();
-    expect(again.exitCode).toBe(0);
+    expectApplied(again);
     expect(again.output).toContain('Resources: 0 added, 0 changed, 0 destroyed');
     expect(await Promise.all(fleet.hosts.map((h) => h.execChecked('cat /var/lib/cloud/data/instance-id; wc -c </var/log/cloud-init.log')))).toEqual(before);
   });
@@ -167,8 +170,7 @@ describeFleet('terraform apply of the default topology onto real Debian 12 hosts
     } finally {
       await host('app2').execChecked('mv /usr/bin/node.real /usr/bin/node');
     }
-    const healed = await workspace.apply();
-    expect(healed.exitCode).toBe(0);
+    expectApplied(await workspace.apply());
   });
 
   test('a member whose disks were unmounted keeps its data: a missing disk fails the apply, and nothing is ever formatted', async () => {
@@ -192,7 +194,7 @@ describeFleet('terraform apply of the default topology onto real Debian 12 hosts
 
     await zk3.execChecked(`ln -s ../../${txlog.loopDevice.replace('/dev/', '')} ${txlog.path}`);
     const healed = await workspace.apply();
-    expect(healed.exitCode).toBe(0);
+    expectApplied(healed);
     expect(healed.output).not.toContain('mkfs');
     expect(await uuids()).toBe(before);
     expect(await zk3.execChecked('cat /var/lib/zookeeper/marker /var/lib/zookeeper-txlog/marker')).toBe('snapshot-marker\ntxlog-marker\n');

@@ -95,7 +95,7 @@ describe('sidecar files checked by the real tools', () => {
     const life = runHaproxyUnit({
       unit,
       bootstrap: fileContent(userData, '/etc/smartstack/haproxy-bootstrap.cfg'),
-      runcmd: parse(userData).runcmd,
+      steps: fileContent(userData, '/usr/lib/smartstack/host-steps.sh'),
       localPorts: t.sidecar.consumes.map((s) => s.localPort!),
       statsPort: t.sidecar.statsPort,
     });

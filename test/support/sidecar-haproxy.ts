@@ -82,7 +82,7 @@ export interface HaproxyLifecycle {
  * and network namespaces with /run and /var/lib on tmpfs. Only the bootstrap file's location is
  * mapped (from /etc/smartstack to a temporary directory).
  */
-export function runHaproxyUnit(opts: { unit: string; bootstrap: string; runcmd: string[][]; localPorts: number[]; statsPort: number }): HaproxyLifecycle {
+export function runHaproxyUnit(opts: { unit: string; bootstrap: string; steps: string; localPorts: number[]; statsPort: number }): HaproxyLifecycle {
   const dir = accountsDir();
   writeFileSync(join(dir, 'haproxy-bootstrap.cfg'), opts.bootstrap);
   const directive = (key: string) =>
@@ -96,7 +96,8 @@ export function runHaproxyUnit(opts: { unit: string; bootstrap: string; runcmd: 
     throw new Error(`the unit's LimitNOFILE=${limit} is above this machine's descriptor limit (${hardLimit}), which cannot be raised here`);
   }
   const [execStart] = directive('ExecStart');
-  const installs = opts.runcmd.filter((argv) => argv[0] === 'install' && argv[1] === '-d').map((argv) => argv.join(' '));
+  // The folders the document's steps make (`run 'install' '-d' ...`), as shell lines.
+  const installs = opts.steps.split('\n').filter((line) => line.startsWith("run 'install' '-d' ")).map((line) => line.slice('run '.length));
   const sh = (line: string) => `sh -c ${JSON.stringify(line)}`;
   writeFileSync(join(dir, 'probe.js'), PROBE);
   const node = process.execPath;
