@@ -50,6 +50,7 @@ export interface FleetHostContext {
   readonly log: (line: string) => void;
 }
 
+const SYSTEMD_POWEROFF_SIGNAL = 38;
 const HOST_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 /**
@@ -188,7 +189,8 @@ export class FleetHost {
   public async stop(timeoutMs = 60_000): Promise<void> {
     if (!this.running) return;
     const init = this.requireRunning('stop');
-    killRecorded(init, 'SIGRTMIN+4' as NodeJS.Signals);
+    // systemd powers off on SIGRTMIN+4: 38 on Linux (glibc's SIGRTMIN is 34); Node has no name for it.
+    killRecorded(init, SYSTEMD_POWEROFF_SIGNAL);
     try {
       await this.waitStopped(timeoutMs, 'poweroff');
     } catch {

@@ -21,8 +21,8 @@ export function isAlive(ref: ProcessRef): boolean {
   return stat !== undefined && stat[19] === ref.startTime && stat[0] !== 'Z';
 }
 
-/** SIGKILL to the recorded process, only if it is still that process. Returns whether it was sent. */
-export function killRecorded(ref: ProcessRef, signal: NodeJS.Signals = 'SIGKILL'): boolean {
+/** A signal (SIGKILL unless told) to the recorded process, only if it is still that process. Returns whether it was sent. */
+export function killRecorded(ref: ProcessRef, signal: NodeJS.Signals | number = 'SIGKILL'): boolean {
   if (!isAlive(ref)) return false;
   try {
     process.kill(ref.pid, signal);

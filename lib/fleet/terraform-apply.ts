@@ -142,6 +142,8 @@ export class TerraformWorkspace {
   public async run(args: readonly string[]): Promise<TerraformCommandResult> {
     const command = `terraform ${args.join(' ')}`;
     const env: NodeJS.ProcessEnv = { ...process.env, CHECKPOINT_DISABLE: '1', TF_IN_AUTOMATION: '1', TF_INPUT: '0' };
+    // A CLI configuration named but missing only adds a warning to every command's output.
+    if (env.TF_CLI_CONFIG_FILE && !existsSync(env.TF_CLI_CONFIG_FILE)) delete env.TF_CLI_CONFIG_FILE;
     for (const [name, value] of Object.entries(this.variables)) env[`TF_VAR_${name}`] = value;
     appendFileSync(this.logFile, `\n=== ${new Date().toISOString()} ${command}\n`);
     const r = await runBounded(['terraform', ...args], { cwd: this.dir, env, timeoutMs: this.timeoutMs, logFile: this.logFile });
