@@ -18,8 +18,10 @@ import { terraformAvailable } from './support/terraform-offline';
  */
 const missing = [...fleetPrerequisites(), ...(terraformAvailable() ? [] : ['terraform is not on the PATH (install terraform >= 1.4)'])];
 if (missing.length > 0) {
-  const message = `fleet harness tests skipped — this machine lacks:\n  - ${missing.join('\n  - ')}\n(as root on Debian: apt-get install debootstrap systemd-container openssh-client)`;
-  if (process.env.CI) throw new Error(message.replace('skipped', 'cannot run under CI'));
+  const what = 'test/fleet-harness.real.test.ts (Debian hosts as systemd containers, terraform apply over SSH, kill/restart, cleanup)';
+  const why = `this machine lacks:\n  - ${missing.join('\n  - ')}\nAs root on Debian/Ubuntu: apt-get install debootstrap systemd-container openssh-client`;
+  if (process.env.CI) throw new Error(`cannot run ${what} under CI: ${why}`);
+  const message = `SKIPPED ${what}: ${why}`;
   console.warn(message);
 }
 const describeFleet = missing.length === 0 ? describe : describe.skip;
