@@ -12,6 +12,18 @@ const needs = [
   { what: 'socat (the HAProxy unit dumps server state with it)', present: () => onPath('socat'), pkg: 'socat' },
 ];
 
+// The fleet tests boot Debian hosts as systemd containers: they need root, and these programs.
+// Without root they are skipped with a message (under CI they fail), so they are only looked for as root.
+if (typeof process.getuid === 'function' && process.getuid() === 0) {
+  needs.push(
+    { what: 'debootstrap (builds the fleet image)', present: () => onPath('debootstrap'), pkg: 'debootstrap' },
+    { what: 'systemd-nspawn (boots the fleet hosts)', present: () => onPath('systemd-nspawn'), pkg: 'systemd-container' },
+    { what: 'ssh and ssh-keygen (reach the fleet hosts)', present: () => onPath('ssh') && onPath('ssh-keygen'), pkg: 'openssh-client' },
+    { what: 'mkfs.ext4', present: () => onPath('mkfs.ext4'), pkg: 'e2fsprogs' },
+    { what: 'ip (the fleet bridge)', present: () => onPath('ip'), pkg: 'iproute2' },
+  );
+}
+
 // `--bench`: the benchmarks also drive load with wrk and count instructions with valgrind.
 if (process.argv.includes('--bench')) {
   needs.push(

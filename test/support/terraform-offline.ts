@@ -2,30 +2,7 @@ import { execFileSync, spawnSync } from 'child_process';
 import { mkdtempSync, writeFileSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
-
-/**
- * These machines have terraform but no network to fetch the null provider. The built-in
- * `terraform_data` takes the same connection and provisioner blocks, so a copy of the stack with
- * `null_resource` mapped onto it (`triggers` → `triggers_replace`) validates and plans offline.
- */
-export function mapNullResourceToTerraformData(stackJson: Record<string, any>): Record<string, any> {
-  const copy = JSON.parse(JSON.stringify(stackJson).replace(/(\$\{|")null_resource\./g, '$1terraform_data.'));
-  const resources = copy.resource ?? {};
-  if (resources.null_resource) {
-    resources.terraform_data = Object.fromEntries(
-      Object.entries(resources.null_resource as Record<string, any>).map(([name, r]) => {
-        const { triggers, ...rest } = r;
-        return [name, triggers === undefined ? rest : { ...rest, triggers_replace: triggers }];
-      }),
-    );
-    delete resources.null_resource;
-  }
-  delete copy.provider?.null;
-  if (copy.provider && Object.keys(copy.provider).length === 0) delete copy.provider;
-  delete copy.terraform?.required_providers?.null;
-  delete copy.terraform?.backend;
-  return copy;
-}
+import { mapNullResourceToTerraformData } from '../../lib/fleet/terraform-apply';
 
 export function terraformAvailable(): boolean {
   return spawnSync('terraform', ['version'], { stdio: 'ignore' }).status === 0;

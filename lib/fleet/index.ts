@@ -1,0 +1,13 @@
+// The fleet harness: real Debian hosts as systemd containers on this machine, for tests and rehearsals.
+// Internal: not exported from the package's lib/index.ts.
+export type { CommandResult } from './bounded-command';
+export type { DebianImage, DebianImageOptions } from './debian-image';
+export { DEFAULT_IMAGE_CACHE, ensureDebianImage, FLEET_IMAGE_PACKAGES } from './debian-image';
+export type { FleetOptions, FleetTimings } from './fleet';
+export { Fleet, fleetPrerequisites } from './fleet';
+export type { FleetDisk, FleetDiskSpec, FleetHostSpec } from './fleet-host';
+export { FleetHost } from './fleet-host';
+export { assertFleetAddress, FLEET_RANGE, FleetNetwork } from './fleet-network';
+export { cleanupEarlierRuns, DEFAULT_STATE_DIR } from './fleet-state';
+export type { TerraformCommandResult, TerraformPlanResult, TerraformWorkspaceOptions } from './terraform-apply';
+export { mapNullResourceToTerraformData, TerraformWorkspace } from './terraform-apply';

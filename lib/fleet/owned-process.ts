@@ -1,0 +1,62 @@
+import { readFileSync } from 'fs';
+
+/**
+ * A process as recorded by the harness: its PID plus its start time (field 22 of /proc/PID/stat),
+ * so a recycled PID is never mistaken for the one recorded.
+ */
+export interface ProcessRef {
+  readonly pid: number;
+  readonly startTime: string;
+}
+
+/** The reference of a running process, or undefined when it is gone. */
+export function processRef(pid: number): ProcessRef | undefined {
+  const startTime = startTimeOf(pid);
+  return startTime === undefined ? undefined : { pid, startTime };
+}
+
+/** True when the recorded process still runs (same PID, same start time) and is not a zombie. */
+export function isAlive(ref: ProcessRef): boolean {
+  const stat = statFields(ref.pid);
+  return stat !== undefined && stat[19] === ref.startTime && stat[0] !== 'Z';
+}
+
+/** A signal (SIGKILL unless told) to the recorded process, only if it is still that process. Returns whether it was sent. */
+export function killRecorded(ref: ProcessRef, signal: NodeJS.Signals | number = 'SIGKILL'): boolean {
+  if (!isAlive(ref)) return false;
+  try {
+    process.kill(ref.pid, signal);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Waits (polling, bounded) until the recorded process is gone. Returns false on timeout. */
+export async function waitGone(ref: ProcessRef, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (isAlive(ref)) {
+    if (Date.now() > deadline) return false;
+    await sleep(50);
+  }
+  return true;
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function startTimeOf(pid: number): string | undefined {
+  return statFields(pid)?.[19];
+}
+
+/** Fields of /proc/PID/stat after the command name: [0] is the state, [19] the start time. */
+function statFields(pid: number): string[] | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name may hold spaces and parentheses: split after its last ')'.
+    return stat.slice(stat.lastIndexOf(')') + 2).trim().split(' ');
+  } catch {
+    return undefined;
+  }
+}
