@@ -21,6 +21,8 @@ if (typeof process.getuid === 'function' && process.getuid() === 0) {
     { what: 'ssh and ssh-keygen (reach the fleet hosts)', present: () => onPath('ssh') && onPath('ssh-keygen'), pkg: 'openssh-client' },
     { what: 'mkfs.ext4', present: () => onPath('mkfs.ext4'), pkg: 'e2fsprogs' },
     { what: 'ip (the fleet bridge)', present: () => onPath('ip'), pkg: 'iproute2' },
+    { what: 'mkfs.xfs (a used disk the disk step must refuse)', present: () => onPath('mkfs.xfs'), pkg: 'xfsprogs' },
+    { what: 'sfdisk (a partitioned disk the disk step must refuse)', present: () => onPath('sfdisk'), pkg: 'fdisk' },
   );
 }
 
