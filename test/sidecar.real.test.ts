@@ -2,7 +2,6 @@ import { spawnSync } from 'child_process';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'fs';
 import { tmpdir } from 'os';
 import { basename, join } from 'path';
-import { parse } from 'yaml';
 import { AgentRuntime, Balance, HaproxySidecar, HealthCheck, ServiceMode, SmartStackService, VdsNode } from '../lib';
 import { renderHaproxyConfig } from '../lib/render/haproxy-config';
 import { SynapseConfig, SynapseServiceConfig } from '../lib/schema/synapse-config';
