@@ -102,7 +102,7 @@ describeFleet('terraform apply of the default topology onto real Debian 12 hosts
     // HAProxy's master is root's; its worker, which serves, is haproxy's.
     expect((await host('web1').execChecked('ps -o user= --ppid "$(systemctl show -p MainPID --value smartstack-haproxy.service)"')).trim().split('\n')).toContain('haproxy');
     expect(await host('web1').exec('systemctl is-enabled haproxy.service; systemctl is-active haproxy.service')).toMatchObject({ stdout: 'disabled\ninactive\n' });
-  });
+  }, 5 * MINUTE);
 
   test('both ZooKeeper disks are mounted noatime where zoo.cfg puts the snapshots and the log', async () => {
     for (const member of ['zk1', 'zk2', 'zk3']) {
@@ -116,7 +116,7 @@ describeFleet('terraform apply of the default topology onto real Debian 12 hosts
       }
       expect((await host(member).execChecked('cat /var/lib/zookeeper/myid')).trim()).toBe(member.slice(2));
     }
-  });
+  }, 5 * MINUTE);
 
   test('the members are one leader and two followers, and both providers are registered and reached through web1', async () => {
     const modes = await eventually('a leader and two followers', async () => {
@@ -134,7 +134,7 @@ describeFleet('terraform apply of the default topology onto real Debian 12 hosts
       return r.names.has('app1') && r.names.has('app2') ? r : undefined;
     }, 2 * MINUTE);
     expect([...seen.names].sort()).toEqual(['app1', 'app2']);
-  });
+  }, 5 * MINUTE);
 
   test("no host's cloud-init log holds a warning or an error, and cloud-init reports the apply as done", async () => {
     for (const h of fleet.hosts) {
@@ -144,7 +144,7 @@ describeFleet('terraform apply of the default topology onto real Debian 12 hosts
       // Nothing of the distribution's first-boot defaults: no network file, no default user.
       expect((await h.exec('ls /etc/systemd/network/ | grep cloud-init; getent passwd debian')).stdout).toBe('');
     }
-  });
+  }, 5 * MINUTE);
 
   test('a second plan shows no changes, and an apply without a change touches no host', async () => {
     const plan = await workspace.plan();
@@ -154,7 +154,7 @@ describeFleet('terraform apply of the default topology onto real Debian 12 hosts
     expectApplied(again);
     expect(again.output).toContain('Resources: 0 added, 0 changed, 0 destroyed');
     expect(await Promise.all(fleet.hosts.map((h) => h.execChecked('cat /var/lib/cloud/data/instance-id; wc -c </var/log/cloud-init.log')))).toEqual(before);
-  });
+  }, 5 * MINUTE);
 
   test("the agents' package unusable on one host fails that host's apply, naming the host and the step", async () => {
     const state = (await workspace.run(['state', 'list'])).stdout;
@@ -171,7 +171,7 @@ describeFleet('terraform apply of the default topology onto real Debian 12 hosts
       await host('app2').execChecked('mv /usr/bin/node.real /usr/bin/node');
     }
     expectApplied(await workspace.apply());
-  });
+  }, 5 * MINUTE);
 
   test('a member whose disks were unmounted keeps its data: a missing disk fails the apply, and nothing is ever formatted', async () => {
     const zk3 = host('zk3');
@@ -189,7 +189,9 @@ describeFleet('terraform apply of the default topology onto real Debian 12 hosts
     expect(failed.output).toContain(`smartstack: zk3: step 'disk zk-txlog: ${txlog.path} on /var/lib/zookeeper-txlog' failed: device ${txlog.path} is missing`);
     // ZooKeeper does not run with its log on the root filesystem, not even when started by hand.
     expect((await zk3.exec('systemctl is-active zookeeper.service')).stdout.trim()).not.toBe('active');
-    expect((await zk3.exec('systemctl start zookeeper.service')).status).not.toBe(0);
+    const start = await zk3.exec('systemctl start zookeeper.service');
+    expect(start.status).not.toBe(0);
+    expect(start.stderr).toContain('Assertion failed');
     expect((await zk3.exec('pgrep -u zookeeper java')).status).toBe(1);
 
     await zk3.execChecked(`ln -s ../../${txlog.loopDevice.replace('/dev/', '')} ${txlog.path}`);
@@ -199,7 +201,7 @@ describeFleet('terraform apply of the default topology onto real Debian 12 hosts
     expect(await uuids()).toBe(before);
     expect(await zk3.execChecked('cat /var/lib/zookeeper/marker /var/lib/zookeeper-txlog/marker')).toBe('snapshot-marker\ntxlog-marker\n');
     expect(healed.output).toMatch(/zookeeper member 3 is (leader|follower)/);
-  });
+  }, 5 * MINUTE);
 
   test('a restarted host comes back with its address, its units and its registrations', async () => {
     const app1 = host('app1');
@@ -216,5 +218,5 @@ describeFleet('terraform apply of the default topology onto real Debian 12 hosts
       return r.names.has('app1') ? r : undefined;
     }, 2 * MINUTE);
     expect(seen.names.has('app1')).toBe(true);
-  });
+  }, 5 * MINUTE);
 });

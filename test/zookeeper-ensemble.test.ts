@@ -65,7 +65,7 @@ describe('ZookeeperEnsemble', () => {
     expect(files.get('/etc/zookeeper/smartstack/zoo.cfg')).toMatchObject({ owner: 'root:zookeeper', permissions: '0640', defer: true });
     const unit = fileContent(doc, '/etc/systemd/system/zookeeper.service');
     expect(unit).toContain('RequiresMountsFor=/var/lib/zookeeper /var/lib/zookeeper-txlog');
-    expect(unit).toContain('ExecStartPre=/bin/mountpoint -q /var/lib/zookeeper\nExecStartPre=/bin/mountpoint -q /var/lib/zookeeper-txlog\n');
+    expect(unit).toContain('AssertPathIsMountPoint=/var/lib/zookeeper\nAssertPathIsMountPoint=/var/lib/zookeeper-txlog\n');
   });
 
   test('AdminServer, when asked for, binds to localhost only', () => {

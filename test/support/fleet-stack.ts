@@ -64,7 +64,7 @@ export function userServiceUnit(hostname: string): string {
     'set -e',
     'mkdir -p /srv/user-service',
     `printf 'ok\\n' > /srv/user-service/health`,
-    `printf '${hostname}\\n' > /srv/user-service/whoami`,
+    `printf '${hostname}' > /srv/user-service/whoami`,
     `cat > /etc/systemd/system/user-service.service <<'EOF'`,
     '[Unit]',
     'Description=user-service (the application nerve checks)',
