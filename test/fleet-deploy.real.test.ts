@@ -74,8 +74,9 @@ describeFleet('terraform apply of the default topology onto real Debian 12 hosts
     const started = Date.now();
     fleet = await Fleet.create();
     timings.push(`image: ${fleet.image.built ? 'built' : 'from the cache (built'} in ${fleet.image.buildSeconds.toFixed(0)} s${fleet.image.built ? '' : ')'}`);
+    const booting = Date.now();
     await fleet.addHosts(FLEET_HOSTS);
-    timings.push(`6 hosts booted in ${((Date.now() - started) / 1000 - fleet.image.buildSeconds).toFixed(1)} s (each: ${fleet.hosts.map((h) => `${h.name} ${h.bootSeconds[0].toFixed(1)} s`).join(', ')})`);
+    timings.push(`fleet created in ${((booting - started) / 1000).toFixed(1)} s; 6 hosts booted in ${((Date.now() - booting) / 1000).toFixed(1)} s (each: ${fleet.hosts.map((h) => `${h.name} ${h.bootSeconds[0].toFixed(1)} s`).join(', ')})`);
     for (const provider of ['app1', 'app2']) await host(provider).execChecked(userServiceUnit(provider));
     const out = mkdtempSync(join(fleet.workDir, 'synth-'));
     workspace = await TerraformWorkspace.fromSynthesizedStack(synthesizeFleetStack(fleet, out), {

@@ -49,7 +49,7 @@ export function buildAgentsPackage(root: string): AgentsPackage {
     for (const file of walk(dir, ['node_modules'])) entries.push(fileEntry(dir, file, `package/node_modules/${name}`));
   }
   entries.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
-  const archive = gzipSync(tar(entries), { level: 9 });
+  const archive = gzipSync(tar(entries));
   return { archive, sha256: createHash('sha256').update(archive).digest('hex'), version: manifest.version };
 }
 
