@@ -177,7 +177,7 @@ describeFleet('fleet harness: cleanup by record', () => {
     // A separate process makes a fleet with one host and is then killed, as a CI timeout would.
     const child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', '-e', ORPHAN_SCRIPT, stateDir], {
       cwd: join(__dirname, '..'),
-      env: { ...process.env, TS_NODE_PROJECT: 'tsconfig.dev.json' },
+      env: { ...process.env, TS_NODE_PROJECT: 'tsconfig.dev.json', TS_NODE_PREFER_TS_EXTS: 'true' },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     const made = await new Promise<{ workDir: string; bridge: string; rootDir: string; diskFile: string; init: number }>((resolve, reject) => {
