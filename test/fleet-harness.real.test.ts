@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'fs
 import { join } from 'path';
 import { provider as nullProvider, resource as nullResource } from '@cdktf/provider-null';
 import { App, TerraformStack, TerraformVariable } from 'cdktf';
-import { assertFleetAddress, cleanupEarlierRuns, Fleet, FleetHost, fleetPrerequisites, TerraformWorkspace } from '../lib/fleet';
+import { assertFleetAddress, cleanupEarlierRuns, Fleet, FleetHost, fleetPrerequisites, resourceSeconds, TerraformWorkspace } from '../lib/fleet';
 import { runBounded } from '../lib/fleet/bounded-command';
 import { mountPointsUnder } from '../lib/fleet/fleet-state';
 import { terraformAvailable } from './support/terraform-offline';
@@ -116,7 +116,9 @@ describeFleet('fleet harness: real Debian hosts as systemd containers', () => {
     expect(stackJson).toContain('"terraform_data"');
     expect(stackJson).not.toContain('null_resource');
     const apply = await workspace.apply();
-    timings.push(`terraform apply (2 hosts, remote-exec): ${apply.seconds.toFixed(1)} s; ${apply.output.match(/Creation complete after \S+/g)?.join(', ')}`);
+    const perResource = resourceSeconds(apply.output);
+    timings.push(`terraform apply (2 hosts, remote-exec): ${apply.seconds.toFixed(1)} s; per resource ${JSON.stringify(perResource)}`);
+    expect(Object.keys(perResource).sort()).toEqual(['terraform_data.alpha-proof', 'terraform_data.beta-proof']);
     expect(apply.output).toContain('Apply complete! Resources: 2 added');
     expect(apply.exitCode).toBe(0);
     expect(apply.output).not.toContain('BEGIN OPENSSH PRIVATE KEY');

@@ -152,6 +152,8 @@ export class FleetHost {
   /**
    * Runs a shell command inside the host without the network: `nsenter` into its init's namespaces
    * (mount, UTS, IPC, network, PID, cgroup, root). Works while SSH is down. A non-zero exit is returned.
+   * The command is not under the host's systemd: start anything that must keep running with
+   * `systemd-run --unit=NAME …` inside it.
    */
   public async exec(command: string, options: { timeoutMs?: number; input?: string } = {}): Promise<CommandResult> {
     const init = this.requireRunning('exec');

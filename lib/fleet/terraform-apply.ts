@@ -156,3 +156,16 @@ export class TerraformWorkspace {
     return existsSync(join(this.dir, 'terraform.tfstate'));
   }
 }
+
+/**
+ * Seconds each resource took, from an apply's output lines such as
+ * `terraform_data.zk1_cloud-init_1A2B: Creation complete after 1m3s [id=…]`. Keyed by resource address.
+ */
+export function resourceSeconds(applyOutput: string): Record<string, number> {
+  const seconds: Record<string, number> = {};
+  const line = /^(\S+): (?:Creation|Modifications|Destruction) complete after (?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?/gm;
+  for (const m of applyOutput.matchAll(line)) {
+    seconds[m[1]] = Number(m[2] ?? 0) * 3600 + Number(m[3] ?? 0) * 60 + Number(m[4] ?? 0);
+  }
+  return seconds;
+}
