@@ -3,9 +3,11 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'fs
 import { join } from 'path';
 import { provider as nullProvider, resource as nullResource } from '@cdktf/provider-null';
 import { App, TerraformStack, TerraformVariable } from 'cdktf';
-import { assertFleetAddress, cleanupEarlierRuns, Fleet, FleetHost, fleetPrerequisites, resourceSeconds, TerraformWorkspace } from '../lib/fleet';
+import { parse } from 'yaml';
+import { assertFleetAddress, cleanupEarlierRuns, Fleet, FLEET_IMAGE_PACKAGES, FleetHost, fleetPrerequisites, resourceSeconds, TerraformWorkspace } from '../lib/fleet';
 import { runBounded } from '../lib/fleet/bounded-command';
 import { mountPointsUnder } from '../lib/fleet/fleet-state';
+import { synthesizeExample } from './support/example-synth';
 import { terraformAvailable } from './support/terraform-offline';
 
 /*
@@ -171,6 +173,14 @@ describeFleet('fleet harness: real Debian hosts as systemd containers', () => {
     await beta.boot();
     expect((await beta.ssh('systemctl is-system-running')).stdout.trim()).toMatch(/^(running|degraded)$/);
   }, 5 * MINUTE);
+});
+
+describe('fleet image', () => {
+  test('holds every package the synthesized documents install: the hosts have no archive to fetch from', () => {
+    const wanted = new Set(synthesizeExample().documents.flatMap((d) => (parse(d.userData).packages ?? []) as string[]));
+    expect(wanted.size).toBeGreaterThan(0);
+    expect([...wanted].filter((p) => !FLEET_IMAGE_PACKAGES.includes(p))).toEqual([]);
+  });
 });
 
 describeFleet('fleet harness: cleanup by record', () => {
