@@ -113,6 +113,7 @@ describeFleet('fleet harness: real Debian hosts as systemd containers', () => {
     const workspace = await TerraformWorkspace.fromSynthesizedStack(stackDir, {
       dir: join(fleet.workDir, 'terraform'),
       variables: { ssh_private_key: fleet.sshPrivateKey },
+      network: fleet.network,
     });
     const stackJson = readFileSync(join(workspace.dir, 'cdk.tf.json'), 'utf8');
     expect(stackJson).toContain('"terraform_data"');
@@ -135,12 +136,21 @@ describeFleet('fleet harness: real Debian hosts as systemd containers', () => {
   test('terraform refuses a host whose pinned key is not its own', async () => {
     // beta pinned to alpha's key: terraform must not run anything on beta.
     const stackDir = synthesizeProofStack(fleet, [beta], { pinnedKeys: [alpha.sshHostKey], stackName: 'wrong-key', file: '/root/wrong-key-proof' });
-    const workspace = await TerraformWorkspace.fromSynthesizedStack(stackDir, { dir: join(fleet.workDir, 'terraform-wrong-key'), variables: { ssh_private_key: fleet.sshPrivateKey }, timeoutMs: 5 * MINUTE });
+    const workspace = await TerraformWorkspace.fromSynthesizedStack(stackDir, { dir: join(fleet.workDir, 'terraform-wrong-key'), variables: { ssh_private_key: fleet.sshPrivateKey }, timeoutMs: 5 * MINUTE, network: fleet.network });
     const apply = await workspace.apply(['-var', 'connection_timeout=10s']);
     expect(apply.exitCode).toBe(1);
     expect(apply.output).toMatch(/knownhosts: key mismatch/);
     await expect(beta.readFile('/root/wrong-key-proof')).rejects.toThrow('cannot read');
   }, 5 * MINUTE);
+
+  test('a stack that would connect outside the fleet is refused before terraform runs', async () => {
+    const outsider = { name: 'outsider', address: '10.1.2.3' } as FleetHost;
+    const stackDir = synthesizeProofStack(fleet, [outsider], { pinnedKeys: [alpha.sshHostKey], stackName: 'outsider' });
+    const workspace = await TerraformWorkspace.fromSynthesizedStack(stackDir, { dir: join(fleet.workDir, 'terraform-outsider'), variables: { ssh_private_key: fleet.sshPrivateKey }, network: fleet.network });
+    await expect(workspace.apply()).rejects.toThrow('address = "10.1.2.3": outside 198.18.0.0/15');
+    await expect(workspace.plan()).rejects.toThrow('outside 198.18.0.0/15');
+    expect(readFileSync(workspace.logFile, 'utf8')).not.toContain('terraform apply');
+  });
 
   test('a killed host comes back on restart with the same address, disk and files; the other host stays reachable', async () => {
     const initBefore = alpha.initPid!;
