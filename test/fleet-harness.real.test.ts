@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'fs';
 import { join } from 'path';
 import { provider as nullProvider, resource as nullResource } from '@cdktf/provider-null';
 import { App, TerraformStack, TerraformVariable } from 'cdktf';
@@ -183,6 +183,20 @@ describeFleet('fleet harness: real Debian hosts as systemd containers', () => {
     await beta.boot();
     expect((await beta.ssh('systemctl is-system-running')).stdout.trim()).toMatch(/^(running|degraded)$/);
   }, 5 * MINUTE);
+
+  test('destroy() removes every container, mount, loop device, the bridge and the work directory', async () => {
+    const inits = [alpha.initPid!, beta.initPid!];
+    const diskFiles = [...alpha.disks, ...beta.disks].map((d) => d.file);
+    const loops = (await Promise.all(diskFiles.map(loopsOf))).flat();
+    expect(loops).toHaveLength(2);
+    await fleet.destroy();
+    for (const pid of inits) expect(existsSync(`/proc/${pid}`)).toBe(false);
+    expect(mountPointsUnder(fleet.workDir)).toEqual([]);
+    expect(existsSync(`/sys/class/net/${fleet.network.bridge}`)).toBe(false);
+    expect(existsSync(fleet.workDir)).toBe(false);
+    const stillBound = spawnSync('losetup', ['-a'], { encoding: 'utf8' }).stdout;
+    for (const file of diskFiles) expect(stillBound).not.toContain(file);
+  }, 2 * MINUTE);
 });
 
 describe('fleet image', () => {
@@ -194,7 +208,7 @@ describe('fleet image', () => {
 });
 
 describeFleet('fleet harness: cleanup by record', () => {
-  test('a run killed with its host running is cleaned up by the next run, and destroy() leaves nothing', async () => {
+  test('a run killed with its host running (even before its init was recorded) is cleaned up by the next run', async () => {
     const stateDir = mkdtempSync('/var/tmp/fleet-harness-test-state-');
     // A separate process makes a fleet with one host and is then killed, as a CI timeout would.
     const child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', '-e', ORPHAN_SCRIPT, stateDir], {
@@ -222,6 +236,12 @@ describeFleet('fleet harness: cleanup by record', () => {
     expect(mountPointsUnder(made.rootDir)).not.toEqual([]);
     expect((await loopsOf(made.diskFile)).length).toBe(1);
 
+    // As if killed between starting systemd-nspawn and recording the container's init.
+    const recordFile = join(stateDir, readdirSync(stateDir).find((f) => f.endsWith('.json'))!);
+    const record = JSON.parse(readFileSync(recordFile, 'utf8'));
+    delete record.hosts[0].init;
+    writeFileSync(recordFile, JSON.stringify(record));
+
     const log: string[] = [];
     const cleaned = await cleanupEarlierRuns(stateDir, (line) => log.push(line));
     expect(cleaned).toHaveLength(1);
@@ -230,6 +250,7 @@ describeFleet('fleet harness: cleanup by record', () => {
     expect(existsSync(`/sys/class/net/${made.bridge}`)).toBe(false);
     expect(existsSync(made.workDir)).toBe(false);
     expect(log.join('\n')).toContain(`removed bridge ${made.bridge}`);
+    expect(log.join('\n')).toContain(`orphan: killed process ${made.init}`);
     // A second pass finds nothing left to do.
     expect(await cleanupEarlierRuns(stateDir, () => undefined)).toEqual([]);
     rmSync(stateDir, { recursive: true });
