@@ -1,11 +1,13 @@
 import { spawn, spawnSync } from 'child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'fs';
 import { join } from 'path';
 import { provider as nullProvider, resource as nullResource } from '@cdktf/provider-null';
 import { App, TerraformStack, TerraformVariable } from 'cdktf';
-import { assertFleetAddress, cleanupEarlierRuns, Fleet, FleetHost, fleetPrerequisites, TerraformWorkspace } from '../lib/fleet';
+import { parse } from 'yaml';
+import { assertFleetAddress, cleanupEarlierRuns, Fleet, FLEET_IMAGE_PACKAGES, FleetHost, fleetPrerequisites, resourceSeconds, TerraformWorkspace } from '../lib/fleet';
 import { runBounded } from '../lib/fleet/bounded-command';
 import { mountPointsUnder } from '../lib/fleet/fleet-state';
+import { synthesizeExample } from './support/example-synth';
 import { terraformAvailable } from './support/terraform-offline';
 
 /*
@@ -111,12 +113,15 @@ describeFleet('fleet harness: real Debian hosts as systemd containers', () => {
     const workspace = await TerraformWorkspace.fromSynthesizedStack(stackDir, {
       dir: join(fleet.workDir, 'terraform'),
       variables: { ssh_private_key: fleet.sshPrivateKey },
+      network: fleet.network,
     });
     const stackJson = readFileSync(join(workspace.dir, 'cdk.tf.json'), 'utf8');
     expect(stackJson).toContain('"terraform_data"');
     expect(stackJson).not.toContain('null_resource');
     const apply = await workspace.apply();
-    timings.push(`terraform apply (2 hosts, remote-exec): ${apply.seconds.toFixed(1)} s; ${apply.output.match(/Creation complete after \S+/g)?.join(', ')}`);
+    const perResource = resourceSeconds(apply.output);
+    timings.push(`terraform apply (2 hosts, remote-exec): ${apply.seconds.toFixed(1)} s; per resource ${JSON.stringify(perResource)}`);
+    expect(Object.keys(perResource).sort()).toEqual(['terraform_data.alpha-proof', 'terraform_data.beta-proof']);
     expect(apply.output).toContain('Apply complete! Resources: 2 added');
     expect(apply.exitCode).toBe(0);
     expect(apply.output).not.toContain('BEGIN OPENSSH PRIVATE KEY');
@@ -131,12 +136,21 @@ describeFleet('fleet harness: real Debian hosts as systemd containers', () => {
   test('terraform refuses a host whose pinned key is not its own', async () => {
     // beta pinned to alpha's key: terraform must not run anything on beta.
     const stackDir = synthesizeProofStack(fleet, [beta], { pinnedKeys: [alpha.sshHostKey], stackName: 'wrong-key', file: '/root/wrong-key-proof' });
-    const workspace = await TerraformWorkspace.fromSynthesizedStack(stackDir, { dir: join(fleet.workDir, 'terraform-wrong-key'), variables: { ssh_private_key: fleet.sshPrivateKey }, timeoutMs: 5 * MINUTE });
+    const workspace = await TerraformWorkspace.fromSynthesizedStack(stackDir, { dir: join(fleet.workDir, 'terraform-wrong-key'), variables: { ssh_private_key: fleet.sshPrivateKey }, timeoutMs: 5 * MINUTE, network: fleet.network });
     const apply = await workspace.apply(['-var', 'connection_timeout=10s']);
     expect(apply.exitCode).toBe(1);
     expect(apply.output).toMatch(/knownhosts: key mismatch/);
     await expect(beta.readFile('/root/wrong-key-proof')).rejects.toThrow('cannot read');
   }, 5 * MINUTE);
+
+  test('a stack that would connect outside the fleet is refused before terraform runs', async () => {
+    const outsider = { name: 'outsider', address: '10.1.2.3' } as FleetHost;
+    const stackDir = synthesizeProofStack(fleet, [outsider], { pinnedKeys: [alpha.sshHostKey], stackName: 'outsider' });
+    const workspace = await TerraformWorkspace.fromSynthesizedStack(stackDir, { dir: join(fleet.workDir, 'terraform-outsider'), variables: { ssh_private_key: fleet.sshPrivateKey }, network: fleet.network });
+    await expect(workspace.apply()).rejects.toThrow('address = "10.1.2.3": outside 198.18.0.0/15');
+    await expect(workspace.plan()).rejects.toThrow('outside 198.18.0.0/15');
+    expect(readFileSync(workspace.logFile, 'utf8')).not.toContain('terraform apply');
+  });
 
   test('a killed host comes back on restart with the same address, disk and files; the other host stays reachable', async () => {
     const initBefore = alpha.initPid!;
@@ -169,15 +183,37 @@ describeFleet('fleet harness: real Debian hosts as systemd containers', () => {
     await beta.boot();
     expect((await beta.ssh('systemctl is-system-running')).stdout.trim()).toMatch(/^(running|degraded)$/);
   }, 5 * MINUTE);
+
+  test('destroy() removes every container, mount, loop device, the bridge and the work directory', async () => {
+    const inits = [alpha.initPid!, beta.initPid!];
+    const diskFiles = [...alpha.disks, ...beta.disks].map((d) => d.file);
+    const loops = (await Promise.all(diskFiles.map(loopsOf))).flat();
+    expect(loops).toHaveLength(2);
+    await fleet.destroy();
+    for (const pid of inits) expect(existsSync(`/proc/${pid}`)).toBe(false);
+    expect(mountPointsUnder(fleet.workDir)).toEqual([]);
+    expect(existsSync(`/sys/class/net/${fleet.network.bridge}`)).toBe(false);
+    expect(existsSync(fleet.workDir)).toBe(false);
+    const stillBound = spawnSync('losetup', ['-a'], { encoding: 'utf8' }).stdout;
+    for (const file of diskFiles) expect(stillBound).not.toContain(file);
+  }, 2 * MINUTE);
+});
+
+describe('fleet image', () => {
+  test('holds every package the synthesized documents install: the hosts have no archive to fetch from', () => {
+    const wanted = new Set(synthesizeExample().documents.flatMap((d) => (parse(d.userData).packages ?? []) as string[]));
+    expect(wanted.size).toBeGreaterThan(0);
+    expect([...wanted].filter((p) => !FLEET_IMAGE_PACKAGES.includes(p))).toEqual([]);
+  });
 });
 
 describeFleet('fleet harness: cleanup by record', () => {
-  test('a run killed with its host running is cleaned up by the next run, and destroy() leaves nothing', async () => {
+  test('a run killed with its host running (even before its init was recorded) is cleaned up by the next run', async () => {
     const stateDir = mkdtempSync('/var/tmp/fleet-harness-test-state-');
     // A separate process makes a fleet with one host and is then killed, as a CI timeout would.
     const child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', '-e', ORPHAN_SCRIPT, stateDir], {
       cwd: join(__dirname, '..'),
-      env: { ...process.env, TS_NODE_PROJECT: 'tsconfig.dev.json' },
+      env: { ...process.env, TS_NODE_PROJECT: 'tsconfig.dev.json', TS_NODE_PREFER_TS_EXTS: 'true' },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     const made = await new Promise<{ workDir: string; bridge: string; rootDir: string; diskFile: string; init: number }>((resolve, reject) => {
@@ -200,6 +236,12 @@ describeFleet('fleet harness: cleanup by record', () => {
     expect(mountPointsUnder(made.rootDir)).not.toEqual([]);
     expect((await loopsOf(made.diskFile)).length).toBe(1);
 
+    // As if killed between starting systemd-nspawn and recording the container's init.
+    const recordFile = join(stateDir, readdirSync(stateDir).find((f) => f.endsWith('.json'))!);
+    const record = JSON.parse(readFileSync(recordFile, 'utf8'));
+    delete record.hosts[0].init;
+    writeFileSync(recordFile, JSON.stringify(record));
+
     const log: string[] = [];
     const cleaned = await cleanupEarlierRuns(stateDir, (line) => log.push(line));
     expect(cleaned).toHaveLength(1);
@@ -208,6 +250,7 @@ describeFleet('fleet harness: cleanup by record', () => {
     expect(existsSync(`/sys/class/net/${made.bridge}`)).toBe(false);
     expect(existsSync(made.workDir)).toBe(false);
     expect(log.join('\n')).toContain(`removed bridge ${made.bridge}`);
+    expect(log.join('\n')).toContain(`orphan: killed process ${made.init}`);
     // A second pass finds nothing left to do.
     expect(await cleanupEarlierRuns(stateDir, () => undefined)).toEqual([]);
     rmSync(stateDir, { recursive: true });

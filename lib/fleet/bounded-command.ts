@@ -24,6 +24,8 @@ export interface CommandOptions {
   readonly input?: string;
   /** Every chunk of output is also appended to this file, as it arrives. */
   readonly logFile?: string;
+  /** Called with the program's PID (also its process group's id) once it runs, e.g. to record it. */
+  readonly onStart?: (pid: number) => void;
 }
 
 /**
@@ -39,6 +41,7 @@ export function runBounded(argv: readonly string[], options: CommandOptions): Pr
       stdio: ['pipe', 'pipe', 'pipe'],
       detached: true,
     });
+    if (child.pid !== undefined) options.onStart?.(child.pid);
     let output = '';
     let stdout = '';
     let stderr = '';

@@ -12,6 +12,7 @@ export const FLEET_IMAGE_PACKAGES: readonly string[] = [
   'socat', // the HAProxy unit's reload dumps the server state with it
   'nftables',
   'nodejs', // the agents
+  'npm', // the Node agents' runtime packages (HaproxySidecar) include it
   'sudo', // for a non-root SSH user
   'python3',
   'e2fsprogs', // mkfs.ext4 for the data disks
@@ -70,6 +71,8 @@ interface ImageManifest {
 interface BuildLock {
   readonly owner: ProcessRef;
   readonly buildDir: string;
+  /** The build step running now (debootstrap, the chroot install): the leader of its own process group. */
+  readonly worker?: ProcessRef;
 }
 
 /**
@@ -125,6 +128,16 @@ interface BuildInput {
 
 async function build(input: BuildInput): Promise<ImageManifest> {
   const { key, suite, packages, mirror, imageDir, log, deadline } = input;
+  // Each step dies with this process (parent-death signal), and is recorded in the lock so a run
+  // that takes over an abandoned build can kill what is left of it.
+  const lock = lockPath(input.cacheDir, key);
+  const step = (argv: string[]) => ({
+    argv: ['setpriv', '--pdeathsig', 'KILL', '--', ...argv],
+    onStart: (pid: number) => {
+      const held = JSON.parse(readFileSync(lock, 'utf8')) as BuildLock;
+      writeFileSync(lock, JSON.stringify({ ...held, worker: processRef(pid) }));
+    },
+  });
   const buildDir = buildPath(input.cacheDir, key);
   const rootfs = join(buildDir, 'rootfs');
   const logFile = join(input.cacheDir, `${key}.build.log`);
@@ -134,10 +147,8 @@ async function build(input: BuildInput): Promise<ImageManifest> {
   const started = Date.now();
   log(`image ${key}: debootstrap ${suite} (minbase) from ${mirror}; log in ${logFile}`);
   // In a private mount namespace: whatever debootstrap mounts in the target vanishes with it, even when killed.
-  await runChecked(
-    ['unshare', '--mount', '--propagation', 'private', '--', 'debootstrap', '--variant=minbase', `--include=${BASE_INCLUDE.join(',')}`, suite, rootfs, mirror],
-    { timeoutMs: left(), logFile },
-  );
+  const debootstrap = step(['unshare', '--mount', '--propagation', 'private', '--', 'debootstrap', '--variant=minbase', `--include=${BASE_INCLUDE.join(',')}`, suite, rootfs, mirror]);
+  await runChecked(debootstrap.argv, { timeoutMs: left(), logFile, onStart: debootstrap.onStart });
   const debootstrapSeconds = (Date.now() - started) / 1000;
   log(`image ${key}: debootstrap took ${debootstrapSeconds.toFixed(0)} s; installing ${packages.join(' ')}`);
 
@@ -163,7 +174,8 @@ async function build(input: BuildInput): Promise<ImageManifest> {
     `${chroot} systemctl enable systemd-networkd.service`,
     `${chroot} dpkg-query -W -f '\${Package} \${Version}\\n' > "$0/../packages.txt"`,
   ].join('\n');
-  await runChecked(['unshare', '--mount', '--propagation', 'private', '--', 'sh', '-c', script, rootfs, ...packages], { timeoutMs: left(), logFile });
+  const install = step(['unshare', '--mount', '--propagation', 'private', '--', 'sh', '-c', script, rootfs, ...packages]);
+  await runChecked(install.argv, { timeoutMs: left(), logFile, onStart: install.onStart });
   const installSeconds = (Date.now() - installStarted) / 1000;
 
   // Each host gets its own identity: no shared SSH host keys, machine id or name server.
@@ -228,6 +240,14 @@ function takeLock(cacheDir: string, key: string): boolean {
       return false; // being written right now
     }
     if (isAlive(held.owner)) return false;
+    if (held.worker && isAlive(held.worker)) {
+      try {
+        process.kill(-held.worker.pid, 'SIGKILL');
+      } catch {
+        // gone in between
+      }
+      return false; // taken over at the next poll, once the group is gone
+    }
     unlinkSync(path);
     return takeLock(cacheDir, key);
   }

@@ -5,7 +5,7 @@ import { join } from 'path';
 import { CommandResult, runBounded, runChecked, tail } from './bounded-command';
 import { FleetNetwork } from './fleet-network';
 import { FleetState, HostRecord, loopDevicesOf } from './fleet-state';
-import { killRecorded, processRef, ProcessRef, sleep, waitGone } from './owned-process';
+import { containerInitOf, killRecorded, processRef, ProcessRef, sleep, waitGone } from './owned-process';
 
 /** A data disk: a sparse file on a loop device, seen inside the host as `/dev/disk/by-id/<id>`. */
 export interface FleetDiskSpec {
@@ -152,6 +152,8 @@ export class FleetHost {
   /**
    * Runs a shell command inside the host without the network: `nsenter` into its init's namespaces
    * (mount, UTS, IPC, network, PID, cgroup, root). Works while SSH is down. A non-zero exit is returned.
+   * The command is not under the host's systemd: start anything that must keep running with
+   * `systemd-run --unit=NAME …` inside it.
    */
   public async exec(command: string, options: { timeoutMs?: number; input?: string } = {}): Promise<CommandResult> {
     const init = this.requireRunning('exec');
@@ -310,25 +312,9 @@ export class FleetHost {
 
   /** The container's init: the child of systemd-nspawn that is PID 1 of its own PID namespace. */
   private async findInit(nspawnPid: number, deadline: number): Promise<ProcessRef> {
-    while (Date.now() < deadline) {
-      if (!this.running) break;
-      let children: string[] = [];
-      try {
-        children = readFileSync(`/proc/${nspawnPid}/task/${nspawnPid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
-      } catch {
-        // nspawn is gone; reported below
-      }
-      for (const child of children) {
-        try {
-          const nspid = /^NSpid:\s+(.*)$/m.exec(readFileSync(`/proc/${child}/status`, 'utf8'))?.[1].trim().split(/\s+/);
-          if (nspid && nspid.length > 1 && nspid[nspid.length - 1] === '1') {
-            const ref = processRef(Number(child));
-            if (ref) return ref;
-          }
-        } catch {
-          // exited in between
-        }
-      }
+    while (Date.now() < deadline && this.running) {
+      const init = containerInitOf(nspawnPid);
+      if (init) return init;
       await sleep(50);
     }
     throw new Error(`${this.name}: the container's init did not start:\n${tail(readFileSync(this.consoleLog, 'utf8'), 3000)}`);

@@ -47,6 +47,8 @@ export class FleetNetwork {
     });
     await runChecked(['ip', 'link', 'add', 'name', name, 'address', mac, 'type', 'bridge'], { timeoutMs: 10_000 });
     await runChecked(['ip', 'link', 'set', name, 'address', mac], { timeoutMs: 10_000 });
+    // Bridged frames skip this machine's iptables/arptables (br_netfilter), whatever rules it has.
+    await runBounded(['ip', 'link', 'set', name, 'type', 'bridge', 'nf_call_iptables', '0', 'nf_call_ip6tables', '0', 'nf_call_arptables', '0'], { timeoutMs: 10_000 });
     // No IPv6 on the bridge: the fleet speaks IPv4 in its own /24 only.
     await runBounded(['sysctl', '-q', '-w', `net.ipv6.conf.${name}.disable_ipv6=1`], { timeoutMs: 10_000 });
     await runChecked(['ip', 'addr', 'add', `${prefix}.1/24`, 'dev', name], { timeoutMs: 10_000 });

@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'fs';
 import { join } from 'path';
 import { runBounded } from './bounded-command';
-import { isAlive, killRecorded, processRef, ProcessRef, waitGone } from './owned-process';
+import { containerInitOf, isAlive, killRecorded, processRef, ProcessRef, waitGone } from './owned-process';
 
 /** Where every run records what it made, so a later run can undo a run that was killed. */
 export const DEFAULT_STATE_DIR = '/var/lib/cdktf-smartstack/fleet/runs';
@@ -104,7 +104,10 @@ export async function cleanupEarlierRuns(stateDir: string = DEFAULT_STATE_DIR, l
 async function cleanupRun(record: RunRecord, log: (line: string) => void): Promise<void> {
   const problems: string[] = [];
   for (const host of record.hosts) {
-    for (const proc of [host.init, host.nspawn]) {
+    // Killed between starting systemd-nspawn and recording its init: find the init now, while nspawn
+    // is still its parent (killing nspawn alone leaves the container running).
+    const init = host.init ?? (host.nspawn && isAlive(host.nspawn) ? containerInitOf(host.nspawn.pid) : undefined);
+    for (const proc of [init, host.nspawn]) {
       if (proc && killRecorded(proc)) {
         log(`  ${host.name}: killed process ${proc.pid}`);
         if (!(await waitGone(proc, 10_000))) problems.push(`${host.name}: process ${proc.pid} did not exit after SIGKILL`);

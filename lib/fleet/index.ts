@@ -10,4 +10,4 @@ export { FleetHost } from './fleet-host';
 export { assertFleetAddress, FLEET_RANGE, FleetNetwork } from './fleet-network';
 export { cleanupEarlierRuns, DEFAULT_STATE_DIR } from './fleet-state';
 export type { TerraformCommandResult, TerraformPlanResult, TerraformWorkspaceOptions } from './terraform-apply';
-export { mapNullResourceToTerraformData, TerraformWorkspace } from './terraform-apply';
+export { mapNullResourceToTerraformData, resourceSeconds, TerraformWorkspace } from './terraform-apply';

@@ -60,3 +60,25 @@ function statFields(pid: number): string[] | undefined {
     return undefined;
   }
 }
+
+/**
+ * The container's init among a systemd-nspawn process's children: the one that is PID 1 of its own PID
+ * namespace. Undefined when there is none (not started yet, or gone).
+ */
+export function containerInitOf(nspawnPid: number): ProcessRef | undefined {
+  let children: string[];
+  try {
+    children = readFileSync(`/proc/${nspawnPid}/task/${nspawnPid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
+  } catch {
+    return undefined;
+  }
+  for (const child of children) {
+    try {
+      const nspid = /^NSpid:\s+(.*)$/m.exec(readFileSync(`/proc/${child}/status`, 'utf8'))?.[1].trim().split(/\s+/);
+      if (nspid && nspid.length > 1 && nspid[nspid.length - 1] === '1') return processRef(Number(child));
+    } catch {
+      // exited in between
+    }
+  }
+  return undefined;
+}

@@ -65,6 +65,12 @@ export interface TerraformWorkspaceOptions {
   readonly logFile?: string;
   /** Bound of each terraform command. @default 30 minutes */
   readonly timeoutMs?: number;
+  /**
+   * Before each apply and plan, every SSH target in the stack is checked to be routed via this
+   * network's bridge (`ip route get`); a stack that would reach anything else is refused.
+   * @default no check
+   */
+  readonly network?: { assertRoute(address: string): Promise<void> };
 }
 
 /**
@@ -87,12 +93,14 @@ export class TerraformWorkspace {
   public readonly logFile: string;
   private readonly variables: Record<string, string>;
   private readonly timeoutMs: number;
+  private readonly network?: { assertRoute(address: string): Promise<void> };
 
   private constructor(options: TerraformWorkspaceOptions) {
     this.dir = options.dir;
     this.logFile = options.logFile ?? join(options.dir, 'terraform.log');
     this.variables = { ...(options.variables ?? {}) };
     this.timeoutMs = options.timeoutMs ?? 30 * 60_000;
+    this.network = options.network;
     for (const name of Object.keys(this.variables)) {
       if (!/^[A-Za-z_][A-Za-z0-9_-]*$/.test(name)) throw new Error(`TerraformWorkspace: variables has the name ${JSON.stringify(name)}, which is not a Terraform variable name`);
     }
@@ -120,12 +128,14 @@ export class TerraformWorkspace {
   }
 
   /** `terraform apply -auto-approve`; the exit status is returned, not thrown. */
-  public apply(extraArgs: readonly string[] = []): Promise<TerraformCommandResult> {
+  public async apply(extraArgs: readonly string[] = []): Promise<TerraformCommandResult> {
+    await this.checkTargets();
     return this.run(['apply', '-auto-approve', '-input=false', '-no-color', ...extraArgs]);
   }
 
   /** `terraform plan -detailed-exitcode`: `changes` is true when the plan would change anything. */
   public async plan(extraArgs: readonly string[] = []): Promise<TerraformPlanResult> {
+    await this.checkTargets();
     const result = await this.run(['plan', '-detailed-exitcode', '-input=false', '-no-color', ...extraArgs]);
     return { ...result, changes: result.exitCode === 2 };
   }
@@ -151,8 +161,48 @@ export class TerraformWorkspace {
     return { command, exitCode: r.status, timedOut: r.timedOut, output: r.output, stdout: r.stdout, seconds: r.seconds };
   }
 
+  /** The SSH targets of the configuration, each checked against the network (when one was given). */
+  private async checkTargets(): Promise<void> {
+    if (!this.network) return;
+    for (const f of readdirSync(this.dir).filter((name) => name.endsWith('.tf.json'))) {
+      for (const host of connectionHosts(JSON.parse(readFileSync(join(this.dir, f), 'utf8')))) {
+        if (host.includes('${')) throw new Error(`TerraformWorkspace: ${f} connects to ${JSON.stringify(host)}, an expression whose route cannot be checked before the apply`);
+        await this.network.assertRoute(host);
+      }
+    }
+  }
+
   /** True when the state holds resources (an apply has made something). */
   public get hasState(): boolean {
     return existsSync(join(this.dir, 'terraform.tfstate'));
   }
+}
+
+/**
+ * Seconds each resource took, from an apply's output lines such as
+ * `terraform_data.zk1_cloud-init_1A2B: Creation complete after 1m3s [id=…]`. Keyed by resource address.
+ */
+export function resourceSeconds(applyOutput: string): Record<string, number> {
+  const seconds: Record<string, number> = {};
+  const line = /^(\S+): (?:Creation|Modifications|Destruction) complete after (?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?/gm;
+  for (const m of applyOutput.matchAll(line)) {
+    seconds[m[1]] = Number(m[2] ?? 0) * 3600 + Number(m[3] ?? 0) * 60 + Number(m[4] ?? 0);
+  }
+  return seconds;
+}
+
+/** Every `connection.host` in a Terraform JSON configuration (resources' and provisioners' connections). */
+export function connectionHosts(json: unknown): string[] {
+  const hosts = new Set<string>();
+  const walk = (value: unknown, key?: string): void => {
+    if (Array.isArray(value)) value.forEach((v) => walk(v, key));
+    else if (value !== null && typeof value === 'object') {
+      for (const [k, v] of Object.entries(value)) {
+        if (key === 'connection' && k === 'host' && typeof v === 'string') hosts.add(v);
+        else walk(v, k === 'connection' ? 'connection' : k);
+      }
+    }
+  };
+  walk(json);
+  return [...hosts];
 }
