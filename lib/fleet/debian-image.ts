@@ -12,7 +12,6 @@ export const FLEET_IMAGE_PACKAGES: readonly string[] = [
   'socat', // the HAProxy unit's reload dumps the server state with it
   'nftables',
   'nodejs', // the agents
-  'npm', // the Node agents' runtime packages (HaproxySidecar) include it
   'sudo', // for a non-root SSH user
   'python3',
   'e2fsprogs', // mkfs.ext4 for the data disks
