@@ -174,19 +174,25 @@ describeFleet('fleet harness: real Debian hosts as systemd containers', () => {
     expect(back.stdout).toContain('applied by terraform to alpha\n');
   }, 5 * MINUTE);
 
-  test('a clean stop (poweroff) and a boot bring the host back too', async () => {
+  test('a clean stop (poweroff) and a boot bring the host back too; a detached disk is gone after it', async () => {
     const log = readFileSync(beta.consoleLog, 'utf8').length;
     await beta.stop();
     // Powered off, not killed: systemd stopped its units.
     expect(readFileSync(beta.consoleLog, 'utf8').slice(log)).toMatch(/has been shut down|Power-Off/);
     expect(beta.running).toBe(false);
+    const [disk] = beta.disks;
+    expect(() => beta.detachDisk('virtio-none')).toThrow('detachDisk: id = "virtio-none": no such disk (disks: virtio-beta-data)');
+    beta.detachDisk(disk.id);
     await beta.boot();
+    expect(beta.disks).toEqual([]);
+    expect((await beta.exec(`test -e ${disk.path} || test -e ${disk.loopDevice} || echo absent`)).stdout).toBe('absent\n');
     expect((await beta.ssh('systemctl is-system-running')).stdout.trim()).toMatch(/^(running|degraded)$/);
   }, 5 * MINUTE);
 
   test('destroy() removes every container, mount, loop device, the bridge and the work directory', async () => {
     const inits = [alpha.initPid!, beta.initPid!];
-    const diskFiles = [...alpha.disks, ...beta.disks].map((d) => d.file);
+    const diskFiles = [alpha.disks[0].file, join(fleet.workDir, 'hosts/beta/disks/virtio-beta-data.img')];
+    // beta's detached disk stays bound to its loop device until the fleet is destroyed.
     const loops = (await Promise.all(diskFiles.map(loopsOf))).flat();
     expect(loops).toHaveLength(2);
     await fleet.destroy();

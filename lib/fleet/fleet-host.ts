@@ -103,7 +103,7 @@ export class FleetHost {
     public readonly address: string,
     /** The container's machine name (short: it names the bridge port `vb-<machine>`). */
     public readonly machine: string,
-    private readonly diskSpecs: readonly FleetDiskSpec[],
+    private diskSpecs: readonly FleetDiskSpec[],
   ) {
     this.dir = join(context.hostsDir, name);
     this.rootDir = join(this.dir, 'root');
@@ -199,6 +199,19 @@ export class FleetHost {
       this.context.log(`${this.name}: did not power off within ${timeoutMs / 1000} s; killing it`);
       await this.kill();
     }
+  }
+
+  /**
+   * Takes a disk away from a stopped host, as if it had been pulled: from its next boot the host has no
+   * such device (no bind, no by-id link). The disk file keeps its data until the fleet is destroyed.
+   */
+  public detachDisk(id: string): void {
+    if (this.running) throw new Error(`${this.name}: detachDisk(${JSON.stringify(id)}): stop the host first`);
+    if (!this.diskSpecs.some((d) => d.id === id)) {
+      throw new Error(`${this.name}: detachDisk: id = ${JSON.stringify(id)}: no such disk (disks: ${this.diskSpecs.map((d) => d.id).join(', ') || 'none'})`);
+    }
+    this.diskSpecs = this.diskSpecs.filter((d) => d.id !== id);
+    this.attached = this.attached.filter((d) => d.id !== id);
   }
 
   /** Boots the host again on the same overlay, address and disks (stopping it first if it runs). */
