@@ -1,6 +1,6 @@
-import { existsSync, mkdirSync, renameSync, writeFileSync } from 'fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'fs';
 import { tmpdir } from 'os';
-import { dirname, join } from 'path';
+import { join } from 'path';
 import { provider as nullProvider, resource as nullResource } from '@cdktf/provider-null';
 import { AssetType, Annotations, Lazy, TerraformAsset, TerraformResource, TerraformStack, TerraformVariable, Token } from 'cdktf';
 import { Construct, IConstruct } from 'constructs';
@@ -356,9 +356,9 @@ function prepareStaging(directory: string): string {
 }
 
 /**
- * Triggers that are the SHA-256 of rendered texts (and values given as they are), plus `secrets_sha256` when the texts use
- * secrets: a new secret value then changes the trigger (its hash is sensitive in the plan, like
- * the value).
+ * Triggers that are the SHA-256 of rendered texts, values given as they are, and `secrets_sha256`
+ * when the texts use secrets: a new secret value then changes the trigger (its hash is sensitive in
+ * the plan, like the value).
  */
 function secretAwareTriggers(
   scope: IConstruct,
@@ -386,14 +386,24 @@ function agentsAsset(stack: TerraformStack): TerraformAsset {
   const existing = stack.node.tryFindChild(AGENTS_ASSET_ID);
   if (existing instanceof TerraformAsset) return existing;
   const agents = agentsPackage();
-  // TerraformAsset copies a file at synth: the archive is written once per checksum.
-  const file = join(tmpdir(), `cdktf-smartstack-agents-${agents.sha256}`, `cdktf-smartstack-agents-${agents.version}.tgz`);
-  if (!existsSync(file)) {
-    mkdirSync(dirname(file), { recursive: true });
-    writeFileSync(`${file}.${process.pid}`, agents.archive);
-    renameSync(`${file}.${process.pid}`, file);
+  return new TerraformAsset(stack, AGENTS_ASSET_ID, { path: agentsArchiveFile(), type: AssetType.FILE, assetHash: agents.sha256 });
+}
+
+let agentsFile: string | undefined;
+
+/**
+ * The archive as a file for TerraformAsset to copy at synth: in a folder of this process's own
+ * (mode 0700, removed at exit), so no other user of the machine can put another file in its place.
+ */
+function agentsArchiveFile(): string {
+  if (agentsFile === undefined) {
+    const agents = agentsPackage();
+    const dir = mkdtempSync(join(tmpdir(), 'cdktf-smartstack-agents-'));
+    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+    agentsFile = join(dir, `cdktf-smartstack-agents-${agents.version}.tgz`);
+    writeFileSync(agentsFile, agents.archive, { mode: 0o600 });
   }
-  return new TerraformAsset(stack, AGENTS_ASSET_ID, { path: file, type: AssetType.FILE, assetHash: agents.sha256 });
+  return agentsFile;
 }
 
 function sshKeyVariable(stack: TerraformStack): TerraformVariable {
