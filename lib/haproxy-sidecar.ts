@@ -310,6 +310,19 @@ export class HaproxySidecar extends Construct {
     });
     // A provided port is open to the hosts that consume the service (and its clientNetworks) and
     // closed to everyone else; consumers added later widen the rule (see addSynapseAndHaproxy).
+    if (this.runtime.nerveMetricsPort !== undefined) {
+      host.addReadinessCheck({
+        description: `nerve registers ${serviceNames(this.provides)} again`,
+        script: renderTemplate('nerve-wait.sh', {
+          hostname: host.hostname,
+          services: this.provides.map((s) => s.serviceName).join(' '),
+          metricsPort: this.runtime.nerveMetricsPort,
+          unit: NERVE_UNIT,
+          // Long enough for every check to rise, and for a new ZooKeeper session.
+          timeoutSeconds: Math.max(...this.provides.map((s) => Math.ceil(s.healthCheck.intervalSeconds * (s.healthCheck.rise + 1) + s.healthCheck.timeoutSeconds))) + 60,
+        }),
+      });
+    }
     for (const [i, service] of this.provides.entries()) {
       const port = spec.services[i].port;
       const consumers = service._consumers().map((c) => `${c.privateAddress}/32`);

@@ -129,6 +129,13 @@ export interface SmartStackServiceProps {
    */
   readonly weight?: number;
   /**
+   * How many hosts that provide the service a change applies at once. The others keep serving:
+   * each provider's apply returns only once its nerve has registered the service again, and the
+   * next batch waits for it (Terraform `depends_on`).
+   * @default 1
+   */
+  readonly maxUnavailableProviders?: number;
+  /**
    * Labels registered with each instance.
    * @default none
    */
@@ -198,6 +205,7 @@ export class SmartStackService extends Construct {
   public readonly queueTimeoutSeconds: number;
   public readonly serverSlots: number;
   public readonly weight?: number;
+  public readonly maxUnavailableProviders: number;
   public readonly labels: { [key: string]: string };
   /** Default servers, with their names filled in. */
   public readonly defaultServers: DefaultServer[];
@@ -207,6 +215,7 @@ export class SmartStackService extends Construct {
 
   /** Hosts that provide the service, and the port it has there. */
   private readonly providedOn = new Map<VdsNode, number>();
+  private readonly providerOrder: VdsNode[] = [];
   private readonly consumedOn = new Set<VdsNode>();
   private warnedUnprovided = false;
 
@@ -242,6 +251,7 @@ export class SmartStackService extends Construct {
     this.queueTimeoutSeconds = wholeNumber(fail, 'queueTimeoutSeconds', props.queueTimeoutSeconds ?? 5, 1, 3_600);
     this.serverSlots = wholeNumber(fail, 'serverSlots', props.serverSlots ?? 16, 1, 1024);
     this.weight = props.weight === undefined ? undefined : wholeNumber(fail, 'weight', props.weight, 0, 256);
+    this.maxUnavailableProviders = wholeNumber(fail, 'maxUnavailableProviders', props.maxUnavailableProviders ?? 1, 1, 1000);
     this.labels = validLabels(fail, props.labels ?? {});
     this.defaultServers = validDefaultServers(fail, props.defaultServers ?? []);
     this.keepDefaultServers = props.keepDefaultServers ?? false;
@@ -274,7 +284,11 @@ export class SmartStackService extends Construct {
    * @internal
    */
   public _addProvider(host: VdsNode, port: number): void {
+    if (!this.providedOn.has(host)) this.providerOrder.push(host);
     this.providedOn.set(host, port);
+    // Batches of maxUnavailableProviders: each provider is applied after the one that many places before it.
+    const previous = this.providerOrder[this.providerOrder.length - 1 - this.maxUnavailableProviders];
+    if (previous !== undefined) host._applyAfter(previous, `providers of ${this.serviceName} roll ${this.maxUnavailableProviders} at a time`);
   }
 
   /**

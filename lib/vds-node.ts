@@ -136,6 +136,9 @@ export class VdsNode extends Construct {
   private applyScript?: { userData: string; checks: number; script: string };
   private sshConnection?: nullResource.ResourceConfig['connection'];
   private deliveryProvisioners?: NonNullable<nullResource.ResourceConfig['provisioners']>;
+  /** Hosts whose delivery this host's waits for, and how many hosts wait for this one's. */
+  private readonly appliedAfter = new Set<VdsNode>();
+  private dependents = 0;
   private agentsArchive?: string;
 
   public constructor(scope: Construct, id: string, props: VdsNodeProps) {
@@ -264,6 +267,37 @@ export class VdsNode extends Construct {
       this.deliveryProvisioners.splice(this.deliveryProvisioners.length - 1, 0, { type: 'file', source: agentsAsset(TerraformStack.of(this)).path, destination: `${staging}/agents.tgz` });
     }
     return this.agentsArchive;
+  }
+
+  /**
+   * Applies this host only after `other` has been applied (and its readiness checks passed), when
+   * both are delivered over SSH. An order that would close a cycle is left out with a warning.
+   *
+   * @internal
+   */
+  public _applyAfter(other: VdsNode, reason: string): void {
+    if (!this.delivery || !other.delivery || other === this || this.appliedAfter.has(other)) return;
+    // Only a host that others already wait for can close a cycle.
+    if (this.dependents > 0 && other.waitsFor(this)) {
+      Annotations.of(this).addWarning(`VdsNode '${this.node.path}': not applied after ${other.hostname} (${reason}): ${other.hostname} already waits for ${this.hostname}`);
+      return;
+    }
+    this.appliedAfter.add(other);
+    other.dependents++;
+    // depends_on takes a bare address (`null_resource.name`), not an interpolation.
+    this.delivery.dependsOn = [...(this.delivery.dependsOn ?? []), `${other.delivery.terraformResourceType}.${other.delivery.friendlyUniqueId}`];
+  }
+
+  /** Whether this host's delivery waits, directly or not, for `host`'s. */
+  private waitsFor(host: VdsNode, seen = new Set<VdsNode>()): boolean {
+    for (const before of this.appliedAfter) {
+      if (before === host) return true;
+      if (!seen.has(before)) {
+        seen.add(before);
+        if (before.waitsFor(host, seen)) return true;
+      }
+    }
+    return false;
   }
 
   /**

@@ -345,12 +345,7 @@ export class ZookeeperEnsemble extends Construct {
 
     // One member at a time: each member's delivery waits for the previous member's, whose
     // apply returns only once that member serves again.
-    for (let i = 1; i < members.length; i++) {
-      const previous = members[i - 1].delivery;
-      const current = members[i].delivery;
-      // depends_on takes a bare address (`null_resource.name`), not an interpolation.
-      if (previous && current) current.dependsOn = [...(current.dependsOn ?? []), `${previous.terraformResourceType}.${previous.friendlyUniqueId}`];
-    }
+    for (let i = 1; i < members.length; i++) members[i]._applyAfter(members[i - 1], `members of ${this.node.path} roll one at a time`);
 
     if (this.acls) {
       const last = members[members.length - 1];

@@ -257,6 +257,38 @@ describe('HaproxySidecar options', () => {
     expect(steps.indexOf('disable --now haproxy.service')).toBeLessThan(steps.indexOf("'systemctl' 'reload-or-restart' 'smartstack-haproxy.service'"));
   });
 
+  test('providers of a service roll in batches: each waits for the one maxUnavailableProviders places before it', () => {
+    const f = meshFixture();
+    const users = new SmartStackService(f.stack, 'user-service', { ensemble: f.zk, port: 8080 });
+    const orders = new SmartStackService(f.stack, 'orders', { ensemble: f.zk, port: 8081, maxUnavailableProviders: 2 });
+    const hosts = [55, 56, 57, 58].map((n, i) => f.host(`app${i + 1}`, n));
+    hosts.forEach((h) => new HaproxySidecar(h, 'sidecar', { provides: [users, orders] }));
+    const resources = JSON.parse(Testing.synth(f.stack)).resource.null_resource;
+    const waitsFor = (host: string) => {
+      const key = Object.keys(resources).find((k) => k.startsWith(`${host}_cloud-init`))!;
+      return (resources[key].depends_on ?? []).map((d: string) => /null_resource\.(\w+?)_cloud-init/.exec(d)![1]).sort();
+    };
+    // user-service one at a time; orders two at a time (app3 after app1, app4 after app2).
+    expect([1, 2, 3, 4].map((i) => waitsFor(`app${i}`))).toEqual([[], ['app1'], ['app1', 'app2'], ['app2', 'app3']]);
+    // Each provider's apply returns once nerve has registered its services again.
+    const script = hosts[1].renderApplyScript();
+    expect(script).toContain("begin 'nerve registers orders, user-service again'");
+    expect(script).toContain('for service in orders user-service; do');
+    expect(thrownMessage(() => new SmartStackService(f.stack, 'bad', { ensemble: f.zk, port: 8082, maxUnavailableProviders: 0 }))).toBe(
+      "SmartStackService 'test/bad': maxUnavailableProviders = 0: expected a whole number from 1 to 1000",
+    );
+  });
+
+  test('an order that would close a cycle with the ensemble rollout is left out, with a warning', () => {
+    const f = meshFixture();
+    const users = new SmartStackService(f.stack, 'user-service', { ensemble: f.zk, port: 8080 });
+    // Providers on the members in the reverse of the members' own order: zk2 waits for zk1 already.
+    new HaproxySidecar(f.zk.members[1], 'sidecar', { provides: [users] });
+    new HaproxySidecar(f.zk.members[0], 'sidecar', { provides: [users] });
+    expect(warnings(f.stack)).toContainEqual(expect.stringContaining("VdsNode 'test/zk1': not applied after zk2 (providers of user-service roll 1 at a time): zk2 already waits for zk1"));
+    expect(() => Testing.synth(f.stack)).not.toThrow();
+  });
+
   test('a per-host port and weight override the service for that host only', () => {
     const f = meshFixture();
     const users = new SmartStackService(f.stack, 'user-service', { ensemble: f.zk, port: 8080, weight: 10 });
