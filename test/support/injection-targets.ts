@@ -70,7 +70,8 @@ export const TARGETS: InjectionTarget[] = [
     valid: segments(/^[A-Za-z0-9._:+-]{1,12}$/).filter((p) => !/\/\.\.?(\/|$)/.test(p)).map((p) => `/dev${p}`),
   },
   {
-    kind: 'VdsNode', field: 'readinessChecks[1].description', sample: 'the app answers', alphabet: 'az09 .:-#\u00e9' + HOSTILE,
+    kind: 'VdsNode', field: 'readinessChecks[2].description', sample: 'the app answers', alphabet: 'az09 .:-#\u00e9' + HOSTILE,
+    // After the member's own check and nerve's.
     input: (v) => ({ extra: (host) => host.addReadinessCheck({ description: v, script: 'true' }) }),
   },
   // Ids get a prefix: an empty id, or one of another construct, is the constructs library's error.
