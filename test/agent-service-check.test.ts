@@ -11,7 +11,8 @@ describe('ServiceCheck', () => {
   afterAll(() => backend.kill());
 
   const http = (extra: Partial<LoadedNerveCheck> = {}): LoadedNerveCheck => ({
-    type: 'http', name: 'h', host: backend.host, port: backend.port, uri: '/health', timeoutMs: 1000, rise: 2, fall: 3, headers: {}, ...extra,
+    type: 'http', name: 'h', host: backend.host, port: backend.port, uri: '/health', timeoutMs: 1000, rise: 2, fall: 3, headers: {},
+    ssl: false, openTimeoutMs: 1000, readTimeoutMs: 1000, sslTimeoutMs: 1000, ...extra,
   });
 
   test('starts down, goes up after rise passes and down after fall failures', async () => {
