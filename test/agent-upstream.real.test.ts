@@ -1,0 +1,202 @@
+/**
+ * Upstream behaviour of the agents against a real ZooKeeper ensemble and a real HAProxy:
+ * synapse starts a stopped HAProxy through reload_command (and again after it dies), nerve
+ * re-creates a registration deleted from outside, reloads on SIGHUP changing only what changed,
+ * checks over HTTPS with headers, and writes path-encoded node names; ZooKeeper hosts carry a
+ * chroot suffix and synapse routes by label.
+ */
+import { execFileSync } from 'child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'fs';
+import { createServer as createHttpsServer, Server } from 'https';
+import { AddressInfo } from 'net';
+import { tmpdir } from 'os';
+import { join } from 'path';
+import { ZK_NO_NODE, ZkError, ZkSession } from '../lib/agent/zk-session';
+import { startBackend, TestBackend } from './support/agent-backend';
+import { AgentProcess, spawnAgent } from './support/agent-process';
+import { startRequestLoop } from './support/agent-request-loop';
+import { eventually, httpGet } from './support/eventually';
+import { freePort, HAPROXY_BINARY } from './support/haproxy-process';
+import { startLocalCluster, ZookeeperCluster } from './support/zookeeper-cluster';
+
+describe('upstream behaviour with a real HAProxy and ZooKeeper', () => {
+  let cluster: ZookeeperCluster;
+  let zk: ZkSession;
+  let dir: string;
+  let localPort: number;
+  let https: Server;
+  let nerveFile: string;
+  let nerve: AgentProcess;
+  let synapse: AgentProcess;
+  const agents: AgentProcess[] = [];
+  const backends: TestBackend[] = [];
+  const pidFile = (): string => join(dir, 'haproxy.pid');
+  const haproxyPid = (): number | undefined => (existsSync(pidFile()) ? Number(readFileSync(pidFile(), 'utf8').trim()) : undefined);
+
+  async function children(path: string): Promise<{ child: string; data: string; owner: string }[]> {
+    const names = await zk.getChildren(path).catch((e: ZkError) => (e.code === ZK_NO_NODE ? [] : Promise.reject(e)));
+    const out = [];
+    for (const child of names.sort()) {
+      const node = await zk.getData(`${path}/${child}`).catch(() => undefined);
+      if (node) out.push({ child, data: node.data.toString(), owner: node.stat.ephemeralOwner.toString('hex') });
+    }
+    return out;
+  }
+
+  function nerveConfig(billingWeight: number): object {
+    // A chroot suffix on the last host, as upstream files write it: every path lives under /smartstack.
+    const hosts = cluster.connectString.split(',');
+    hosts[hosts.length - 1] += '/smartstack';
+    const service = (b: { host: string; port: number }, extra: object): object => ({
+      host: b.host, port: b.port, reporter_type: 'zookeeper', zk_hosts: hosts, zk_path: '/services/users', check_interval: 0.2,
+      checks: [{ type: 'http', uri: '/health', timeout: 0.5, rise: 1, fall: 2 }], ...extra,
+    });
+    return {
+      instance_id: 'app1',
+      services: {
+        'users': service(backends[0], { labels: { az: 'a' }, use_path_encoding: true }),
+        'users-other-zone': service(backends[1], { labels: { az: 'b' } }),
+        'billing': service(backends[2], { zk_path: '/services/billing', weight: billingWeight }),
+        'secure': {
+          ...service({ host: '127.0.0.44', port: (https.address() as AddressInfo).port }, { zk_path: '/services/secure' }),
+          checks: [{ type: 'http', uri: '/health', ssl: true, headers: { 'X-Check': 'nerve' }, open_timeout: 1, read_timeout: 1 }],
+        },
+      },
+    };
+  }
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'agent-upstream-'));
+    [cluster, localPort] = await Promise.all([startLocalCluster(3), freePort()]);
+    zk = new ZkSession(cluster.connectString, { sessionTimeoutMs: 10000 });
+    await zk.start(20000);
+    backends.push(await startBackend('127.0.0.41'), await startBackend('127.0.0.42'), await startBackend('127.0.0.43'));
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '1', '-subj', '/CN=localhost'], { stdio: 'ignore' });
+    https = createHttpsServer({ key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')) }, (req, res) => {
+      res.writeHead(req.headers['x-check'] === 'nerve' ? 200 : 400).end('ok');
+    });
+    await new Promise<void>((resolve) => https.listen(0, '127.0.0.44', resolve));
+
+    nerveFile = join(dir, 'nerve.conf.json');
+    writeFileSync(nerveFile, JSON.stringify(nerveConfig(1)));
+    nerve = spawnAgent(['nerve', '--config', nerveFile, '--zk-session-timeout', '6000']);
+    agents.push(nerve);
+
+    const configPath = join(dir, 'haproxy.cfg');
+    const synapseFile = join(dir, 'synapse.conf.json');
+    const hosts = cluster.connectString.split(',');
+    hosts[0] += '/smartstack';
+    writeFileSync(synapseFile, JSON.stringify({
+      services: {
+        users: {
+          discovery: { method: 'zookeeper', path: '/services/users', hosts, label_filters: [{ label: 'az', value: 'a', condition: 'equals' }] },
+          haproxy: { port: localPort, server_options: 'check inter 1s rise 1 fall 2', listen: ['mode http', 'option httpchk GET /health'] },
+        },
+      },
+      haproxy: {
+        config_file_path: configPath,
+        socket_file_path: [join(dir, 'admin.sock')],
+        // Starts HAProxy when it is not running, reloads it (master-worker) when it is.
+        reload_command: `P=${pidFile()}; if [ -s $P ] && kill -0 $(cat $P) 2>/dev/null; then kill -USR2 $(cat $P); else ${HAPROXY_BINARY} -D -p $P -f ${configPath}; fi`,
+        restart_interval: 1,
+        defaults: ['timeout connect 1s', 'timeout client 10s', 'timeout server 10s'],
+      },
+    }));
+    synapse = spawnAgent(['synapse', '--config', synapseFile, '--zk-session-timeout', '6000']);
+    agents.push(synapse);
+  });
+
+  afterAll(async () => {
+    await Promise.all(agents.map((a) => a.stop('SIGKILL')));
+    const pid = haproxyPid();
+    if (pid !== undefined) {
+      try {
+        process.kill(pid, 'SIGTERM');
+      } catch {
+        // already gone
+      }
+    }
+    await new Promise<void>((resolve) => (https ? https.close(() => resolve()) : resolve()));
+    await Promise.all(backends.map((b) => b.kill()));
+    await zk?.close();
+    await cluster?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('synapse starts the stopped HAProxy through reload_command and routes to the instances its label filter admits', async () => {
+    await synapse.waitForLog((r) => r.msg === 'haproxy does not answer on its admin socket: writing haproxy.cfg and running reload_command');
+    const [ours, other] = backends;
+    await eventually('traffic through HAProxy', () => httpGet(`http://127.0.0.1:${localPort}/`).then((t) => t.includes(`${ours.host}:${ours.port}`), () => false), 30000);
+    const result = await startRequestLoop('127.0.0.1', localPort, { maxRequests: 30, pauseMs: 5 }).finished();
+    expect(result.failures).toEqual([]);
+    expect(Object.keys(result.answeredBy)).toEqual([`${ours.host}:${ours.port}`]);
+    expect(other.served).toBe(0);
+    // The file names the label-filtered-out instance nowhere.
+    expect(readFileSync(join(dir, 'haproxy.cfg'), 'utf8')).not.toContain(other.host);
+  });
+
+  test('nerve: chroot suffix, path-encoded name, HTTPS check with headers', async () => {
+    const users = await eventually('both users registrations', async () => {
+      const c = await children('/smartstack/services/users');
+      return c.length === 2 ? c : undefined;
+    });
+    const encoded = users.find((u) => u.child.startsWith('base64_'));
+    expect(encoded).toBeDefined();
+    const b64 = /^base64_([0-9]+)_/.exec(encoded!.child)!;
+    const payload = Buffer.from(encoded!.child.slice(b64[0].length, b64[0].length + Number(b64[1])).replace(/-/g, '+').replace(/_/g, '/'), 'base64').toString();
+    expect(payload).toBe(encoded!.data);
+    expect(JSON.parse(payload)).toMatchObject({ host: backends[0].host, port: backends[0].port, name: 'app1', labels: { az: 'a' } });
+    const secure = await eventually('the HTTPS-checked service registers', async () => {
+      const c = await children('/smartstack/services/secure');
+      return c.length === 1 ? c : undefined;
+    });
+    expect(JSON.parse(secure[0].data)).toMatchObject({ host: '127.0.0.44' });
+  });
+
+  test('a registration deleted from outside is back within a check round or two', async () => {
+    const [billing] = await eventually('billing registered', async () => {
+      const c = await children('/smartstack/services/billing');
+      return c.length === 1 ? c : undefined;
+    });
+    await zk.remove(`/smartstack/services/billing/${billing.child}`);
+    const back = await eventually('billing registered again', async () => {
+      const c = await children('/smartstack/services/billing');
+      return c.length === 1 ? c : undefined;
+    }, 5000, 20);
+    expect(back[0].child).not.toBe(billing.child);
+    expect(back[0].data).toBe(billing.data);
+    await nerve.waitForLog((r) => r.msg === 'registration is gone from zookeeper; registering again');
+  });
+
+  test('SIGHUP with a changed config changes only what changed; a consumer sees no failed request', async () => {
+    const usersBefore = await children('/smartstack/services/users');
+    const secureBefore = await children('/smartstack/services/secure');
+    const loop = startRequestLoop('127.0.0.1', localPort, { maxDurationMs: 60000, pauseMs: 5 });
+    writeFileSync(nerveFile, JSON.stringify(nerveConfig(5)));
+    nerve.child.kill('SIGHUP');
+    const reloaded = await nerve.waitForLog((r) => r.msg === 'config reloaded');
+    expect(reloaded).toMatchObject({ changed: ['billing'], added: [], removed: [], unchanged: ['secure', 'users', 'users-other-zone'] });
+    const billing = await eventually('billing with its new weight', async () => {
+      const c = await children('/smartstack/services/billing');
+      return c.length === 1 && JSON.parse(c[0].data).weight === 5 ? c : undefined;
+    });
+    expect(billing).toHaveLength(1);
+    await new Promise((r) => setTimeout(r, 1000));
+    const result = await loop.stop();
+    expect(await children('/smartstack/services/users')).toEqual(usersBefore);
+    expect(await children('/smartstack/services/secure')).toEqual(secureBefore);
+    expect(result.ok).toBeGreaterThan(10);
+    expect(result.failures).toEqual([]);
+    expect(nerve.child.exitCode).toBeNull();
+  });
+
+  test('an HAProxy that dies is started again the same way', async () => {
+    const before = haproxyPid()!;
+    process.kill(before, 'SIGTERM');
+    await eventually('HAProxy gone', () => httpGet(`http://127.0.0.1:${localPort}/`).then(() => false, () => true), 10000);
+    const ours = backends[0];
+    await eventually('traffic through a new HAProxy', () => httpGet(`http://127.0.0.1:${localPort}/`).then((t) => t.includes(`${ours.host}:${ours.port}`), () => false), 40000, 200);
+    expect(haproxyPid()).not.toBe(before);
+    expect(synapse.logs().filter((r) => r.msg === 'haproxy started with reload_command').length).toBeGreaterThanOrEqual(2);
+  });
+});
