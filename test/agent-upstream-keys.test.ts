@@ -180,6 +180,13 @@ describe('inputs upstream accepts', () => {
     expect(text).toContain('backend svc\n  mode http\n');
   });
 
+  test('shared_frontend: the top-level lines open the shared frontend, each service adds its own', () => {
+    const svc = { ...base, haproxy: { port: 3210, shared_frontend: ['acl is_svc hdr_dom(host) -i svc.lb', 'use_backend svc if is_svc'] } };
+    const c = parseSynapseConfig({ services: { svc }, haproxy: { shared_frontend: ['bind 127.0.0.1:8081', 'mode http'] } });
+    expect(renderHaproxyConfig(c.config, {})).toContain('frontend shared-frontend\n  bind 127.0.0.1:8081\n  mode http\n  acl is_svc hdr_dom(host) -i svc.lb\n  use_backend svc if is_svc\n');
+    expect(() => parseSynapseConfig({ services: { svc } }, 'f')).toThrow('f: services.svc.haproxy.shared_frontend = ');
+  });
+
   test('two different chroots are refused', () => {
     expect(() => parseSynapseConfig({ services: { svc: { ...base, discovery: { ...base.discovery, hosts: ['zk1:2181/a', 'zk2:2181/b'] } } } }, 'f'))
       .toThrow('f: services.svc.discovery.hosts[1] = "zk2:2181/b": names chroot /b, another entry /a');

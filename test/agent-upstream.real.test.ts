@@ -53,7 +53,10 @@ describe('upstream behaviour with a real HAProxy and ZooKeeper', () => {
     });
     return {
       instance_id: 'app1',
+      heartbeat_path: join(dir, 'nerve.heartbeat'),
       services: {
+        // Registered without checks: nothing listens there.
+        'mocked': { ...service({ host: '127.0.0.45', port: 9 }, { zk_path: '/services/mocked', check_mocked: true }), checks: [] },
         'users': service(backends[0], { labels: { az: 'a' }, use_path_encoding: true }),
         'users-other-zone': service(backends[1], { labels: { az: 'b' } }),
         'billing': service(backends[2], { zk_path: '/services/billing', weight: billingWeight }),
@@ -135,6 +138,11 @@ describe('upstream behaviour with a real HAProxy and ZooKeeper', () => {
     expect(readFileSync(join(dir, 'haproxy.cfg'), 'utf8')).not.toContain(other.host);
   });
 
+  test('nerve: check_mocked registers without checking; heartbeat_path is touched', async () => {
+    await eventually('the mocked service registers', async () => (await children('/smartstack/services/mocked')).length === 1);
+    expect(existsSync(join(dir, 'nerve.heartbeat'))).toBe(true);
+  });
+
   test('nerve: chroot suffix, path-encoded name, HTTPS check with headers', async () => {
     const users = await eventually('both users registrations', async () => {
       const c = await children('/smartstack/services/users');
@@ -175,7 +183,7 @@ describe('upstream behaviour with a real HAProxy and ZooKeeper', () => {
     writeFileSync(nerveFile, JSON.stringify(nerveConfig(5)));
     nerve.child.kill('SIGHUP');
     const reloaded = await nerve.waitForLog((r) => r.msg === 'config reloaded');
-    expect(reloaded).toMatchObject({ changed: ['billing'], added: [], removed: [], unchanged: ['secure', 'users', 'users-other-zone'] });
+    expect(reloaded).toMatchObject({ changed: ['billing'], added: [], removed: [], unchanged: ['mocked', 'secure', 'users', 'users-other-zone'] });
     const billing = await eventually('billing with its new weight', async () => {
       const c = await children('/smartstack/services/billing');
       return c.length === 1 && JSON.parse(c[0].data).weight === 5 ? c : undefined;
