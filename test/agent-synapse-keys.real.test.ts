@@ -46,7 +46,7 @@ describe('synapse keys with a real HAProxy and ZooKeeper', () => {
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'synapse-keys-'));
     cluster = await startLocalCluster(3);
-    for (const s of ['templated', 'sticky', 'weighted', 'unweighted', 'overridden']) ports[s] = await freePort();
+    for (const s of ['templated', 'sticky', 'weighted', 'unweighted', 'overridden', 'ordered']) ports[s] = await freePort();
     zk = new ZkSession(cluster.connectString, { sessionTimeoutMs: 10000 });
     await zk.start(20000);
     backends.push(await startBackend('127.0.0.51'), await startBackend('127.0.0.52'), await startBackend('127.0.0.53'));
@@ -57,6 +57,7 @@ describe('synapse keys with a real HAProxy and ZooKeeper', () => {
     await register('weighted', a, 'app1', { weight: 7 });
     await register('unweighted', a, 'app1', { weight: 7 });
     await register('overridden', { ...c, port: 1 } as TestBackend, 'app3');
+    for (const [x, name] of [[b, 'app2'], [a, 'app1'], [c, 'app3']] as const) await register('ordered', x, name);
 
     const configPath = join(dir, 'haproxy.cfg');
     const discovery = (service: string): object => ({ method: 'zookeeper', path: `/services/${service}`, hosts: cluster.connectString.split(',') });
@@ -71,6 +72,7 @@ describe('synapse keys with a real HAProxy and ZooKeeper', () => {
         weighted: { discovery: discovery('weighted'), haproxy: { port: ports.weighted, use_nerve_weights: true, server_options: 'weight 3' } },
         unweighted: { discovery: discovery('unweighted'), haproxy: { port: ports.unweighted, server_options: 'weight 3' } },
         overridden: { discovery: discovery('overridden'), backend_port_override: c.port, haproxy: { port: ports.overridden } },
+        ordered: { discovery: discovery('ordered'), haproxy: { port: ports.ordered, backend_order: 'desc' } },
       },
       haproxy: {
         config_file_path: configPath,
@@ -135,6 +137,12 @@ describe('synapse keys with a real HAProxy and ZooKeeper', () => {
   test('backend_port_override: the registered port is replaced', async () => {
     const c = backends[2];
     expect(await httpGet(`http://127.0.0.1:${ports.overridden}/`)).toContain(`${c.host}:${c.port}`);
+  });
+
+  test('backend_order desc: new servers take the free slots in descending name order', async () => {
+    const [a, b, c] = backends;
+    const slots = (await runtime.serversState('ordered')).filter(isInService).sort((x, y) => Number(x.server.slice(4)) - Number(y.server.slice(4)));
+    expect(slots.map((x) => `${x.address}:${x.port}`)).toEqual([c, b, a].map((x) => `${x.host}:${x.port}`));
   });
 
   test('file_output writes each service\'s servers', () => {

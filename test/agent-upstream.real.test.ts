@@ -198,6 +198,46 @@ describe('upstream behaviour with a real HAProxy and ZooKeeper', () => {
     expect(nerve.child.exitCode).toBeNull();
   });
 
+  test("synapse's own sample config/synapse.conf.json starts as it is, warning once per ignored key", async () => {
+    const sample = spawnAgent(['synapse', '--config', join(__dirname, 'fixtures', 'upstream', 'synapse.conf.json')]);
+    agents.push(sample);
+    await sample.waitForLog((r) => r.msg === 'synapse starting');
+    const ignored = await eventually('the warnings', () => {
+      const w = sample.logs().filter((r) => r.msg === 'config key ignored').map((r) => String(r.detail).split(' = ')[0].split(': ')[1]);
+      return w.length === 4 ? w : undefined;
+    });
+    expect(ignored).toEqual(['statsd', 'haproxy.do_checks', 'haproxy.candidate_config_file_path', 'haproxy.check_command']);
+    expect(sample.child.exitCode).toBeNull();
+    expect(await sample.stop('SIGTERM')).toBe(0);
+  });
+
+  test("nerve's own example/nerve.conf.json: refused naming the etcd service; without the rabbitmq and etcd services it registers", async () => {
+    const raw = JSON.parse(readFileSync(join(__dirname, 'fixtures', 'upstream', 'nerve.conf.json'), 'utf8')) as { services: { [k: string]: { [k: string]: unknown } } };
+    const file = join(dir, 'nerve-sample.conf.json');
+    // The sample's relative service_conf_dir, made absolute; nothing else changed.
+    writeFileSync(file, JSON.stringify({ ...raw, service_conf_dir: join(__dirname, 'fixtures', 'upstream', 'nerve_services') }));
+    const refused = spawnAgent(['nerve', '--config', file]);
+    agents.push(refused);
+    expect(await refused.exited()).toBe(2);
+    expect(refused.stderr()).toContain(`${file}: services.etcd_service1.reporter_type = "etcd": must be "zookeeper"`);
+
+    // The sample's 1.2.3.4 and localhost:2181 swapped for loopback backends and the test ensemble.
+    const [http, tcp] = backends;
+    const services: { [k: string]: unknown } = {};
+    for (const [name, b] of [['your_http_service', http], ['your_tcp_service', tcp]] as const) {
+      services[name] = { ...raw.services[name], host: b.host, port: b.port, zk_hosts: cluster.connectString.split(',') };
+    }
+    writeFileSync(file, JSON.stringify({ ...raw, service_conf_dir: undefined, services }));
+    const sample = spawnAgent(['nerve', '--config', file]);
+    agents.push(sample);
+    await eventually('both sample services registered', async () =>
+      (await children('/nerve/services/your_http_service/services')).length === 1 && (await children('/nerve/services/your_tcp_service/services')).length === 1, 30000);
+    expect(sample.logs().filter((r) => r.msg === 'config key ignored').map((r) => String(r.detail).split(' = ')[0].split(': ')[1]))
+      .toEqual(['max_repeated_report_failures', 'statsd']);
+    expect(await sample.stop('SIGTERM')).toBe(0);
+    expect(await children('/nerve/services/your_http_service/services')).toEqual([]);
+  });
+
   test('an HAProxy that dies is started again the same way', async () => {
     const before = haproxyPid()!;
     process.kill(before, 'SIGTERM');
