@@ -46,12 +46,13 @@ describe('synapse keys with a real HAProxy and ZooKeeper', () => {
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'synapse-keys-'));
     cluster = await startLocalCluster(3);
-    for (const s of ['templated', 'sticky', 'weighted', 'unweighted', 'overridden', 'ordered']) ports[s] = await freePort();
+    for (const s of ['templated', 'sticky', 'weighted', 'unweighted', 'overridden', 'ordered', 'templated-weight']) ports[s] = await freePort();
     zk = new ZkSession(cluster.connectString, { sessionTimeoutMs: 10000 });
     await zk.start(20000);
     backends.push(await startBackend('127.0.0.51'), await startBackend('127.0.0.52'), await startBackend('127.0.0.53'));
     const [a, b, c] = backends;
     await register('templated', a, 'app1');
+    await register('templated-weight', a, 'app1');
     await register('sticky', a, 'app1');
     await register('sticky', b, 'app2');
     await register('weighted', a, 'app1', { weight: 7 });
@@ -65,6 +66,7 @@ describe('synapse keys with a real HAProxy and ZooKeeper', () => {
     writeFileSync(join(dir, 'synapse.conf.json'), JSON.stringify({
       services: {
         templated: { discovery: discovery('templated'), haproxy: { port: ports.templated, server_options: 'check port %{port} inter 1s rise 1 fall 2', listen: http } },
+        'templated-weight': { discovery: discovery('templated-weight'), haproxy: { port: ports['templated-weight'], server_options: 'check port %{port} weight 4' } },
         sticky: {
           discovery: discovery('sticky'),
           haproxy: { port: ports.sticky, cookie_value_method: 'hash', listen: http, backend: ['cookie SRV insert indirect nocache'], server_options: 'check inter 1s rise 1' },
@@ -117,6 +119,15 @@ describe('synapse keys with a real HAProxy and ZooKeeper', () => {
     const [a] = backends;
     expect(serverLines('templated')).toEqual([expect.stringContaining(`${a.host}:${a.port} check port ${a.port} inter 1s rise 1 fall 2`)]);
   });
+
+  test('a weight inside filled-in server_options is the server\'s weight, and reads back without another reload', async () => {
+    expect((await runtime.serversState('templated-weight')).find(isInService)?.weight).toBe(4);
+    const reloads = (): number => synapse.logs().filter((r) => r.msg === 'haproxy reloaded for a new config shape').length;
+    const before = reloads();
+    // Longer than synapse's periodic comparison with HAProxy (10 s): a text that did not read back would reload there.
+    await new Promise((r) => setTimeout(r, 11000));
+    expect(reloads()).toBe(before);
+  }, 30000);
 
   test('cookie_value_method hash: each server line carries the hashed name, and the cookie pins a client to it', async () => {
     const [a, b] = backends;

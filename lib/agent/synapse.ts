@@ -400,12 +400,20 @@ function desiredServer(service: LoadedSynapseService, host: string, r: Registrat
   const strip = (text: string): string => (weighted ? text.replace(/(^| )weight [0-9]+/g, '').trim() : text);
   // Upstream's server name, which the placeholders and the cookie use.
   const name = r.name ? `${r.name}_${r.host}:${port}` : `${r.host}:${port}`;
-  const parts = [
+  let options = [
     service.serverOptionsTemplate === undefined ? '' : strip(fillServerOptions(service.serverOptionsTemplate, r.host, port, name)),
     service.cookie === undefined ? '' : `cookie ${service.cookie === 'hash' ? createHash('sha1').update(name).digest('hex') : name}`,
     strip(r.haproxy_server_options ?? ''),
-  ];
-  return { host, port, weight: weighted ? r.weight : undefined, options: parts.filter((p) => p !== '').join(' '), label };
+  ].filter((p) => p !== '').join(' ');
+  let weight = weighted ? r.weight : undefined;
+  // A `weight` in the per-server text becomes the slot's weight (HAProxy takes the last one): the
+  // renderer writes it at the end of the line, where reading the file back expects it.
+  const inText = [...options.matchAll(/(?:^| )weight ([0-9]+)/g)];
+  if (inText.length > 0) {
+    weight ??= Number(inText[inText.length - 1][1]);
+    options = options.replace(/(^| )weight [0-9]+/g, '').trim();
+  }
+  return { host, port, weight, options, label };
 }
 
 /** `backend_order`: the order new servers take free slots; shuffled with the seed when unset. */

@@ -103,7 +103,8 @@ export function parseSynapseConfig(raw: unknown, source = 'synapse.conf.json'): 
   if (top.service !== undefined) {
     const single = r.object('service', top.service);
     const name = r.safe('service.name', single.name, 'name');
-    rawServices[name] = single;
+    // `name` names the service here; it is not one of the service's keys.
+    rawServices[name] = Object.fromEntries(Object.entries(single).filter(([k]) => k !== 'name'));
   }
   if (Object.keys(rawServices).length === 0) r.fail('services', top.services, 'must name at least one service');
 
