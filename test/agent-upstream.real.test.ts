@@ -17,6 +17,7 @@ import { AgentProcess, spawnAgent } from './support/agent-process';
 import { startRequestLoop } from './support/agent-request-loop';
 import { eventually, httpGet } from './support/eventually';
 import { freePort, HAPROXY_BINARY } from './support/haproxy-process';
+import { fourLetterWord } from './support/zookeeper-4lw';
 import { startLocalCluster, ZookeeperCluster } from './support/zookeeper-cluster';
 
 describe('upstream behaviour with a real HAProxy and ZooKeeper', () => {
@@ -43,6 +44,19 @@ describe('upstream behaviour with a real HAProxy and ZooKeeper', () => {
     return out;
   }
 
+  /** The session timeout ZooKeeper agreed for a session (`cons`: `sid=0x...` and `to=<ms>`). */
+  async function negotiatedTimeoutMs(sessionHex: string): Promise<number | undefined> {
+    for (const member of cluster.connectString.split(',')) {
+      const [host, port] = member.split(':');
+      const text = await fourLetterWord(host, Number(port), 'cons').catch(() => '');
+      for (const line of text.split('\n')) {
+        const sid = /sid=0x([0-9a-f]+)/.exec(line)?.[1];
+        if (sid !== undefined && BigInt(`0x${sid}`) === BigInt(`0x${sessionHex}`)) return Number(/to=([0-9]+)/.exec(line)?.[1]);
+      }
+    }
+    return undefined;
+  }
+
   function nerveConfig(billingWeight: number): object {
     // A chroot suffix on the last host, as upstream files write it: every path lives under /smartstack.
     const hosts = cluster.connectString.split(',');
@@ -53,6 +67,7 @@ describe('upstream behaviour with a real HAProxy and ZooKeeper', () => {
     });
     return {
       instance_id: 'app1',
+      zk_session_timeout: 6,
       heartbeat_path: join(dir, 'nerve.heartbeat'),
       services: {
         // Registered without checks: nothing listens there.
@@ -70,7 +85,8 @@ describe('upstream behaviour with a real HAProxy and ZooKeeper', () => {
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'agent-upstream-'));
-    [cluster, localPort] = await Promise.all([startLocalCluster(3), freePort()]);
+    // ZooKeeper's tick of 2 s allows sessions up to 40 s: upstream's 32 s default is granted as asked.
+    [cluster, localPort] = await Promise.all([startLocalCluster(3, { tickTimeMs: 2000 }), freePort()]);
     zk = new ZkSession(cluster.connectString, { sessionTimeoutMs: 10000 });
     await zk.start(20000);
     backends.push(await startBackend('127.0.0.41'), await startBackend('127.0.0.42'), await startBackend('127.0.0.43'));
@@ -82,7 +98,7 @@ describe('upstream behaviour with a real HAProxy and ZooKeeper', () => {
 
     nerveFile = join(dir, 'nerve.conf.json');
     writeFileSync(nerveFile, JSON.stringify(nerveConfig(1)));
-    nerve = spawnAgent(['nerve', '--config', nerveFile, '--zk-session-timeout', '6000']);
+    nerve = spawnAgent(['nerve', '--config', nerveFile]);
     agents.push(nerve);
 
     const configPath = join(dir, 'haproxy.cfg');
@@ -159,6 +175,8 @@ describe('upstream behaviour with a real HAProxy and ZooKeeper', () => {
       return c.length === 1 ? c : undefined;
     });
     expect(JSON.parse(secure[0].data)).toMatchObject({ host: '127.0.0.44' });
+    // zk_session_timeout: 6 (seconds) in the file.
+    expect(await negotiatedTimeoutMs(secure[0].owner)).toBe(6000);
   });
 
   test('a registration deleted from outside is back within a check round or two', async () => {
@@ -234,6 +252,9 @@ describe('upstream behaviour with a real HAProxy and ZooKeeper', () => {
       (await children('/nerve/services/your_http_service/services')).length === 1 && (await children('/nerve/services/your_tcp_service/services')).length === 1, 30000);
     expect(sample.logs().filter((r) => r.msg === 'config key ignored').map((r) => String(r.detail).split(' = ')[0].split(': ')[1]))
       .toEqual(['max_repeated_report_failures', 'statsd']);
+    // No zk_session_timeout and no flag: upstream nerve's 32 s.
+    const [node] = await children('/nerve/services/your_http_service/services');
+    expect(await negotiatedTimeoutMs(node.owner)).toBe(32000);
     expect(await sample.stop('SIGTERM')).toBe(0);
     expect(await children('/nerve/services/your_http_service/services')).toEqual([]);
   });
