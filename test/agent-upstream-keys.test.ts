@@ -169,6 +169,11 @@ describe("upstream's own sample configs", () => {
   });
 });
 
+test('an unknown key of a default server is warned about, naming it', () => {
+  const raw = synapseWith('services.*', 'default_servers', [{ name: 'd', host: '127.0.0.1', port: 80, labels: { az: 'a' } }]);
+  expect(parseSynapseConfig(raw, 'f').warnings).toEqual(['f: services.svc.default_servers[0].labels = {"az":"a"}: unknown key, ignored']);
+});
+
 describe('inputs upstream accepts', () => {
   const base = { discovery: { method: 'zookeeper', path: '/services/svc', hosts: ['zk1:2181', 'zk2:2181/smartstack'] }, haproxy: { port: null, bind_address: '/run/svc.sock', frontend: 'mode http\ntimeout client 5s', backend: 'mode http' } };
 

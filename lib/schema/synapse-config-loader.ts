@@ -156,6 +156,7 @@ export function parseSynapseConfig(raw: unknown, source = 'synapse.conf.json'): 
     const defaultServers = (s.default_servers === undefined ? [] : r.list(`${key}.default_servers`, s.default_servers)).map((v, i) => {
       const dk = `${key}.default_servers[${i}]`;
       const o = r.object(dk, v);
+      warnings.push(...auditKeys(r, SYNAPSE_KEYS['services.*.default_servers[]'], o, dk));
       return {
         name: r.string(`${dk}.name`, o.name),
         host: r.safe(`${dk}.host`, o.host, 'host'),
