@@ -3,9 +3,11 @@
  * a real ZooKeeper: `server_options` placeholders, `cookie_value_method` with cookies on server
  * lines, `use_nerve_weights` as an opt-in, `backend_port_override`, `file_output`, `restart_jitter`.
  */
+import { execFileSync } from 'child_process';
 import { createHash } from 'crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'fs';
 import { request } from 'http';
+import { get as httpsGet } from 'https';
 import { tmpdir } from 'os';
 import { join } from 'path';
 import { HaproxyRuntime, isInService } from '../lib/agent/haproxy-runtime';
@@ -46,13 +48,17 @@ describe('synapse keys with a real HAProxy and ZooKeeper', () => {
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'synapse-keys-'));
     cluster = await startLocalCluster(3);
-    for (const s of ['templated', 'sticky', 'weighted', 'unweighted', 'overridden', 'ordered', 'templated-weight']) ports[s] = await freePort();
+    for (const s of ['templated', 'sticky', 'weighted', 'unweighted', 'overridden', 'ordered', 'templated-weight', 'tls']) ports[s] = await freePort();
     zk = new ZkSession(cluster.connectString, { sessionTimeoutMs: 10000 });
     await zk.start(20000);
     backends.push(await startBackend('127.0.0.51'), await startBackend('127.0.0.52'), await startBackend('127.0.0.53'));
     const [a, b, c] = backends;
     await register('templated', a, 'app1');
     await register('templated-weight', a, 'app1');
+    await register('tls', a, 'app1');
+    // HAProxy's crt: certificate and key in one file.
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '1', '-subj', '/CN=localhost'], { stdio: 'ignore' });
+    writeFileSync(join(dir, 'tls.pem'), readFileSync(join(dir, 'cert.pem'), 'utf8') + readFileSync(join(dir, 'key.pem'), 'utf8'));
     await register('sticky', a, 'app1');
     await register('sticky', b, 'app2');
     await register('weighted', a, 'app1', { weight: 7 });
@@ -67,6 +73,7 @@ describe('synapse keys with a real HAProxy and ZooKeeper', () => {
       services: {
         templated: { discovery: discovery('templated'), haproxy: { port: ports.templated, server_options: 'check port %{port} inter 1s rise 1 fall 2', listen: http } },
         'templated-weight': { discovery: discovery('templated-weight'), haproxy: { port: ports['templated-weight'], server_options: 'check port %{port} weight 4' } },
+        tls: { discovery: discovery('tls'), haproxy: { port: ports.tls, bind_options: `ssl crt ${join(dir, 'tls.pem')}`, listen: ['mode http'] } },
         sticky: {
           discovery: discovery('sticky'),
           haproxy: { port: ports.sticky, cookie_value_method: 'hash', listen: http, backend: ['cookie SRV insert indirect nocache'], server_options: 'check inter 1s rise 1' },
@@ -89,7 +96,7 @@ describe('synapse keys with a real HAProxy and ZooKeeper', () => {
     runtime = new HaproxyRuntime(join(dir, 'admin.sock'));
     synapse = spawnAgent(['synapse', '--config', join(dir, 'synapse.conf.json'), '--zk-session-timeout', '6000']);
     await eventually('every service routed', async () => {
-      for (const port of Object.values(ports)) if (!(await httpGet(`http://127.0.0.1:${port}/`).then(() => true, () => false))) return false;
+      for (const [service, port] of Object.entries(ports)) if (service !== 'tls' && !(await httpGet(`http://127.0.0.1:${port}/`).then(() => true, () => false))) return false;
       return true;
     }, 40000, 200);
   });
@@ -154,6 +161,19 @@ describe('synapse keys with a real HAProxy and ZooKeeper', () => {
     const [a, b, c] = backends;
     const slots = (await runtime.serversState('ordered')).filter(isInService).sort((x, y) => Number(x.server.slice(4)) - Number(y.server.slice(4)));
     expect(slots.map((x) => `${x.address}:${x.port}`)).toEqual([c, b, a].map((x) => `${x.host}:${x.port}`));
+  });
+
+  test('bind_options: TLS on the bind line, as upstream\'s own sample', async () => {
+    const a = backends[0];
+    const body = await new Promise<string>((resolve, reject) => {
+      httpsGet({ host: '127.0.0.1', port: ports.tls, path: '/', rejectUnauthorized: false }, (res) => {
+        let text = '';
+        res.on('data', (d: Buffer) => (text += d.toString()));
+        res.on('end', () => resolve(text));
+      }).on('error', reject);
+    });
+    expect(body).toContain(`${a.host}:${a.port}`);
+    await expect(httpGet(`http://127.0.0.1:${ports.tls}/`)).rejects.toBeDefined();
   });
 
   test('file_output writes each service\'s servers', () => {
