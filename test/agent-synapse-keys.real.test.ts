@@ -16,6 +16,7 @@ import { startBackend, TestBackend } from './support/agent-backend';
 import { AgentProcess, spawnAgent } from './support/agent-process';
 import { eventually, httpGet } from './support/eventually';
 import { freePort, HAPROXY_BINARY } from './support/haproxy-process';
+import { fourLetterWord } from './support/zookeeper-4lw';
 import { startLocalCluster, ZookeeperCluster } from './support/zookeeper-cluster';
 
 function getWithCookie(port: number, cookie: string): Promise<string> {
@@ -92,9 +93,10 @@ describe('synapse keys with a real HAProxy and ZooKeeper', () => {
         defaults: ['timeout connect 1s', 'timeout client 10s', 'timeout server 10s'],
       },
       file_output: { output_directory: join(dir, 'out') },
+      zk_session_timeout: 7,
     }));
     runtime = new HaproxyRuntime(join(dir, 'admin.sock'));
-    synapse = spawnAgent(['synapse', '--config', join(dir, 'synapse.conf.json'), '--zk-session-timeout', '6000']);
+    synapse = spawnAgent(['synapse', '--config', join(dir, 'synapse.conf.json')]);
     await eventually('every service routed', async () => {
       for (const [service, port] of Object.entries(ports)) if (service !== 'tls' && !(await httpGet(`http://127.0.0.1:${port}/`).then(() => true, () => false))) return false;
       return true;
@@ -174,6 +176,19 @@ describe('synapse keys with a real HAProxy and ZooKeeper', () => {
     });
     expect(body).toContain(`${a.host}:${a.port}`);
     await expect(httpGet(`http://127.0.0.1:${ports.tls}/`)).rejects.toBeDefined();
+  });
+
+  test('zk_session_timeout in the file is the session timeout synapse asks for', async () => {
+    const timeouts: number[] = [];
+    for (const member of cluster.connectString.split(',')) {
+      const [host, port] = member.split(':');
+      for (const line of (await fourLetterWord(host, Number(port), 'cons')).split('\n')) {
+        const sid = /sid=0x([0-9a-f]+)/.exec(line)?.[1];
+        // Every session but the test's own is synapse's.
+        if (sid !== undefined && BigInt(`0x${sid}`) !== BigInt(`0x${zk.sessionId}`)) timeouts.push(Number(/to=([0-9]+)/.exec(line)?.[1]));
+      }
+    }
+    expect(timeouts).toEqual([7000]);
   });
 
   test('file_output writes each service\'s servers', () => {
