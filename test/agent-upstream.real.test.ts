@@ -259,6 +259,37 @@ describe('upstream behaviour with a real HAProxy and ZooKeeper', () => {
     expect(await children('/nerve/services/your_http_service/services')).toEqual([]);
   });
 
+  test('without an admin socket synapse still writes haproxy.cfg and runs reload_command at its first sync, as upstream', async () => {
+    const own = join(dir, 'socketless');
+    const { mkdirSync } = await import('fs');
+    mkdirSync(own);
+    const port = await freePort();
+    const configPath = join(own, 'haproxy.cfg');
+    // A stale file from before: upstream runs reload_command at its first loop all the same.
+    writeFileSync(configPath, '# stale\n');
+    writeFileSync(join(own, 'synapse.conf.json'), JSON.stringify({
+      services: { users: { discovery: { method: 'zookeeper', path: '/smartstack/services/users', hosts: cluster.connectString.split(',') }, haproxy: { port, listen: ['mode http'] } } },
+      haproxy: {
+        config_file_path: configPath,
+        do_socket: false,
+        reload_command: `P=${own}/haproxy.pid; if [ -s $P ] && kill -0 $(cat $P) 2>/dev/null; then kill -USR2 $(cat $P); else ${HAPROXY_BINARY} -D -p $P -f ${configPath}; fi`,
+        defaults: ['timeout connect 1s', 'timeout client 10s', 'timeout server 10s'],
+      },
+    }));
+    const socketless = spawnAgent(['synapse', '--config', join(own, 'synapse.conf.json')]);
+    agents.push(socketless);
+    try {
+      const ours = backends[0];
+      await eventually('traffic through the HAProxy it started', () => httpGet(`http://127.0.0.1:${port}/`).then((t) => t.includes(`${ours.host}:${ours.port}`), () => false), 60000, 200)
+        .catch((e: Error) => Promise.reject(new Error(`${e.message}\n${socketless.stdout()}${socketless.stderr()}`)));
+      expect(readFileSync(configPath, 'utf8')).toContain(`bind 127.0.0.1:${port}`);
+    } finally {
+      await socketless.stop('SIGKILL');
+      const pid = existsSync(join(own, 'haproxy.pid')) ? Number(readFileSync(join(own, 'haproxy.pid'), 'utf8').trim()) : undefined;
+      if (pid !== undefined) process.kill(pid, 'SIGTERM');
+    }
+  });
+
   test('an HAProxy that dies is started again the same way', async () => {
     const before = haproxyPid()!;
     process.kill(before, 'SIGTERM');
