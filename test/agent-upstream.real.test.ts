@@ -145,7 +145,7 @@ describe('upstream behaviour with a real HAProxy and ZooKeeper', () => {
   test('synapse starts the stopped HAProxy through reload_command and routes to the instances its label filter admits', async () => {
     await synapse.waitForLog((r) => r.msg === 'haproxy does not answer on its admin socket: writing haproxy.cfg and running reload_command');
     const [ours, other] = backends;
-    await eventually('traffic through HAProxy', () => httpGet(`http://127.0.0.1:${localPort}/`).then((t) => t.includes(`${ours.host}:${ours.port}`), () => false), 30000);
+    await eventually('traffic through HAProxy', () => httpGet(`http://127.0.0.1:${localPort}/`).then((t) => t.includes(`${ours.host}:${ours.port}`), () => false), 60000);
     const result = await startRequestLoop('127.0.0.1', localPort, { maxRequests: 30, pauseMs: 5 }).finished();
     expect(result.failures).toEqual([]);
     expect(Object.keys(result.answeredBy)).toEqual([`${ours.host}:${ours.port}`]);
