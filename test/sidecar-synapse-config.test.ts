@@ -69,7 +69,7 @@ describe('synapse.conf.json renderer', () => {
     expect(Object.keys(parsed)).toEqual(['services', 'haproxy', 'metrics_port']);
     expect(Object.keys(parsed.haproxy)).toEqual([
       'global', 'defaults', 'extra_sections', 'config_file_path', 'reload_command', 'socket_file_path',
-      'do_writes', 'do_reloads', 'do_socket', 'state_file_path', 'restart_interval', 'bind_address', 'master_socket_file_path',
+      'do_writes', 'do_reloads', 'do_socket', 'use_nerve_weights', 'state_file_path', 'restart_interval', 'bind_address', 'master_socket_file_path',
     ]);
     // Upstream refuses to start without global, defaults and reload_command, and wants the path
     // that goes with each do_* switch.

@@ -54,6 +54,19 @@ export class HaproxyReloader {
   }
 
   /**
+   * Starts an HAProxy that is not running, as upstream's first loop does: writes the checked
+   * config and runs `reload_command` (the master socket is gone with HAProxy).
+   */
+  public async start(backends: { [service: string]: HaproxyServerSlot[] }, slotCounts: { [service: string]: number }): Promise<void> {
+    const h = this.config.haproxy;
+    const target = this.writableConfigPath();
+    await this.writeChecked(target, this.render(backends, slotCounts));
+    if (h.reloadCommand === undefined) throw new ReloadError('haproxy is not running and haproxy.reload_command is not set', 'disabled');
+    await run('/bin/sh', ['-c', h.reloadCommand]).catch((e: Error) => Promise.reject(new ReloadError(`reload_command failed: ${e.message}`, 'reload')));
+    this.log.info('haproxy started with reload_command', { path: target });
+  }
+
+  /**
    * Keeps haproxy.cfg in step with the servers set at run time, without a reload, so that any later
    * reload or restart (systemd's, an apply's, a crash's) starts with them: HAProxy 2.6 does not take
    * a server's address from the server-state file. Returns 'reload' when the file differs in more

@@ -1,5 +1,7 @@
+import { createHash } from 'crypto';
 import { promises as dns } from 'dns';
-import { readFileSync } from 'fs';
+import { promises as fs, readFileSync } from 'fs';
+import { join } from 'path';
 import { CoalescedRun } from './coalesced-run';
 import { BackendPlan, DesiredServer, planBackend, SlotState, slotStates } from './backend-slots';
 import { HaproxyReloader, ReloadError } from './haproxy-reloader';
@@ -11,7 +13,8 @@ import { ZkSession, ZkSessionOptions } from './zk-session';
 import { registerZkSessionMetrics } from './zk-session-metrics';
 import { HaproxyServerSlot, renderedSlotOptions } from '../render/haproxy-config';
 import { isIpAddress } from '../schema/haproxy-safe';
-import { LoadedSynapseConfig, LoadedSynapseService } from '../schema/synapse-config-loader';
+import { Registration } from '../schema/registration';
+import { fillServerOptions, LoadedSynapseConfig, LoadedSynapseService } from '../schema/synapse-config-loader';
 import { readZookeeperCredentials } from '../schema/zookeeper-credentials';
 
 export interface SynapseOptions {
@@ -54,6 +57,8 @@ export class Synapse {
   private workerTimer?: NodeJS.Timeout;
   private lastWorker?: string;
   private lastReloadAt = 0;
+  /** restart_interval stretched by restart_jitter, drawn after each reload. */
+  private restartDelayMs: number;
   private haproxyReachable = false;
   private readonly inService = new Map<string, number>();
   /** Per service: the latest discovery report, so a slower older one is dropped. */
@@ -65,13 +70,14 @@ export class Synapse {
     if (h.masterSocketFilePath !== undefined) this.master = new HaproxyMaster(h.masterSocketFilePath);
     this.reloader = new HaproxyReloader(config, this.runtime, this.master, options.log, options.haproxyBinary);
     const metrics = options.metrics;
+    this.restartDelayMs = config.haproxy.restartIntervalMs;
 
     for (const service of config.services) {
       this.desired.set(service.name, undefined);
       const key = [...service.zkHosts].sort().join(',');
       let session = this.sessions.get(key);
       if (!session) {
-        session = new ZkSession(key, { ...options.zk, log: options.log });
+        session = new ZkSession(key, { sessionTimeoutMs: config.zkSessionTimeoutMs, ...options.zk, log: options.log });
         this.sessions.set(key, session);
       }
       const credentials = service.zkAuthFile === undefined ? undefined : readZookeeperCredentials(service.zkAuthFile);
@@ -96,6 +102,7 @@ export class Synapse {
 
   /** Connects to ZooKeeper and starts watching; HAProxy is touched only once discovery has answered. */
   public async start(): Promise<void> {
+    for (const warning of this.config.warnings) this.options.log.warn('config key ignored', { detail: warning });
     if (!this.runtime && !(this.config.haproxy.configFilePath && (this.master || this.config.haproxy.reloadCommand))) {
       this.options.log.warn('no haproxy.socket_file_path and no way to reload: synapse can only watch');
     }
@@ -136,20 +143,23 @@ export class Synapse {
     metrics?.gauge('synapse_registrations', 'Valid registrations seen per service.').set({ service: service.name }, instances.length);
     const log = this.options.log.child({ service: service.name });
     const registered: DesiredServer[] = [];
-    for (const { child, registration } of instances) {
+    const used: Registration[] = [];
+    for (const { child, registration } of instances.filter((i) => matchesLabels(service, i.registration))) {
       const host = await resolve(registration.host);
       if (host === undefined) {
         log.warn('registration skipped: host does not resolve', { child, host: registration.host });
         metrics?.counter('synapse_registrations_rejected_total', 'Registrations refused as invalid or unsafe.').inc({ service: service.name });
         continue;
       }
-      registered.push({ host, port: registration.port, weight: registration.weight, options: registration.haproxy_server_options ?? '', label: registration.name || child });
+      registered.push(desiredServer(service, host, registration, registration.name || child));
+      used.push(registration);
     }
     const defaults: DesiredServer[] = [];
     for (const d of service.defaultServers) {
       const host = await resolve(d.host);
-      if (host !== undefined) defaults.push({ host, port: d.port, options: '', label: `default:${d.name}` });
+      if (host !== undefined) defaults.push(desiredServer(service, host, { host: d.host, port: d.port, name: d.name }, `default:${d.name}`));
     }
+    orderServers(service, registered, this.config.haproxy.serverOrderSeed);
 
     if (this.reports.get(service.name) !== report) return;
     let next: DesiredServer[] | undefined;
@@ -167,6 +177,12 @@ export class Synapse {
     this.desired.set(service.name, next);
     log.info('instances changed', { servers: next.map((s) => `${s.host}:${s.port}`) });
     this.schedule();
+    if (this.config.outputDirectory !== undefined) {
+      const servers = registered.length > 0 ? used : [];
+      await writeFileOutput(this.config.outputDirectory, service.name, next === defaults ? service.defaultServers : servers).catch((e: Error) => {
+        log.error('file_output: could not write the service file', { error: e });
+      });
+    }
   }
 
   /** Runs a sync soon; syncs never overlap and a request during one runs another after it. */
@@ -198,6 +214,8 @@ export class Synapse {
         this.haproxyReachable = true;
       } catch (e) {
         this.haproxyReachable = false;
+        // As upstream's first loop: an HAProxy that is not running (yet, or any more) is started.
+        if (await this.startHaproxy((e as Error).message)) return;
         throw new Error(`haproxy admin socket: ${(e as Error).message}`);
       }
     }
@@ -255,7 +273,7 @@ export class Synapse {
 
   private async reload(slots: Map<string, SlotState[]>, plans: Map<string, BackendPlan>): Promise<void> {
     const metrics = this.options.metrics;
-    const wait = this.lastReloadAt + this.config.haproxy.restartIntervalMs - Date.now();
+    const wait = this.lastReloadAt + this.restartDelayMs - Date.now();
     if (wait > 0) {
       // Rate limit: the run-time part is done; the rest follows after the interval.
       clearTimeout(this.retryTimer);
@@ -263,7 +281,7 @@ export class Synapse {
       return;
     }
     const { backends, counts } = placedBackends(this.config.services, slots, plans, true);
-    this.lastReloadAt = Date.now();
+    this.reloaded();
     try {
       await this.reloader.reload(backends, counts);
       metrics?.counter('synapse_reloads_total', 'HAProxy reloads by result.').inc({ result: 'ok' });
@@ -273,6 +291,49 @@ export class Synapse {
       metrics?.counter('synapse_reloads_total', 'HAProxy reloads by result.').inc({ result: e instanceof ReloadError ? e.stage : 'error' });
       throw e;
     }
+  }
+
+  private reloaded(): void {
+    const h = this.config.haproxy;
+    this.lastReloadAt = Date.now();
+    this.restartDelayMs = h.restartIntervalMs * (1 + h.restartJitter * Math.random());
+  }
+
+  /**
+   * When the admin socket does not answer and synapse may write and reload: writes haproxy.cfg
+   * with the servers known so far (default servers where discovery has not spoken) and runs
+   * `reload_command` to start HAProxy, at most once per restart interval. False when it may not.
+   */
+  private async startHaproxy(socketError: string): Promise<boolean> {
+    const h = this.config.haproxy;
+    if (!h.doWrites || !h.doReloads || h.configFilePath === undefined || h.reloadCommand === undefined || this.stopped) return false;
+    const wait = this.lastReloadAt + this.restartDelayMs - Date.now();
+    if (wait > 0) {
+      clearTimeout(this.retryTimer);
+      this.retryTimer = setTimeout(() => this.schedule(), wait);
+      return true;
+    }
+    const plans = new Map<string, BackendPlan>();
+    for (const service of this.config.services) {
+      const desired = this.desired.get(service.name);
+      if (desired !== undefined) plans.set(service.name, planBackend([], desired));
+    }
+    const { backends, counts } = placedBackends(this.config.services, new Map(), plans, true);
+    for (const service of this.config.services) {
+      // Left out, a backend gets its default_servers from the renderer.
+      if (!plans.has(service.name)) delete backends[service.name];
+    }
+    this.options.log.warn('haproxy does not answer on its admin socket: writing haproxy.cfg and running reload_command', {
+      error: socketError, path: h.configFilePath,
+    });
+    this.reloaded();
+    await this.reloader.start(backends, counts);
+    this.options.metrics?.counter('synapse_reloads_total', 'HAProxy reloads by result.').inc({ result: 'started' });
+    for (const [name, servers] of Object.entries(backends)) this.inService.set(name, servers.length);
+    // The next sync reads the new HAProxy's slots; give it a moment to open its socket.
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => this.schedule(), 200);
+    return true;
   }
 
   private serverOptions(service: LoadedSynapseService): string | undefined {
@@ -316,6 +377,77 @@ function placedBackends(services: LoadedSynapseService[], slots: Map<string, Slo
     }));
   }
   return { backends, counts };
+}
+
+/** Registrations pass every `label_filters` entry (labels compared as text, a missing one as null). */
+function matchesLabels(service: LoadedSynapseService, r: Registration): boolean {
+  return service.labelFilters.every((f) => {
+    const value = r.labels?.[f.label];
+    const equal = value !== undefined && value !== null && String(value) === f.value;
+    return f.condition === 'equals' ? equal : !equal;
+  });
+}
+
+/**
+ * What a registration becomes in the backend: the port override, the weight only with
+ * use_nerve_weights (then without `weight` in the options, as upstream), and the per-server text —
+ * filled-in `server_options`, `cookie`, the registration's own options — that only a slot
+ * rendered with the same text fits.
+ */
+function desiredServer(service: LoadedSynapseService, host: string, r: Registration, label: string): DesiredServer {
+  const port = service.portOverride ?? r.port;
+  const weighted = service.useNerveWeights && r.weight !== undefined;
+  const strip = (text: string): string => (weighted ? text.replace(/(^| )weight [0-9]+/g, '').trim() : text);
+  // Upstream's server name, which the placeholders and the cookie use.
+  const name = r.name ? `${r.name}_${r.host}:${port}` : `${r.host}:${port}`;
+  let options = [
+    service.serverOptionsTemplate === undefined ? '' : strip(fillServerOptions(service.serverOptionsTemplate, r.host, port, name)),
+    service.cookie === undefined ? '' : `cookie ${service.cookie === 'hash' ? createHash('sha1').update(name).digest('hex') : name}`,
+    strip(r.haproxy_server_options ?? ''),
+  ].filter((p) => p !== '').join(' ');
+  let weight = weighted ? r.weight : undefined;
+  // A `weight` in the per-server text becomes the slot's weight (HAProxy takes the last one): the
+  // renderer writes it at the end of the line, where reading the file back expects it.
+  const inText = [...options.matchAll(/(?:^| )weight ([0-9]+)/g)];
+  if (inText.length > 0) {
+    weight ??= Number(inText[inText.length - 1][1]);
+    options = options.replace(/(^| )weight [0-9]+/g, '').trim();
+  }
+  return { host, port, weight, options, label };
+}
+
+/** `backend_order`: the order new servers take free slots; shuffled with the seed when unset. */
+function orderServers(service: LoadedSynapseService, servers: DesiredServer[], seed: number): void {
+  const key = (s: DesiredServer): string => `${s.label}_${s.host}:${s.port}`;
+  if (service.backendOrder === 'asc') servers.sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
+  else if (service.backendOrder === 'desc') servers.sort((a, b) => (key(a) < key(b) ? 1 : key(a) > key(b) ? -1 : 0));
+  else if (service.backendOrder === undefined) {
+    let state = seed >>> 0;
+    const random = (): number => {
+      // mulberry32: a small seeded generator, so one host's order is the same at every sync.
+      state = (state + 0x6d2b79f5) >>> 0;
+      let t = state;
+      t = Math.imul(t ^ (t >>> 15), t | 1);
+      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+    servers.sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
+    for (let i = servers.length - 1; i > 0; i--) {
+      const j = Math.floor(random() * (i + 1));
+      [servers[i], servers[j]] = [servers[j], servers[i]];
+    }
+  }
+}
+
+/** `file_output`: `<dir>/<service>.json` with the service's servers, replaced atomically when it changes. */
+async function writeFileOutput(dir: string, service: string, servers: readonly object[]): Promise<void> {
+  const path = join(dir, `${service}.json`);
+  const text = JSON.stringify(servers);
+  if ((await fs.readFile(path, 'utf8').catch(() => undefined)) === text) return;
+  await fs.mkdir(dir, { recursive: true });
+  const temp = join(dir, `.${service}.json.tmp`);
+  await fs.writeFile(temp, text, { mode: 0o644 });
+  await fs.rename(temp, path);
 }
 
 /** An IP address for a registration's host; hostnames are looked up (the socket takes addresses only). */

@@ -72,8 +72,18 @@ export class ZkRegistration {
     this.kick();
   }
 
-  /** Deletes the node (if any) and stops following the session. */
-  public async stop(timeoutMs = 3000): Promise<void> {
+  /**
+   * Has the next reconcile check that the node still exists and re-create it when it was deleted
+   * from outside, as upstream's `ping?` does every check round: one `exists` while registered.
+   */
+  public verifyExists(): void {
+    if (this.stopped || this.registeredPath === undefined) return;
+    this.verify = true;
+    this.kick();
+  }
+
+  /** Deletes the node (if any; unless `deleteNode` is false) and stops following the session. */
+  public async stop(timeoutMs = 3000, deleteNode = true): Promise<void> {
     this.want = false;
     this.stopped = true;
     this.run.stop();
@@ -81,7 +91,7 @@ export class ZkRegistration {
     this.session.off('connected', this.onConnected);
     const deadline = Date.now() + timeoutMs;
     while (this.run.running && Date.now() < deadline) await sleep(20);
-    if (this.node && this.session.connected) {
+    if (this.node && this.session.connected && deleteNode) {
       await this.session.remove(this.node.path).catch(() => undefined);
       this.events.onDeregistered?.(this.node.path);
       this.log.info('deregistered', { path: this.node.path, reason: 'shutdown' });
@@ -151,6 +161,10 @@ export class ZkRegistration {
       return;
     }
     this.verify = false;
+    if (current) {
+      this.node = undefined;
+      this.log.warn('registration is gone from zookeeper; registering again', { path: current.path });
+    }
     if (!this.credentials) {
       await this.session.mkdirp(this.zkPath);
     } else if (!(await this.session.exists(this.zkPath))) {

@@ -92,6 +92,17 @@ export function renderHaproxyConfig(config: SynapseConfig, backends: { [service:
     renderService(out, field, name, backendName, service, defaultBind, backends[name]);
   }
 
+  // Upstream's shared HTTP frontend: the top-level lines, then each service's.
+  const shared = names.filter((name) => config.services[name].haproxy?.shared_frontend !== undefined);
+  if (h.shared_frontend !== undefined) {
+    section(out, 'frontend shared-frontend', [
+      ...safeLines('haproxy.shared_frontend', h.shared_frontend),
+      ...shared.flatMap((name) => safeLines(`services.${name}.haproxy.shared_frontend`, config.services[name].haproxy?.shared_frontend)),
+    ]);
+  } else if (shared.length > 0) {
+    throw new HaproxyUnsafeValueError(`services.${shared[0]}.haproxy.shared_frontend`, config.services[shared[0]].haproxy?.shared_frontend, 'needs haproxy.shared_frontend, which opens the shared frontend');
+  }
+
   const extra = h.extra_sections ?? {};
   for (const header of Object.keys(extra)) {
     const safeHeader = haproxySafe(`haproxy.extra_sections (section header)`, header, 'line');
@@ -115,12 +126,15 @@ function renderService(
   const listenBack = listen.filter((l) => lineSide(l) !== 'frontend');
 
   if (hx.port !== undefined) {
-    const port = haproxySafe(`${field}.haproxy.port`, hx.port, 'port');
     const bindField = hx.bind_address !== undefined ? `${field}.haproxy.bind_address` : 'haproxy.bind_address';
     const bind = hx.bind_address ?? defaultBind;
-    const address = bind === '*' ? '*' : haproxySafe(bindField, bind, 'host');
+    // `port: null` (upstream): the address alone, such as a unix socket path.
+    const endpoint = hx.port === null
+      ? safeWord(bindField, bind)
+      : `${bind === '*' ? '*' : haproxySafe(bindField, bind, 'host')}:${haproxySafe(`${field}.haproxy.port`, hx.port, 'port')}`;
+    const bindOptions = hx.bind_options === undefined || hx.bind_options === '' ? '' : ' ' + haproxySafe(`${field}.haproxy.bind_options`, hx.bind_options, 'line');
     section(out, `frontend ${name}`, [
-      `bind ${address}:${port}`,
+      `bind ${endpoint}${bindOptions}`,
       ...safeLines(`${field}.haproxy.frontend`, hx.frontend),
       ...listenFront,
       `default_backend ${backendName}`,
@@ -197,6 +211,13 @@ function safeLines(field: string, lines: string[] | undefined): string[] {
   if (lines === undefined) return [];
   if (!Array.isArray(lines)) throw new HaproxyUnsafeValueError(field, lines, 'must be a list of lines');
   return lines.map((line, i) => haproxySafe(`${field}[${i}]`, line, 'line'));
+}
+
+/** One word of a line: no spaces. */
+function safeWord(field: string, value: string): string {
+  const safe = haproxySafe(field, value, 'line');
+  if (/\s/.test(safe)) throw new HaproxyUnsafeValueError(field, value, 'must be one word without spaces');
+  return safe;
 }
 
 function safePath(field: string, path: string): string {

@@ -157,6 +157,8 @@ function haproxySection(h: SidecarHaproxySpec): SynapseHaproxyConfig {
     do_writes: true,
     do_reloads: true,
     do_socket: true,
+    // Instances carry their weight in the registration; upstream applies it only when asked.
+    use_nerve_weights: true,
     state_file_path: h.synapseStateFilePath,
     restart_interval: 2,
     bind_address: '127.0.0.1',

@@ -84,6 +84,28 @@ export class ConfigReader {
     return text;
   }
 
+  /**
+   * A ZooKeeper host list as upstream takes it: `host:port` entries, the last (or any) of which may
+   * carry a chroot suffix (`zk1:2181/smartstack`), which applies to the whole list. Returns the
+   * hosts without it and the chroot ('' for none), which callers put in front of their paths.
+   */
+  public zkHosts(key: string, value: unknown): { hosts: string[]; chroot: string } {
+    const list = this.list(key, value);
+    if (list.length === 0) this.fail(key, value, 'must list at least one ZooKeeper host:port');
+    let chroot = '';
+    const hosts = list.map((entry, i) => {
+      const text = this.string(`${key}[${i}]`, entry);
+      const slash = text.indexOf('/');
+      if (slash < 0) return this.hostPort(`${key}[${i}]`, text);
+      const root = text.slice(slash);
+      if (root !== '/') this.zkPath(`${key}[${i}] (chroot)`, root);
+      if (chroot !== '' && root !== chroot) this.fail(`${key}[${i}]`, entry, `names chroot ${root}, another entry ${chroot}: a connection has one`);
+      chroot = root === '/' ? '' : root;
+      return this.hostPort(`${key}[${i}]`, text.slice(0, slash));
+    });
+    return { hosts, chroot };
+  }
+
   /** An absolute file path without control characters. */
   public absolutePath(key: string, value: unknown): string {
     const text = this.string(key, value);

@@ -43,6 +43,8 @@ const DURATION = { form: /^[1-9][0-9]{0,5}(ms|s)?$/, expected: 'a duration such 
  */
 const SERVER_OPTIONS: { [keyword: string]: { form: RegExp; expected: string } | null } = {
   'backup': null,
+  // Health checks to the registered address (`port` moves them to another port of it).
+  'check': null,
   'disabled': null,
   'non-stick': null,
   'send-proxy': null,

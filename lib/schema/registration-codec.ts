@@ -1,5 +1,5 @@
 import { haproxyUnsafeReason } from './haproxy-safe';
-import { Registration } from './registration';
+import { LabelValue, Registration } from './registration';
 
 /** Larger registration payloads are refused unread: a real one is a few hundred bytes. */
 export const MAX_REGISTRATION_BYTES = 8192;
@@ -53,12 +53,12 @@ export function decodeRegistration(data: Buffer | string): DecodedRegistration {
     const reason = haproxyUnsafeReason(o.haproxy_server_options, 'serverOptions');
     if (reason !== undefined) return refuse(`haproxy_server_options ${short(o.haproxy_server_options)} ${reason}`);
   }
-  let labels: { [key: string]: string } | undefined;
+  let labels: { [key: string]: LabelValue } | undefined;
   if (o.labels !== undefined && o.labels !== null) {
-    if (typeof o.labels !== 'object' || Array.isArray(o.labels) || Object.values(o.labels).some((v) => typeof v !== 'string')) {
-      return refuse('labels is not an object of strings');
+    if (typeof o.labels !== 'object' || Array.isArray(o.labels) || !Object.values(o.labels).every(isLabelValue)) {
+      return refuse('labels is not an object of strings, numbers, booleans or nulls');
     }
-    labels = o.labels as { [key: string]: string };
+    labels = o.labels as { [key: string]: LabelValue };
   }
   const registration: Registration = {
     host: o.host as string,
@@ -91,6 +91,12 @@ export function decodeChildName(name: string): DecodedRegistration | undefined {
   const encoded = name.slice(match[0].length, match[0].length + length);
   if (encoded.length !== length || !/^[A-Za-z0-9_=-]*$/.test(encoded)) return undefined;
   return decodeRegistration(Buffer.from(encoded.replace(/-/g, '+').replace(/_/g, '/'), 'base64'));
+}
+
+/** A label value upstream writes: a scalar of at most 256 characters, no control characters. */
+export function isLabelValue(v: unknown): v is LabelValue {
+  if (v === null || typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v))) return true;
+  return typeof v === 'string' && v.length <= 256 && !/[\x00-\x1f\x7f-\x9f\u2028\u2029]/.test(v);
 }
 
 function refuse(reason: string): DecodedRegistration {

@@ -8,5 +8,9 @@ export interface Registration {
   readonly name: string;
   readonly weight?: number;
   readonly haproxy_server_options?: string;
-  readonly labels?: { readonly [key: string]: string };
+  /** Upstream writes whatever the config holds; scalars are accepted (compared as text by label filters). */
+  readonly labels?: { readonly [key: string]: LabelValue };
 }
+
+/** A label's value: upstream's YAML/JSON configs give strings, numbers, booleans or null. */
+export type LabelValue = string | number | boolean | null;

@@ -27,9 +27,13 @@ export interface SynapseDiscoveryConfig {
 }
 
 export interface SynapseServiceHaproxyConfig {
-  /** Local port; the article's example writes it as a string. */
-  readonly port?: number | string;
+  /** Local port; the article's example writes it as a string. `null`: the bind address alone (a unix socket). */
+  readonly port?: number | string | null;
   readonly bind_address?: string;
+  /** Appended to the `bind` line (ssl, crt, accept-proxy, ...). */
+  readonly bind_options?: string;
+  /** Lines added to the shared frontend (`haproxy.shared_frontend` must exist). */
+  readonly shared_frontend?: string[];
   readonly server_options?: string;
   readonly listen?: string[];
   readonly frontend?: string[];
@@ -56,10 +60,14 @@ export interface SynapseHaproxyConfig {
   readonly do_writes?: boolean;
   readonly do_reloads?: boolean;
   readonly do_socket?: boolean;
+  /** Apply the weights of registrations (upstream default false). */
+  readonly use_nerve_weights?: boolean;
   readonly state_file_path?: string;
   /** Seconds between reloads at most. Upstream default 2. */
   readonly restart_interval?: number;
   readonly bind_address?: string;
+  /** Lines of the `frontend shared-frontend` section, which services add their own lines to. */
+  readonly shared_frontend?: string[];
   /** Our agent's extension: the master CLI socket of a master-worker HAProxy. */
   readonly master_socket_file_path?: string;
 }
