@@ -307,6 +307,8 @@ export class HaproxySidecar extends Construct {
         execStart: this.agentCommand('nerve', NERVE_CONFIG),
         credentials: nerveCredentials,
       }),
+      // nerve takes a new configuration on SIGHUP; credentials and the program only at start.
+      startInputs: [...nerveCredentials.map((c) => c.path), this.agentProgram('nerve')],
     });
     // A provided port is open to the hosts that consume the service (and its clientNetworks) and
     // closed to everyone else; consumers added later widen the rule (see addSynapseAndHaproxy).
@@ -488,9 +490,11 @@ export class HaproxySidecar extends Construct {
   }
 
   private agentCommand(agent: 'nerve' | 'synapse', configPath: string): string {
-    return this.runtime.kind === AgentRuntimeKind.NODE
-      ? `${AGENTS_COMMAND} ${agent} --config ${configPath}`
-      : `/usr/local/bin/${agent} --config ${configPath}`;
+    return this.runtime.kind === AgentRuntimeKind.NODE ? `${AGENTS_COMMAND} ${agent} --config ${configPath}` : `${this.agentProgram(agent)} --config ${configPath}`;
+  }
+
+  private agentProgram(agent: 'nerve' | 'synapse'): string {
+    return this.runtime.kind === AgentRuntimeKind.NODE ? AGENTS_COMMAND : `/usr/local/bin/${agent}`;
   }
 }
 

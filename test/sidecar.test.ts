@@ -72,6 +72,10 @@ describe('HaproxySidecar on the article topology', () => {
     expect(steps).toContain(`archive=/var/lib/smartstack/agents/${sha256}.tgz`);
     expect(steps).not.toContain('npm install');
     expect(doc.runcmd).toEqual([['sh', '/usr/lib/smartstack/host-steps.sh']]);
+    // An apply reloads nerve (SIGHUP keeps unchanged registrations) unless what it reads only at start changed.
+    expect(unit).toContain('ExecReload=/bin/kill -HUP $MAINPID');
+    expect(steps).toContain('restart_or_reload smartstack-nerve.service /etc/smartstack/credentials/zookeeper-zk-registrar-user-service.json /usr/local/bin/smartstack');
+    expect(steps).not.toMatch(/^run systemctl restart .*smartstack-nerve/m);
     // Open to the consumer (web1, whose sidecar came later), not to the whole network.
     expect(fileContent(text, '/etc/smartstack/nftables.nft')).toContain(
       'tcp dport { 8080 } ip saddr { 10.10.0.30/32 } accept comment "smartstack user-service provided"',

@@ -62,6 +62,13 @@ export interface SystemdUnit {
    * @default true
    */
   readonly restartOnApply?: boolean;
+  /**
+   * Files the unit reads only when it starts (credentials, the program a link points to). With
+   * this set an apply reloads the unit (its `ExecReload` must apply a new configuration) and
+   * restarts it only when its unit file or one of these files changed since the last apply.
+   * @default - restarted on each apply, as `restartOnApply` says
+   */
+  readonly startInputs?: string[];
 }
 
 /** An nftables rule that opens TCP ports to some sources and closes them to everyone else. */
@@ -150,6 +157,7 @@ export class CloudConfig {
     safe('unit.name', unit.name, 'unitName');
     if (typeof unit.content !== 'string') throw fail('unit.content', unit.content, 'expected a string');
     this.checkLiteralText('unit.content', unit.content);
+    (unit.startInputs ?? []).forEach((path, i) => safe(`unit.startInputs[${i}]`, path, 'filePath'));
     this.rendered = undefined;
     if (this.units.has(unit.name)) {
       throw new Error(`CloudConfig: systemd unit ${unit.name} is added twice`);
@@ -279,7 +287,8 @@ export class CloudConfig {
         })),
         steps: this.steps.map((step) => ({ quotedDescription: shellQuote(step.description), script: step.script })),
         units: units.map((u) => u.name),
-        restart: units.filter((u) => u.restartOnApply ?? true).map((u) => u.name),
+        restart: units.filter((u) => (u.restartOnApply ?? true) && u.startInputs === undefined).map((u) => u.name),
+        reloaded: units.filter((u) => u.startInputs !== undefined).map((u) => ({ name: u.name, inputs: u.startInputs })),
       }),
     });
     files.sort((a, b) => a.path.localeCompare(b.path));
