@@ -1,7 +1,7 @@
 import { randomBytes } from 'crypto';
 import { mkdtempSync } from 'fs';
 import { join } from 'path';
-import { Fleet, FleetHost, fleetPrerequisites, TerraformCommandResult, TerraformWorkspace } from '../lib/fleet';
+import { Fleet, FleetHost, fleetPrerequisites, resourceSeconds, TerraformCommandResult, TerraformWorkspace } from '../lib/fleet';
 import { FLEET_HOSTS, synthesizeFleetStack, userServiceUnit } from './support/fleet-stack';
 import { terraformAvailable } from './support/terraform-offline';
 
@@ -84,7 +84,8 @@ describeFleet('terraform apply of the default topology onto real Debian 12 hosts
       variables: { ssh_private_key: fleet.sshPrivateKey, zk_secret: zkSecret },
     });
     firstApply = await workspace.apply();
-    timings.push(`first apply: ${firstApply.seconds.toFixed(0)} s (exit ${firstApply.exitCode})`);
+    const perHost = Object.entries(resourceSeconds(firstApply.output)).map(([r, sec]) => `${r.replace(/^terraform_data\./, '').replace(/_[0-9A-F]{8}$/, '')} ${sec} s`);
+    timings.push(`first apply: ${firstApply.seconds.toFixed(0)} s (exit ${firstApply.exitCode}); each: ${perHost.join(', ')}`);
   }, 30 * MINUTE);
 
   afterAll(async () => {
