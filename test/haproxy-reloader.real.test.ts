@@ -49,7 +49,7 @@ describe('HaproxyReloader', () => {
       expect((await haproxy.processes()).reloads).toBe(1);
       expect(readFileSync(haproxy.stateFile, 'utf8')).toMatch(/^1\n# be_id/);
       const servers = await haproxy.runtime.serversState('users');
-      expect(servers.map((s) => `${s.server} ${s.address}`)).toEqual(['slot1 10.0.0.1', 'slot2 0.0.0.0', 'slot3 10.0.0.3', 'slot4 0.0.0.0']);
+      expect(servers.map((s) => `${s.server} ${s.address}`)).toEqual(['slot1 10.0.0.1', 'slot2 127.0.0.1', 'slot3 10.0.0.3', 'slot4 127.0.0.1']);
     } finally {
       await haproxy.stop();
     }

@@ -25,7 +25,13 @@ export function slotName(n: number): string {
   return `slot${n}`;
 }
 
-const EMPTY_SLOT_ADDRESS = '0.0.0.0:0';
+/**
+ * Where an empty slot points: a real address and port, never `0.0.0.0:0`. A server whose port is 0
+ * (or `+N`/`-N`) is a port-offset server — HAProxy connects to the frontend's port plus its port —
+ * and once a reload restored a port onto it from the server-state file, `set server … port P`
+ * answers "no need to change the port" and traffic goes to frontend port + P.
+ */
+export const EMPTY_SLOT_ADDRESS = '127.0.0.1:1';
 
 /**
  * Renders haproxy.cfg for a sidecar: the bootstrap file (pass `{}`: each service gets its
