@@ -262,23 +262,31 @@ export function serverStateFilePath(config: SynapseConfig): string | undefined {
 }
 
 /**
- * The per-instance options each slot of a backend was rendered with, read back from a file this
- * renderer wrote (the inverse of the server lines above). Slots without any are left out.
+ * How each slot of a backend is written in a config file this renderer wrote (the inverse of the
+ * server lines above): its option text — the service's `server_options` and the instance's, without
+ * ` disabled` and the weight — and whether it is a port-offset server (port 0, `+N`, `-N` or none:
+ * HAProxy adds the frontend's port), which an older version wrote for empty slots.
  */
-export function renderedSlotOptions(configText: string, backendName: string, serverOptions: string | undefined): Map<number, string> {
-  const result = new Map<number, string>();
+export function renderedSlots(configText: string, backendName: string): Map<number, { options: string; portOffset: boolean }> {
+  const result = new Map<number, { options: string; portOffset: boolean }>();
   const lines = configText.split('\n');
   const start = lines.indexOf(`backend ${backendName}`);
   if (start < 0) return result;
-  const shared = serverOptions ? ` ${serverOptions}` : '';
   for (const line of lines.slice(start + 1)) {
     if (!line.startsWith('  ')) break;
     const m = /^  server slot([0-9]+) (\S+)(.*)$/.exec(line);
     if (!m) continue;
-    let rest = m[3];
-    if (rest.startsWith(shared)) rest = rest.slice(shared.length);
-    rest = rest.replace(/ disabled$/, '').replace(/ weight [0-9]+$/, '').trim();
-    if (rest !== '') result.set(Number(m[1]), rest);
+    const port = /:([+-]?[0-9]*)$/.exec(m[2])?.[1] ?? '';
+    const portOffset = port === '' || /^[+-]/.test(port) || Number(port) === 0;
+    result.set(Number(m[1]), { options: slotOptionText(m[3]), portOffset });
   }
   return result;
+}
+
+/**
+ * The option text of a server line after its address, as {@link renderedSlots} compares it: without
+ * a trailing ` disabled` and weight, spaces collapsed.
+ */
+export function slotOptionText(rest: string): string {
+  return rest.replace(/\s+/g, ' ').trim().replace(/ ?\bdisabled$/, '').replace(/ ?\bweight [0-9]+$/, '').trim();
 }
