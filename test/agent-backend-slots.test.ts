@@ -1,6 +1,7 @@
 import { DesiredServer, planBackend, slotCountFor, slotDifferences, SlotState, SlotTarget } from '../lib/agent/backend-slots';
 import { parseServersState } from '../lib/agent/haproxy-runtime';
 import { renderedSlots, renderHaproxyConfig } from '../lib/render/haproxy-config';
+import { SynapseConfig } from '../lib/schema/synapse-config';
 
 function slot(index: number, host: string, port: number, inService: boolean, options = '', portOffset = false): SlotState {
   return { index, server: `slot${index}`, host, port, inService, up: inService, weight: 1, initialWeight: 1, rendered: { options, portOffset } };
@@ -80,7 +81,7 @@ test('renderedSlots reads back the options the renderer wrote, and finds port-of
 
 test('a file rendered from the same config fits its servers: no reload for spacing or a weight in the options', () => {
   const shared = 'check  inter 2s';
-  const config = {
+  const config: SynapseConfig = {
     services: { users: { discovery: { method: 'zookeeper', path: '/u', hosts: ['127.0.0.1:2181'] }, haproxy: { port: 3210, server_options: shared, server_slots: 3 } } },
     haproxy: {},
   };

@@ -126,6 +126,14 @@ describe('synapse keeps HAProxy exact across restarts, reloads and config change
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
+  /** The `rise` HAProxy runs for each slot in service (`show stat` check_rise), not what the file says. */
+  async function runningRise(): Promise<number[]> {
+    const [header, ...rows] = (await haproxy.runtime.command('show stat')).split('\n').map((l) => l.replace(/^# /, '').split(','));
+    const col = (name: string) => header.indexOf(name);
+    const inService = (await servers()).filter(isInService).map((s) => s.server);
+    return rows.filter((r) => r[col('pxname')] === 'users' && inService.includes(r[col('svname')])).map((r) => Number(r[col('check_rise')]));
+  }
+
   test('a health-check change applied as a deploy does (synapse restarted while one provider re-registers) fails no request', async () => {
     const loop = startRequestLoop(LOCAL.host, LOCAL.port, { maxRequests: 6000, maxDurationMs: 60000, pauseMs: 5 });
     await synapse!.stop('SIGKILL');
@@ -137,7 +145,7 @@ describe('synapse keeps HAProxy exact across restarts, reloads and config change
     await new Promise((r) => setTimeout(r, 1000));
     await register(a, 'app1');
     await eventually('both providers up with the new check', async () => (
-      (await upServers()).join() === both().join() && slotLines().filter((l) => l.includes('rise 3')).length === SLOTS ? true : undefined
+      (await upServers()).join() === both().join() && slotLines().filter((l) => l.includes('rise 3')).length === SLOTS && (await runningRise()).join() === '3,3' ? true : undefined
     ), 30000);
     await new Promise((r) => setTimeout(r, 300));
     const result = await loop.stop();
@@ -148,6 +156,25 @@ describe('synapse keeps HAProxy exact across restarts, reloads and config change
     expect((await servers()).length).toBe(SLOTS);
     expect(slotLines().length).toBe(SLOTS);
     expect(restarted.logs().filter((r) => r.level === 'error')).toEqual([]);
+  });
+
+  test('a health-check change while every registration is gone for a moment reaches HAProxy, with no request failed', async () => {
+    const loop = startRequestLoop(LOCAL.host, LOCAL.port, { maxRequests: 6000, maxDurationMs: 60000, pauseMs: 5 });
+    await synapse!.stop('SIGKILL');
+    writeSynapseConfig(haproxy, 3);
+    // Both providers' nerve restart: the path is empty, so synapse keeps the servers it finds.
+    await Promise.all([deregister(a), deregister(b)]);
+    const restarted = startSynapse();
+    await restarted.waitForLog((r) => r.msg === 'haproxy reloaded for a new config shape');
+    expect(await runningRise()).toEqual([2, 2].map(() => 3));
+    await register(a, 'app1');
+    await register(b, 'app2');
+    await restarted.waitForLog((r) => r.msg === 'instances changed' && Array.isArray(r.servers) && r.servers.length === 2);
+    await eventually('both providers up with the new check', async () => ((await upServers()).join() === both().join() ? true : undefined), 30000);
+    const result = await loop.stop();
+    expect(result.failures).toEqual([]);
+    expect(await runningRise()).toEqual([3, 3]);
+    expect((await servers()).length).toBe(SLOTS);
   });
 
   test('while ZooKeeper does not answer, a restarted synapse changes nothing; then it follows the registry', async () => {
@@ -191,6 +218,31 @@ describe('synapse keeps HAProxy exact across restarts, reloads and config change
     }
     const result = await loop.stop();
     expect(result.failures).toEqual([]);
+  });
+
+  test('providers replaced by a new one: the old ones serve until the new one passes its checks', async () => {
+    // The new instance is registered but does not pass HAProxy's checks yet.
+    const c = await startBackend('127.0.12.23', PROVIDER_PORT, false);
+    try {
+      const loop = startRequestLoop(LOCAL.host, LOCAL.port, { maxRequests: 6000, maxDurationMs: 60000, pauseMs: 5 });
+      await register(c, 'app3');
+      const cIn = async () => (await servers()).find((s) => s.address === c.host && isInService(s));
+      await eventually('app3 in haproxy and failing its checks', async () => ((await cIn())?.operationalState === 0 ? true : undefined), 30000);
+      await Promise.all([deregister(a), deregister(b)]);
+      await synapse!.waitForLog((r) => r.msg === 'server removal deferred: no registered server passes its checks yet');
+      await new Promise((r) => setTimeout(r, 1000));
+      expect(await upServers()).toEqual(both());
+      c.setHealthy(true);
+      await eventually('only app3 in haproxy', async () => {
+        const inService = (await servers()).filter(isInService).map((s) => `${s.address}:${s.port}`);
+        return inService.join() === `${c.host}:${c.port}` && (await upServers()).join() === `${c.host}:${c.port}` ? true : undefined;
+      }, 30000);
+      const result = await loop.stop();
+      expect(result.failures).toEqual([]);
+    } finally {
+      if (nodes.has(c)) await deregister(c);
+      await c.kill();
+    }
   });
 
   test('a slot changed behind synapse\'s back is read back and set again', async () => {

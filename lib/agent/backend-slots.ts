@@ -145,6 +145,37 @@ export function planBackend(slots: SlotState[], desired: DesiredServer[], shared
 }
 
 /**
+ * Why a backend discovery has not spoken for yet (its servers stay as HAProxy has them) still needs
+ * a reload: a server in a slot rendered before the service's `server_options` changed (a new health
+ * check would otherwise never reach HAProxy), or a port-offset slot.
+ */
+export function staleSlots(slots: SlotState[], shared: string): string[] {
+  const common = slotOptions(shared, '');
+  const out: string[] = [];
+  for (const slot of slots) {
+    if (slot.rendered === undefined) continue;
+    if (slot.rendered.portOffset) out.push(`${slot.server} is a port-offset server in the running config`);
+    else if (slot.inService && slot.rendered.options !== common && !slot.rendered.options.startsWith(`${common} `)) out.push(`${slot.server} was rendered with other options`);
+  }
+  return out;
+}
+
+/**
+ * The per-instance options of a slot in service: its rendered options after the shared ones the
+ * file was written with — the options of its empty slots, or else today's `server_options`.
+ */
+export function instanceOptions(slot: SlotState, slots: SlotState[], shared: string): string {
+  const rendered = slot.rendered?.options ?? '';
+  const empty = slots.find((x) => !x.inService && x.rendered !== undefined && !x.rendered.portOffset);
+  for (const common of [empty?.rendered?.options, slotOptions(shared, '')]) {
+    if (common === undefined) continue;
+    if (rendered === common) return '';
+    if (common === '' || rendered.startsWith(`${common} `)) return rendered.slice(common === '' ? 0 : common.length + 1);
+  }
+  return '';
+}
+
+/**
  * The slot count a backend needs for `servers` servers: what it has, unless they do not fit —
  * then twice that, or more if they need more. Config changes and reloads alone never grow it.
  */

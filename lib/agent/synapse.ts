@@ -1,7 +1,7 @@
 import { promises as dns } from 'dns';
 import { readFileSync } from 'fs';
 import { CoalescedRun } from './coalesced-run';
-import { BackendPlan, DesiredServer, planBackend, slotCountFor, slotDifferences, SlotState, slotStates, SlotTarget } from './backend-slots';
+import { BackendPlan, DesiredServer, instanceOptions, planBackend, slotCountFor, slotDifferences, SlotState, slotStates, SlotTarget, staleSlots } from './backend-slots';
 import { HaproxyReloader, ReloadError } from './haproxy-reloader';
 import { HaproxyMaster, HaproxyRuntime, HaproxyServerState } from './haproxy-runtime';
 import { Logger } from './log';
@@ -9,7 +9,7 @@ import { Metrics } from './metrics';
 import { DiscoveredInstance, ZkServiceWatcher } from './zk-service-watcher';
 import { ZkSession, ZkSessionOptions } from './zk-session';
 import { registerZkSessionMetrics } from './zk-session-metrics';
-import { HaproxyServerSlot, renderedSlots, slotOptionText } from '../render/haproxy-config';
+import { HaproxyServerSlot, renderedSlots } from '../render/haproxy-config';
 import { isIpAddress } from '../schema/haproxy-safe';
 import { SynapseConfig } from '../schema/synapse-config';
 import { LoadedSynapseConfig, LoadedSynapseService } from '../schema/synapse-config-loader';
@@ -235,6 +235,7 @@ export class Synapse {
       return;
     }
     const configText = this.readConfigFile();
+    const reasons: string[] = [];
     const slots = new Map<string, SlotState[]>();
     const plans = new Map<string, BackendPlan>();
     for (const service of this.config.services) {
@@ -242,11 +243,13 @@ export class Synapse {
       const current = slotStates(states.filter((x) => x.backend === service.backendName), rendered);
       slots.set(service.name, current);
       const desired = this.desired.get(service.name);
-      if (desired === undefined) continue;
+      if (desired === undefined) {
+        reasons.push(...staleSlots(current, this.serverOptions(service) ?? '').map((r) => `${service.name}: ${r}`));
+        continue;
+      }
       plans.set(service.name, planBackend(current, desired, this.serverOptions(service) ?? ''));
     }
 
-    const reasons: string[] = [];
     let deferred = false;
     for (const service of this.config.services) {
       const plan = plans.get(service.name);
@@ -403,7 +406,7 @@ function placedBackends(services: LoadedSynapseService[], slots: Map<string, Slo
     const shared = config.services[service.name]?.haproxy?.server_options ?? '';
     const placed = plan
       ? plan.placement.map(({ slot, server }) => ({ slot, host: server.host, port: server.port, weight: server.weight, options: server.options }))
-      : current.filter((x) => x.inService).map((x) => ({ slot: x.index, host: x.host, port: x.port, weight: x.weight, options: instanceOptions(x.rendered?.options ?? '', shared) }));
+      : current.filter((x) => x.inService).map((x) => ({ slot: x.index, host: x.host, port: x.port, weight: x.weight, options: instanceOptions(x, current, shared) }));
     const taken = new Set(placed.map((p) => p.slot));
     let next = 0;
     const freeSlot = (): number => {
@@ -422,13 +425,6 @@ function placedBackends(services: LoadedSynapseService[], slots: Map<string, Slo
     }));
   }
   return { backends, counts };
-}
-
-/** A slot's per-instance options: its rendered options after the service's `server_options`. */
-function instanceOptions(rendered: string, shared: string): string {
-  const common = slotOptionText(shared);
-  if (common === '') return rendered;
-  return rendered === common ? '' : rendered.startsWith(`${common} `) ? rendered.slice(common.length + 1) : '';
 }
 
 /** An IP address for a registration's host; hostnames are looked up (the socket takes addresses only). */
