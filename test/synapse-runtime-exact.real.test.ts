@@ -9,7 +9,7 @@ import { readFileSync, rmSync, writeFileSync, mkdtempSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
 import { HaproxyServerState, isInService } from '../lib/agent/haproxy-runtime';
-import { CreateMode, ZkSession } from '../lib/agent/zk-session';
+import { CreateMode, ZkPermission, ZkSession } from '../lib/agent/zk-session';
 import { renderHaproxyConfig } from '../lib/render/haproxy-config';
 import { loadSynapseConfig } from '../lib/schema/synapse-config-loader';
 import { startBackend, TestBackend } from './support/agent-backend';
@@ -35,9 +35,10 @@ describe('synapse keeps HAProxy exact across restarts, reloads and config change
   const nodes = new Map<TestBackend, string>();
   const agents: AgentProcess[] = [];
 
-  function writeSynapseConfig(paths: HaproxyPaths, rise: number): void {
+  function writeSynapseConfig(paths: HaproxyPaths, rise: number, more: object = {}): void {
     writeFileSync(configFile, JSON.stringify({
       services: {
+        ...more,
         users: {
           discovery: { method: 'zookeeper', path: '/services/users', hosts: cluster.connectString.split(',') },
           haproxy: {
@@ -198,6 +199,39 @@ describe('synapse keeps HAProxy exact across restarts, reloads and config change
 
     expect(result.failures).toEqual([]);
     expect(restarted.logs().filter((r) => r.level === 'error')).toEqual([]);
+  });
+
+  test('a restarted synapse removes nothing until every service it watches has been listed, but adds', async () => {
+    // A second consumed service whose path this reader may not list (NoAuth) until it is replaced.
+    await zk.create('/services/orders', Buffer.alloc(0), CreateMode.PERSISTENT, [{ perms: ZkPermission.CREATE | ZkPermission.DELETE, scheme: 'world', id: 'anyone' }]);
+    const c = await startBackend('127.0.12.23', PROVIDER_PORT);
+    try {
+      await synapse!.stop('SIGKILL');
+      writeSynapseConfig(haproxy, 2, {
+        orders: {
+          discovery: { method: 'zookeeper', path: '/services/orders', hosts: cluster.connectString.split(',') },
+          haproxy: { port: LOCAL.port + 1, bind_address: LOCAL.host, server_options: 'check inter 200ms', server_slots: 2 },
+        },
+      });
+      await deregister(a);
+      const restarted = startSynapse();
+      await restarted.waitForLog((r) => r.msg === 'until every service has been listed once, synapse only adds servers');
+      await register(c, 'app3');
+      await eventually('app3 added', async () => ((await upServers()).includes(`${c.host}:${c.port}`) ? true : undefined), 30000);
+      await new Promise((r) => setTimeout(r, 1000));
+      // app1's registration is gone, but orders has not been listed: app1 stays.
+      expect(await upServers()).toEqual([...both(), `${c.host}:${c.port}`].sort());
+      expect(restarted.logs().some((r) => r.msg === 'server removed')).toBe(false);
+
+      await zk.remove('/services/orders');
+      await eventually('app1 out once every service is listed', async () => (
+        (await upServers()).join() === [`${b.host}:${b.port}`, `${c.host}:${c.port}`].sort().join() ? true : undefined
+      ), 30000);
+    } finally {
+      if (nodes.has(c)) await deregister(c);
+      await c.kill();
+      await zk.remove('/services/orders').catch(() => undefined);
+    }
   });
 
   test('repeated config changes, synapse restarts and HAProxy reloads keep the slot count', async () => {

@@ -1,7 +1,7 @@
 import { promises as dns } from 'dns';
 import { readFileSync } from 'fs';
 import { CoalescedRun } from './coalesced-run';
-import { BackendPlan, DesiredServer, instanceOptions, planBackend, slotCountFor, slotDifferences, SlotState, slotStates, SlotTarget, staleSlots } from './backend-slots';
+import { BackendPlan, DesiredServer, instanceOptions, planBackend, serverKey, slotCountFor, slotDifferences, SlotState, slotStates, SlotTarget, staleSlots } from './backend-slots';
 import { HaproxyReloader, ReloadError } from './haproxy-reloader';
 import { HaproxyMaster, HaproxyRuntime, HaproxyServerState } from './haproxy-runtime';
 import { Logger } from './log';
@@ -60,11 +60,13 @@ export class Synapse {
   /** Per service: the latest discovery report, so a slower older one is dropped. */
   private readonly reports = new Map<string, number>();
   /**
-   * Services listed at least once since start. Until every one is, HAProxy is left as it is: a
+   * Services listed at least once since start. Until every one is, servers are only added: a
    * restarted synapse starts from what HAProxy serves and removes nothing on a partial view.
    */
   private readonly listed = new Set<string>();
   private waitingLogged = false;
+  /** Removals put off until a wanted server passes its checks (`backend/slot host:port`), logged once each. */
+  private readonly deferredRemovals = new Set<string>();
   /** The reasons of the last reload synapse made, until a sync finds none. */
   private reloadedFor?: string;
   private unfixedLogged = false;
@@ -225,14 +227,13 @@ export class Synapse {
         throw new Error(`haproxy admin socket: ${(e as Error).message}`);
       }
     }
-    if (this.config.services.some((s) => !this.listed.has(s.name))) {
-      if (!this.waitingLogged) {
-        this.options.log.info('waiting until every service has been listed once before changing haproxy', {
-          waiting: this.config.services.filter((s) => !this.listed.has(s.name)).map((s) => s.name),
-        });
-      }
+    // Until every service has been listed once, servers are only added: nothing is removed or reloaded.
+    const complete = this.config.services.every((s) => this.listed.has(s.name));
+    if (!complete && !this.waitingLogged) {
+      this.options.log.info('until every service has been listed once, synapse only adds servers', {
+        waiting: this.config.services.filter((s) => !this.listed.has(s.name)).map((s) => s.name),
+      });
       this.waitingLogged = true;
-      return;
     }
     const configText = this.readConfigFile();
     const reasons: string[] = [];
@@ -258,7 +259,7 @@ export class Synapse {
       const b = service.backendName;
       // A reload renders the servers as planned, so servers it drops are not removed first.
       const reloading = plan.overflow.length > 0 || plan.stale.length > 0;
-      if (plan.overflow.length > 0) reasons.push(`${service.name}: ${plan.overflow.length} server(s) without a fitting free slot`);
+      if (plan.overflow.length > 0) reasons.push(`${service.name}: ${plan.overflow.map(serverKey).join(' ')} without a fitting free slot`);
       reasons.push(...plan.stale.map((r) => `${service.name}: ${r}`));
       // Make before break: while no wanted server passes its checks, one that does stays in service.
       const wantedUp = (slots.get(service.name) ?? []).some((x) => x.inService && x.up && plan.placement.some((p) => p.slot === x.index));
@@ -278,13 +279,16 @@ export class Synapse {
         } else if (change.kind === 'weight') {
           await this.runtime!.setServerWeight(b, s, change.weight);
           log.info('server weight changed', { slot: s, weight: change.weight });
-        } else if (reloading) {
+        } else if (reloading || !complete) {
           continue;
         } else if (change.slot.up && !wantedUp && plan.placement.length > 0) {
-          if (!deferred) log.info('server removal deferred: no registered server passes its checks yet', { slot: s, server: `${change.slot.host}:${change.slot.port}` });
+          const key = `${b}/${s} ${serverKey(change.slot)}`;
+          if (!this.deferredRemovals.has(key)) log.info('server removal deferred: no registered server passes its checks yet', { slot: s, server: serverKey(change.slot) });
+          this.deferredRemovals.add(key);
           deferred = true;
           continue;
         } else {
+          this.deferredRemovals.delete(`${b}/${s} ${serverKey(change.slot)}`);
           await this.runtime!.setServerState(b, s, 'maint');
           targets.set(s, 'out');
           log.info('server removed', { slot: s, server: `${change.slot.host}:${change.slot.port}` });
@@ -297,6 +301,7 @@ export class Synapse {
       this.inService.set(service.name, plan.placement.length);
     }
 
+    if (!complete) return;
     if (reasons.length > 0) {
       const key = reasons.join('\n');
       if (key === this.reloadedFor) {
