@@ -41,7 +41,7 @@ const PROVIDERS = ['stable1', 'stable2', 'churn1'];
 const ADDRESSES = ['127.0.0.91', '127.0.0.92', '127.0.0.93'];
 const DISCOVERY_PATH = `/services/${SERVICE}`;
 
-interface Agent {
+export interface Agent {
   readonly name: string;
   readonly child: ChildProcess;
   log(): string;
@@ -49,7 +49,7 @@ interface Agent {
 }
 
 /** Runs `smartstack <agent> --config <file>` from the transpiled tree (a host runs built JavaScript, not ts-node). */
-function startAgent(jsRoot: string, name: string, agent: 'nerve' | 'synapse', config: string): Agent {
+export function startAgent(jsRoot: string, name: string, agent: 'nerve' | 'synapse', config: string): Agent {
   const child = spawn(process.execPath, [join(jsRoot, 'lib', 'cli', 'main.js'), agent, '--config', config, '--log-level', 'info'], {
     cwd: REPO_ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -76,8 +76,8 @@ describe('renderHaproxyConfig output passes haproxy -c', () => {
       const servers = await haproxy.runtime.serversState('users');
       expect(servers.map((s) => [s.server, s.address, s.port, isInService(s)])).toEqual([
         ['slot1', '127.0.0.1', 1, true],
-        ['slot2', '0.0.0.0', 0, false],
-        ['slot3', '0.0.0.0', 0, false],
+        ['slot2', '127.0.0.1', 1, false],
+        ['slot3', '127.0.0.1', 1, false],
       ]);
       const procs = await haproxy.processes();
       expect(procs.reloads).toBe(0);

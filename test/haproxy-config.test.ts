@@ -22,7 +22,7 @@ describe('renderHaproxyConfig', () => {
     const text = renderHaproxyConfig(config(), {});
     expect(text).toContain('  bind 127.0.0.1:3210\n');
     expect(text).toContain('  server slot1 127.0.0.1:8080 check inter 2s\n');
-    expect(text).toContain('  server slot4 0.0.0.0:0 check inter 2s disabled\n');
+    expect(text).toContain('  server slot4 127.0.0.1:1 check inter 2s disabled\n');
     expect(text).not.toContain('slot5');
     expect(text).toContain('  stats socket /run/haproxy/admin.sock mode 600 level admin expose-fd listeners\n');
     expect(text).toContain('  server-state-file /var/lib/haproxy/state\n');
@@ -60,7 +60,7 @@ describe('renderHaproxyConfig', () => {
     });
     expect(text).toContain('server slot1 10.0.0.1:81 check inter 2s\n');
     expect(text).toContain('server slot2 10.0.0.2:80 check inter 2s weight 50\n');
-    expect(text).toContain('server slot5 0.0.0.0:0 check inter 2s disabled\n');
+    expect(text).toContain('server slot5 127.0.0.1:1 check inter 2s disabled\n');
     expect(text).toContain('server slot6 10.0.0.6:86 check inter 2s backup\n');
   });
 

@@ -2,6 +2,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
 import { HaproxyReloader, ReloadError } from '../lib/agent/haproxy-reloader';
+import { isInService } from '../lib/agent/haproxy-runtime';
 import { Logger } from '../lib/agent/log';
 import { renderHaproxyConfig } from '../lib/render/haproxy-config';
 import { parseSynapseConfig } from '../lib/schema/synapse-config-loader';
@@ -49,7 +50,30 @@ describe('HaproxyReloader', () => {
       expect((await haproxy.processes()).reloads).toBe(1);
       expect(readFileSync(haproxy.stateFile, 'utf8')).toMatch(/^1\n# be_id/);
       const servers = await haproxy.runtime.serversState('users');
-      expect(servers.map((s) => `${s.server} ${s.address}`)).toEqual(['slot1 10.0.0.1', 'slot2 0.0.0.0', 'slot3 10.0.0.3', 'slot4 0.0.0.0']);
+      expect(servers.map((s) => `${s.server} ${s.address}`)).toEqual(['slot1 10.0.0.1', 'slot2 127.0.0.1', 'slot3 10.0.0.3', 'slot4 127.0.0.1']);
+    } finally {
+      await haproxy.stop();
+    }
+  });
+
+  test('a slot the new file leaves empty does not come back in service from the server-state file', async () => {
+    const port = await freePort();
+    let file: object = {};
+    const haproxy = await startHaproxy((p) => {
+      file = synapseFile(port, p.configPath, { do_socket: true, socket_file_path: p.adminSocket, master_socket_file_path: p.masterSocket, state_file_path: p.stateFile });
+      return renderHaproxyConfig(parseSynapseConfig(file).config, {});
+    });
+    try {
+      // slot2 is in service at run time; the new file places only slot1.
+      await haproxy.runtime.setServerAddress('users', 'slot2', '10.0.0.2', 8080);
+      await haproxy.runtime.setServerState('users', 'slot2', 'ready');
+      const reloader = new HaproxyReloader(parseSynapseConfig(file), haproxy.runtime, haproxy.master, quiet);
+      await reloader.reload({ users: [{ slot: 1, host: '10.0.0.1', port: 80 }] }, { users: 2 });
+      const servers = await haproxy.runtime.serversState('users');
+      expect(servers.map((s) => [s.server, `${s.address}:${s.port}`, isInService(s)])).toEqual([
+        ['slot1', '10.0.0.1:80', true],
+        ['slot2', '127.0.0.1:1', false],
+      ]);
     } finally {
       await haproxy.stop();
     }

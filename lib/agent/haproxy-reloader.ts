@@ -37,7 +37,7 @@ export class HaproxyReloader {
   public async reload(backends: { [service: string]: HaproxyServerSlot[] }, slotCounts: { [service: string]: number }): Promise<void> {
     const h = this.config.haproxy;
     const target = this.writableConfigPath();
-    await this.writeChecked(target, this.render(backends, slotCounts), () => this.dumpServerState());
+    await this.writeChecked(target, this.render(backends, slotCounts), () => this.dumpServerState(backends));
     if (!h.doReloads) {
       this.log.warn('haproxy.cfg written; not reloading because haproxy.do_reloads is false', { path: target });
       return;
@@ -117,15 +117,41 @@ export class HaproxyReloader {
     }
   }
 
-  /** Saves `show servers state` where the new workers load it, so health and weights carry over. */
-  private async dumpServerState(): Promise<void> {
+  /**
+   * Saves `show servers state` where the new workers load it, so health and weights carry over —
+   * only for the slots the new file fills with the same address and port. A slot it leaves empty
+   * must not take the old server's port and state from the file: HAProxy 2.6 would put that port
+   * on the placeholder address and the slot back in service.
+   */
+  private async dumpServerState(backends: { [service: string]: HaproxyServerSlot[] }): Promise<void> {
     const path = serverStateFilePath(this.config.config);
     if (path === undefined || this.runtime === undefined) return;
-    const state = await this.runtime.serversStateFile();
+    const state = keepPlacedServers(await this.runtime.serversStateFile(), this.config, backends);
     const temp = `${path}.${process.pid}.new`;
     await fs.writeFile(temp, state);
     await fs.rename(temp, path);
   }
+}
+
+/**
+ * The lines of a `show servers state` dump worth loading after a reload: servers of other backends
+ * as they are, and our slots only where the new file places a server at the same address and port.
+ */
+export function keepPlacedServers(dump: string, config: LoadedSynapseConfig, backends: { [service: string]: HaproxyServerSlot[] }): string {
+  const lines = dump.split('\n');
+  const header = (lines.find((l) => l.startsWith('# ')) ?? '').slice(2).split(' ');
+  const [be, srv, addr, port] = ['be_name', 'srv_name', 'srv_addr', 'srv_port'].map((c) => header.indexOf(c));
+  if ([be, srv, addr, port].some((i) => i < 0)) return lines.slice(0, 2).join('\n') + '\n';
+  const placed = new Map<string, Set<string>>();
+  for (const service of config.services) {
+    placed.set(service.backendName, new Set((backends[service.name] ?? []).map((x) => `slot${x.slot}@${x.host}:${x.port}`)));
+  }
+  return lines.filter((line) => {
+    if (line.startsWith('#') || line.trim() === '1' || line.trim() === '') return true;
+    const f = line.split(' ');
+    const ours = placed.get(f[be]);
+    return ours === undefined || ours.has(`${f[srv]}@${f[addr]}:${f[port]}`);
+  }).join('\n');
 }
 
 /** The config with its server lines left out: what a reload would change beyond the servers. */

@@ -3,7 +3,7 @@ import { promises as dns } from 'dns';
 import { promises as fs, readFileSync } from 'fs';
 import { join } from 'path';
 import { CoalescedRun } from './coalesced-run';
-import { BackendPlan, DesiredServer, planBackend, SlotState, slotStates } from './backend-slots';
+import { BackendPlan, DesiredServer, instanceOptions, planBackend, serverKey, slotCountFor, slotDifferences, SlotState, slotStates, SlotTarget, staleSlots } from './backend-slots';
 import { HaproxyReloader, ReloadError } from './haproxy-reloader';
 import { HaproxyMaster, HaproxyRuntime, HaproxyServerState } from './haproxy-runtime';
 import { Logger } from './log';
@@ -11,9 +11,10 @@ import { Metrics } from './metrics';
 import { DiscoveredInstance, ZkServiceWatcher } from './zk-service-watcher';
 import { ZkSession, ZkSessionOptions } from './zk-session';
 import { registerZkSessionMetrics } from './zk-session-metrics';
-import { HaproxyServerSlot, renderedSlotOptions } from '../render/haproxy-config';
+import { HaproxyServerSlot, renderedSlots } from '../render/haproxy-config';
 import { isIpAddress } from '../schema/haproxy-safe';
 import { Registration } from '../schema/registration';
+import { SynapseConfig } from '../schema/synapse-config';
 import { fillServerOptions, LoadedSynapseConfig, LoadedSynapseService } from '../schema/synapse-config-loader';
 import { readZookeeperCredentials } from '../schema/zookeeper-credentials';
 
@@ -63,6 +64,17 @@ export class Synapse {
   private readonly inService = new Map<string, number>();
   /** Per service: the latest discovery report, so a slower older one is dropped. */
   private readonly reports = new Map<string, number>();
+  /**
+   * Services listed at least once since start. Until every one is, servers are only added: a
+   * restarted synapse starts from what HAProxy serves and removes nothing on a partial view.
+   */
+  private readonly listed = new Set<string>();
+  private waitingLogged = false;
+  /** Removals put off until a wanted server passes its checks (`backend/slot host:port`), logged once each. */
+  private readonly deferredRemovals = new Set<string>();
+  /** The reasons of the last reload synapse made, until a sync finds none. */
+  private reloadedFor?: string;
+  private unfixedLogged = false;
 
   public constructor(public readonly config: LoadedSynapseConfig, private readonly options: SynapseOptions) {
     const h = config.haproxy;
@@ -170,10 +182,12 @@ export class Synapse {
     } else if (service.usePreviousBackends) {
       // An empty path is more often a discovery accident than a service with no instances.
       if (this.desired.get(service.name) !== undefined) log.warn('no registrations; keeping the previous servers (use_previous_backends)');
+      if (this.markListed(service.name)) this.schedule();
       return;
     } else {
       next = [];
     }
+    this.markListed(service.name);
     this.desired.set(service.name, next);
     log.info('instances changed', { servers: next.map((s) => `${s.host}:${s.port}`) });
     this.schedule();
@@ -183,6 +197,13 @@ export class Synapse {
         log.error('file_output: could not write the service file', { error: e });
       });
     }
+  }
+
+  /** Records a service's first listing since start; true when it is the first. */
+  private markListed(name: string): boolean {
+    if (this.listed.has(name)) return false;
+    this.listed.add(name);
+    return true;
   }
 
   /** Runs a sync soon; syncs never overlap and a request during one runs another after it. */
@@ -204,7 +225,12 @@ export class Synapse {
     }
   }
 
-  /** Reads HAProxy's slots, applies what fits through the socket, and reloads for the rest. */
+  /**
+   * Reads HAProxy's slots, applies what fits through the socket, reads back what HAProxy holds and
+   * sets again what differs, and reloads (checked, atomic) for what the socket cannot do: servers
+   * without a fitting slot, slots rendered with other options, a port-offset slot, a value that
+   * does not stick.
+   */
   private async sync(): Promise<void> {
     const metrics = this.options.metrics;
     let states: HaproxyServerState[] = [];
@@ -219,28 +245,49 @@ export class Synapse {
         throw new Error(`haproxy admin socket: ${(e as Error).message}`);
       }
     }
+    // Until every service has been listed once, servers are only added: nothing is removed or reloaded.
+    const complete = this.config.services.every((s) => this.listed.has(s.name));
+    if (!complete && !this.waitingLogged) {
+      this.options.log.info('until every service has been listed once, synapse only adds servers', {
+        waiting: this.config.services.filter((s) => !this.listed.has(s.name)).map((s) => s.name),
+      });
+      this.waitingLogged = true;
+    }
     const configText = this.readConfigFile();
+    const reasons: string[] = [];
     const slots = new Map<string, SlotState[]>();
     const plans = new Map<string, BackendPlan>();
-    let overflow = false;
     for (const service of this.config.services) {
-      const options = configText === undefined ? undefined : renderedSlotOptions(configText, service.backendName, this.serverOptions(service));
-      const current = slotStates(states.filter((x) => x.backend === service.backendName), options);
+      const rendered = configText === undefined ? undefined : renderedSlots(configText, service.backendName);
+      const current = slotStates(states.filter((x) => x.backend === service.backendName), rendered);
       slots.set(service.name, current);
       const desired = this.desired.get(service.name);
-      if (desired === undefined) continue;
-      // Without the runtime socket every server goes in by a reload.
-      const plan = planBackend(current, desired);
-      plans.set(service.name, plan);
-      if (plan.overflow.length > 0) overflow = true;
+      if (desired === undefined) {
+        reasons.push(...staleSlots(current, this.serverOptions(service) ?? '').map((r) => `${service.name}: ${r}`));
+        continue;
+      }
+      plans.set(service.name, planBackend(current, desired, this.serverOptions(service) ?? ''));
     }
 
+    let deferred = false;
     for (const service of this.config.services) {
       const plan = plans.get(service.name);
       if (!plan) continue;
       const log = this.options.log.child({ service: service.name });
+      const b = service.backendName;
+      // A reload renders the servers as planned, so servers it drops are not removed first.
+      const reloading = plan.overflow.length > 0 || plan.stale.length > 0;
+      if (plan.overflow.length > 0) reasons.push(`${service.name}: ${plan.overflow.map(serverKey).join(' ')} without a fitting free slot`);
+      reasons.push(...plan.stale.map((r) => `${service.name}: ${r}`));
+      // Make before break: while no wanted server passes its checks, one that does stays in service.
+      const wantedUp = (slots.get(service.name) ?? []).some((x) => x.inService && x.up && plan.placement.some((p) => p.slot === x.index));
+      const targets = new Map<string, SlotTarget>();
+      for (const p of plan.placement) {
+        const slot = (slots.get(service.name) ?? []).find((x) => x.index === p.slot)!;
+        targets.set(slot.server, { host: p.server.host, port: p.server.port, weight: p.server.weight ?? slot.initialWeight });
+      }
+      let changed = false;
       for (const change of plan.changes) {
-        const b = service.backendName;
         const s = change.slot.server;
         if (change.kind === 'add') {
           await this.runtime!.setServerAddress(b, s, change.server.host, change.server.port);
@@ -250,20 +297,50 @@ export class Synapse {
         } else if (change.kind === 'weight') {
           await this.runtime!.setServerWeight(b, s, change.weight);
           log.info('server weight changed', { slot: s, weight: change.weight });
+        } else if (reloading || !complete) {
+          continue;
+        } else if (change.slot.up && !wantedUp && plan.placement.length > 0) {
+          const key = `${b}/${s} ${serverKey(change.slot)}`;
+          if (!this.deferredRemovals.has(key)) log.info('server removal deferred: no registered server passes its checks yet', { slot: s, server: serverKey(change.slot) });
+          this.deferredRemovals.add(key);
+          deferred = true;
+          continue;
         } else {
+          this.deferredRemovals.delete(`${b}/${s} ${serverKey(change.slot)}`);
           await this.runtime!.setServerState(b, s, 'maint');
+          targets.set(s, 'out');
           log.info('server removed', { slot: s, server: `${change.slot.host}:${change.slot.port}` });
         }
+        changed = true;
         metrics?.counter('synapse_runtime_updates_total', 'Server changes made through the runtime socket.').inc({ service: service.name, action: change.kind });
       }
+      const unrepaired = await this.readBack(service, targets, changed ? undefined : states, log);
+      if (unrepaired.length > 0) reasons.push(`${service.name}: ${unrepaired.join(', ')} did not take the values set through the admin socket`);
       this.inService.set(service.name, plan.placement.length);
     }
 
-    if (overflow) {
-      await this.reload(slots, plans);
+    if (!complete) return;
+    if (reasons.length > 0) {
+      const key = reasons.join('\n');
+      if (key === this.reloadedFor) {
+        // The reload made for these very reasons did not cure them: another would not either.
+        if (!this.unfixedLogged) this.options.log.error('a reload did not bring haproxy in line; not reloading again for the same reasons', { reasons });
+        this.unfixedLogged = true;
+        return;
+      }
+      this.options.log.info('reloading haproxy', { reasons });
+      if (await this.reload(slots, plans)) this.reloadedFor = key;
       return;
     }
-    const { backends, counts } = placedBackends(this.config.services, slots, plans);
+    this.reloadedFor = undefined;
+    this.unfixedLogged = false;
+    if (deferred) {
+      // Checked again shortly; the file is rewritten once the removal is made.
+      clearTimeout(this.retryTimer);
+      this.retryTimer = setTimeout(() => this.schedule(), RETRY_MS);
+      return;
+    }
+    const { backends, counts } = placedBackends(this.config.services, slots, plans, this.config.config);
     const persisted = await this.reloader.persist(backends, counts);
     if (persisted === 'reload') {
       this.options.log.info('haproxy.cfg differs from synapse.conf.json beyond its servers: reloading');
@@ -271,16 +348,43 @@ export class Synapse {
     }
   }
 
-  private async reload(slots: Map<string, SlotState[]>, plans: Map<string, BackendPlan>): Promise<void> {
+  /**
+   * Reads back a backend's servers (or uses `known`, read before any change) and sets again every
+   * slot that differs from its target. Returns the slots that still differ after that.
+   */
+  private async readBack(service: LoadedSynapseService, targets: Map<string, SlotTarget>, known: HaproxyServerState[] | undefined, log: Logger): Promise<string[]> {
+    if (!this.runtime || targets.size === 0) return [];
+    const b = service.backendName;
+    const read = async () => known?.filter((x) => x.backend === b) ?? this.runtime!.serversState(b);
+    const diffs = slotDifferences(targets, await read());
+    if (diffs.length === 0) return [];
+    log.warn('haproxy holds other servers than synapse set; setting them again', {
+      slots: diffs.map((d) => `${d.server}: want ${d.want === 'out' ? 'out of service' : `${d.want.host}:${d.want.port} weight ${d.want.weight}`}, have ${d.have.host}:${d.have.port} admin ${d.have.adminState} weight ${d.have.weight}`),
+    });
+    this.options.metrics?.counter('synapse_runtime_repairs_total', 'Slots that HAProxy held otherwise than set, set again.').inc({ service: service.name }, diffs.length);
+    for (const d of diffs) {
+      if (d.want === 'out') {
+        await this.runtime.setServerState(b, d.server, 'maint');
+      } else {
+        await this.runtime.setServerAddress(b, d.server, d.want.host, d.want.port);
+        await this.runtime.setServerWeight(b, d.server, d.want.weight);
+        await this.runtime.setServerState(b, d.server, 'ready');
+      }
+    }
+    return slotDifferences(targets, await this.runtime.serversState(b)).map((d) => d.server);
+  }
+
+  /** Reloads with every server in its slot; false when the rate limit put it off. */
+  private async reload(slots: Map<string, SlotState[]>, plans: Map<string, BackendPlan>): Promise<boolean> {
     const metrics = this.options.metrics;
     const wait = this.lastReloadAt + this.restartDelayMs - Date.now();
     if (wait > 0) {
       // Rate limit: the run-time part is done; the rest follows after the interval.
       clearTimeout(this.retryTimer);
       this.retryTimer = setTimeout(() => this.schedule(), wait);
-      return;
+      return false;
     }
-    const { backends, counts } = placedBackends(this.config.services, slots, plans, true);
+    const { backends, counts } = placedBackends(this.config.services, slots, plans, this.config.config);
     this.reloaded();
     try {
       await this.reloader.reload(backends, counts);
@@ -291,6 +395,9 @@ export class Synapse {
       metrics?.counter('synapse_reloads_total', 'HAProxy reloads by result.').inc({ result: e instanceof ReloadError ? e.stage : 'error' });
       throw e;
     }
+    // The new worker's servers are read back and repaired like any other change.
+    this.schedule();
+    return true;
   }
 
   private reloaded(): void {
@@ -318,7 +425,7 @@ export class Synapse {
       const desired = this.desired.get(service.name);
       if (desired !== undefined) plans.set(service.name, planBackend([], desired));
     }
-    const { backends, counts } = placedBackends(this.config.services, new Map(), plans, true);
+    const { backends, counts } = placedBackends(this.config.services, new Map(), plans, this.config.config);
     for (const service of this.config.services) {
       // Left out, a backend gets its default_servers from the renderer.
       if (!plans.has(service.name)) delete backends[service.name];
@@ -353,22 +460,29 @@ export class Synapse {
 
 /**
  * Every backend's servers in their slots: as planned where discovery has spoken, as HAProxy has
- * them where it has not. With `grow`, servers that found no free slot go into new slots past the
- * current ones (none of which is in the state file), and the backend doubles.
+ * them where it has not. Servers without a slot take the free ones, lowest first; only when there
+ * are none does the backend grow ({@link slotCountFor}).
  */
-function placedBackends(services: LoadedSynapseService[], slots: Map<string, SlotState[]>, plans: Map<string, BackendPlan>, grow = false) {
+function placedBackends(services: LoadedSynapseService[], slots: Map<string, SlotState[]>, plans: Map<string, BackendPlan>, config: SynapseConfig) {
   const backends: { [service: string]: HaproxyServerSlot[] } = {};
   const counts: { [service: string]: number } = {};
   for (const service of services) {
     const current = slots.get(service.name) ?? [];
     const plan = plans.get(service.name);
+    const shared = config.services[service.name]?.haproxy?.server_options ?? '';
     const placed = plan
       ? plan.placement.map(({ slot, server }) => ({ slot, host: server.host, port: server.port, weight: server.weight, options: server.options }))
-      : current.filter((x) => x.inService).map((x) => ({ slot: x.index, host: x.host, port: x.port, weight: x.weight, options: x.options }));
-    let next = current.length;
-    const grown = grow ? (plan?.overflow ?? []).map((server) => ({ slot: ++next, host: server.host, port: server.port, weight: server.weight, options: server.options })) : [];
-    counts[service.name] = grown.length > 0 && current.length > 0 ? Math.max(current.length * 2, next) : Math.max(current.length, next);
-    backends[service.name] = [...placed, ...grown].map((x) => ({
+      : current.filter((x) => x.inService).map((x) => ({ slot: x.index, host: x.host, port: x.port, weight: x.weight, options: instanceOptions(x, current, shared) }));
+    const taken = new Set(placed.map((p) => p.slot));
+    let next = 0;
+    const freeSlot = (): number => {
+      do next++; while (taken.has(next));
+      return next;
+    };
+    const extra = (plan?.overflow ?? []).map((server) => ({ slot: freeSlot(), host: server.host, port: server.port, weight: server.weight, options: server.options }));
+    const all = [...placed, ...extra];
+    counts[service.name] = slotCountFor(current.length, Math.max(0, ...all.map((x) => x.slot)));
+    backends[service.name] = all.map((x) => ({
       slot: x.slot,
       host: x.host,
       port: x.port,

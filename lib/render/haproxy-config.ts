@@ -25,7 +25,13 @@ export function slotName(n: number): string {
   return `slot${n}`;
 }
 
-const EMPTY_SLOT_ADDRESS = '0.0.0.0:0';
+/**
+ * Where an empty slot points: a real address and port, never `0.0.0.0:0`. A server whose port is 0
+ * (or `+N`/`-N`) is a port-offset server — HAProxy connects to the frontend's port plus its port —
+ * and once a reload restored a port onto it from the server-state file, `set server … port P`
+ * answers "no need to change the port" and traffic goes to frontend port + P.
+ */
+export const EMPTY_SLOT_ADDRESS = '127.0.0.1:1';
 
 /**
  * Renders haproxy.cfg for a sidecar: the bootstrap file (pass `{}`: each service gets its
@@ -277,23 +283,32 @@ export function serverStateFilePath(config: SynapseConfig): string | undefined {
 }
 
 /**
- * The per-instance options each slot of a backend was rendered with, read back from a file this
- * renderer wrote (the inverse of the server lines above). Slots without any are left out.
+ * How each slot of a backend is written in a config file this renderer wrote (the inverse of the
+ * server lines above): its option text — the service's `server_options` and the instance's, without
+ * ` disabled` and the weight — and whether it is a port-offset server (port 0, `+N`, `-N` or none:
+ * HAProxy adds the frontend's port), which an older version wrote for empty slots.
  */
-export function renderedSlotOptions(configText: string, backendName: string, serverOptions: string | undefined): Map<number, string> {
-  const result = new Map<number, string>();
+export function renderedSlots(configText: string, backendName: string): Map<number, { options: string; portOffset: boolean }> {
+  const result = new Map<number, { options: string; portOffset: boolean }>();
   const lines = configText.split('\n');
   const start = lines.indexOf(`backend ${backendName}`);
   if (start < 0) return result;
-  const shared = serverOptions ? ` ${serverOptions}` : '';
   for (const line of lines.slice(start + 1)) {
     if (!line.startsWith('  ')) break;
     const m = /^  server slot([0-9]+) (\S+)(.*)$/.exec(line);
     if (!m) continue;
-    let rest = m[3];
-    if (rest.startsWith(shared)) rest = rest.slice(shared.length);
-    rest = rest.replace(/ disabled$/, '').replace(/ weight [0-9]+$/, '').trim();
-    if (rest !== '') result.set(Number(m[1]), rest);
+    const port = /:([+-]?[0-9]*)$/.exec(m[2])?.[1] ?? '';
+    const portOffset = port === '' || /^[+-]/.test(port) || Number(port) === 0;
+    result.set(Number(m[1]), { options: slotOptionText(m[3]), portOffset });
   }
   return result;
+}
+
+/**
+ * The option text of a server line after its address, as {@link renderedSlots} compares it: without
+ * a trailing ` disabled` or any `weight N` (a weight is set and read back at run time, and one in
+ * the service's `server_options` would otherwise read as the server's own), spaces collapsed.
+ */
+export function slotOptionText(rest: string): string {
+  return rest.replace(/(^|\s)weight\s+[0-9]+(?=\s|$)/g, ' ').replace(/\s+/g, ' ').trim().replace(/ ?\bdisabled$/, '').trim();
 }
