@@ -1,13 +1,15 @@
 import { provider as nullProvider, resource as nullResource } from '@cdktf/provider-null';
-import { Annotations, Lazy, TerraformResource, TerraformStack, TerraformVariable, Token } from 'cdktf';
+import { Lazy, TerraformResource, TerraformStack, TerraformVariable, Token } from 'cdktf';
 import { Construct, IConstruct } from 'constructs';
-import { cidrContains } from './address';
+import { cidrContains, unicastAddressProblem } from './address';
 import { ApplyTimeSecrets } from './cloud-init/apply-time-secrets';
 import { CloudConfig } from './cloud-init/cloud-config';
 import { HOST_FILE_PATH, renderHostFile } from './cloud-init/host-file';
 import { escapeTerraformTemplate, sha256Hex } from './render/terraform-string';
 import { renderTemplate } from './render/template';
 import { configSafe, configUnsafeReason } from './schema/config-safe';
+import { claimHostIdentity } from './stack-hosts';
+import { addConstructWarning } from './construct-warning';
 import { ValidationError } from './validation-error';
 
 /** The operating system a VDS host runs. */
@@ -135,6 +137,8 @@ export class VdsNode extends Construct {
 
     this.hostname = configSafe(fail, 'hostname', props.hostname ?? id, 'dnsLabel');
     this.privateAddress = configSafe(fail, 'privateAddress', props.privateAddress, 'ipv4');
+    const notUnicast = unicastAddressProblem(this.privateAddress);
+    if (notUnicast) throw fail('privateAddress', this.privateAddress, notUnicast);
     this.privateNetwork = props.privateNetwork ?? `${props.privateAddress.split('.').slice(0, 3).join('.')}.0/24`;
     configSafe(fail, 'privateNetwork', this.privateNetwork, 'ipv4Cidr');
     if (!cidrContains(this.privateNetwork, this.privateAddress)) {
@@ -158,8 +162,13 @@ export class VdsNode extends Construct {
     }
     this.memoryMiB = props.memoryMiB;
     this.operatingSystem = props.operatingSystem ?? OperatingSystem.DEBIAN_12;
+    if (!Object.values(OperatingSystem).includes(this.operatingSystem)) {
+      throw fail('operatingSystem', this.operatingSystem, `expected one of ${Object.keys(OperatingSystem).map((k) => `OperatingSystem.${k}`).join(', ')} (${Object.values(OperatingSystem).join(', ')})`);
+    }
     this.disks = [...(props.disks ?? [])];
     this.validateDisks(fail);
+    // Last of the checks: a rejected host claims nothing.
+    claimHostIdentity(this, this.hostname, this.privateAddress, fail);
     this.cloudConfig = new CloudConfig();
     this.cloudConfig.addFile({ path: HOST_FILE_PATH, content: renderHostFile(this) });
 
@@ -268,7 +277,7 @@ export class VdsNode extends Construct {
       if (devices.has(disk.device)) throw fail(`disks[${i}].device`, disk.device, 'two disks name this device');
       devices.add(disk.device);
       if (!STABLE_DEVICE.test(disk.device)) {
-        Annotations.of(this).addWarning(
+        addConstructWarning(this, 
           `VdsNode '${this.node.path}': disks[${i}].device = "${disk.device}" is not a stable path: kernel names such as /dev/vdb ` +
             'follow probe order and can change when disks are added or the VM restarts, and the wrong disk would be formatted ' +
             'or mounted. Use /dev/disk/by-id/... (the virtio serial) instead.',
