@@ -12,7 +12,7 @@ import { join } from 'path';
 const root = join(__dirname, '..');
 const work = mkdtempSync(join(tmpdir(), 'smartstack-starter-'));
 const project = join(work, 'my-mesh');
-const env = { ...process.env, CHECKPOINT_DISABLE: '1', npm_config_audit: 'false', npm_config_fund: 'false', npm_config_update_notifier: 'false' };
+const env: NodeJS.ProcessEnv = { ...process.env, CHECKPOINT_DISABLE: '1', npm_config_audit: 'false', npm_config_fund: 'false', npm_config_update_notifier: 'false' };
 // The project is on its own: nothing of this clone may leak in through the environment.
 delete env.NODE_PATH;
 delete env.TS_NODE_PROJECT;
