@@ -8,7 +8,7 @@ import { closestName, ParsedCommand, UsageError } from './command-line';
 const BACKEND_PLACEHOLDERS = ['address', 'port', 'service', 'instance'];
 
 /** What the options name must exist before anything starts: refused here, naming the option. */
-function checkOptions(outdir: string, stack: string | undefined, backendCommand: string | undefined, workdir: string | undefined): void {
+function checkOptions(outdir: string, stack: string | undefined, backendCommand: string | undefined, workdir: string | undefined, loopbackPrefix: string | undefined): void {
   if (!existsSync(outdir) || !statSync(outdir).isDirectory()) throw new UsageError(`OUTDIR ${outdir}: no such folder; run cdktf synth first, or name the folder it wrote`, 'local');
   const stacksDir = join(outdir, 'stacks');
   const stacks = existsSync(stacksDir) ? readdirSync(stacksDir).sort() : [];
@@ -25,6 +25,9 @@ function checkOptions(outdir: string, stack: string | undefined, backendCommand:
       'local',
     );
   }
+  if (loopbackPrefix !== undefined && !/^127\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/.test(loopbackPrefix)) {
+    throw new UsageError(`--loopback-prefix ${loopbackPrefix}: expected 127.N with N from 0 to 255, such as 127.77`, 'local');
+  }
   if (workdir !== undefined && existsSync(workdir) && !statSync(workdir).isDirectory()) throw new UsageError(`--workdir ${workdir}: exists and is not a folder`, 'local');
 }
 
@@ -35,14 +38,16 @@ function checkOptions(outdir: string, stack: string | undefined, backendCommand:
 export async function runLocal(args: ParsedCommand): Promise<number> {
   const outdir = args.positionals[0] ?? 'cdktf.out';
   const option = (name: string) => args.values[name] as string | undefined;
-  checkOptions(outdir, option('stack'), option('backend-command'), option('workdir'));
+  checkOptions(outdir, option('stack'), option('backend-command'), option('workdir'), option('loopback-prefix'));
   let mesh: LocalMesh;
   try {
     mesh = new LocalMesh({
       outdir,
       stack: option('stack'),
       workdir: option('workdir'),
+      loopbackPrefix: option('loopback-prefix'),
       backendCommand: option('backend-command'),
+      backendCwd: process.cwd(),
       log: (line) => process.stderr.write(`${line}\n`),
     });
   } catch (e) {
@@ -52,14 +57,29 @@ export async function runLocal(args: ParsedCommand): Promise<number> {
   }
   const generated = Object.keys(mesh.variables);
   if (generated.length > 0) process.stderr.write(`random values for this run, for the secrets the hosts derive their credentials from: ${generated.join(', ')}\n`);
-  let stopping: Promise<void> | undefined;
-  const stop = () => (stopping ??= mesh.stop());
-  const interrupted = new Promise<void>((resolve) => {
-    for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => resolve());
+  // Any of these stops everything the mesh started; a repeated one while stopping is ignored, so that
+  // impatience cannot leave the processes behind.
+  let received: NodeJS.Signals | undefined;
+  const interrupted = new Promise<'stop'>((resolve) => {
+    for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+      process.on(signal, () => {
+        if (received !== undefined) process.stderr.write(`${signal}: already stopping the local mesh\n`);
+        received ??= signal;
+        resolve('stop');
+      });
+    }
   });
   try {
-    await Promise.race([mesh.start(), interrupted]);
-    process.stderr.write(`local mesh running in ${mesh.workdir}; Ctrl-C stops it\n`);
+    const started = mesh.start().then(() => 'started' as const);
+    // A start overtaken by a signal is abandoned; its failure (the mesh is stopping) is expected.
+    started.catch(() => undefined);
+    try {
+      if ((await Promise.race([started, interrupted])) === 'stop') return 0;
+    } catch (e) {
+      process.stderr.write(`smartstack local: ${(e as Error).message}\n`);
+      return 1;
+    }
+    process.stderr.write(`local mesh running in ${mesh.workdir}; Ctrl-C (or SIGTERM, SIGHUP) stops it\n`);
     let previous = '';
     for (;;) {
       const table = renderMeshStatus(await mesh.status());
@@ -68,11 +88,12 @@ export async function runLocal(args: ParsedCommand): Promise<number> {
         previous = table;
       }
       const tick = new Promise<'tick'>((resolve) => setTimeout(() => resolve('tick'), 2000));
-      if ((await Promise.race([tick, interrupted.then(() => 'stop' as const)])) === 'stop') break;
+      if ((await Promise.race([tick, interrupted])) === 'stop') break;
     }
     return 0;
   } finally {
-    process.stderr.write('stopping the local mesh\n');
-    await stop();
+    process.stderr.write(`stopping the local mesh${received ? ` (${received})` : ''}\n`);
+    await mesh.stop();
+    process.stderr.write('the local mesh has stopped\n');
   }
 }

@@ -101,6 +101,12 @@ const LOCAL: CommandSpec = {
       defaultText: "a built-in backend that answers the service's own health check\nand names its instance",
     },
     {
+      name: 'loopback-prefix',
+      value: '127.N',
+      description: 'the first two octets of the hosts\' loopback addresses (two meshes at once need two)',
+      defaultText: '127.77',
+    },
+    {
       name: 'workdir',
       value: 'DIR',
       description: "where the hosts' files and the logs go (kept after the run)",
