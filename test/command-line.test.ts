@@ -19,7 +19,8 @@ const SUBCOMMANDS: Record<string, string[]> = {
   nerve: ['--config FILE', '-c', '--log-level LEVEL', '--zk-session-timeout MS'],
   synapse: ['--config FILE', '-c', '--log-level LEVEL', '--zk-session-timeout MS'],
   status: ['--zk HOSTS', '--path PATH', '--auth-file FILE', '--json', '--zk-session-timeout MS'],
-  local: ['OUTDIR', '--stack NAME', '--backend-command CMD', '--workdir DIR'],
+  local: ['OUTDIR', '--stack NAME', '--backend-command CMD', '--loopback-prefix 127.N', '--workdir DIR'],
+  graph: ['OUTDIR', '--stack NAME', '--format FORMAT', '-o, --out FILE'],
 };
 
 describe('smartstack --help', () => {
@@ -74,7 +75,7 @@ describe('smartstack refuses what it does not know, with the closest name', () =
     [['nerve', '--conifg', 'x.json'], "smartstack nerve: unknown option '--conifg'; did you mean '--config'?"],
     [['stauts'], "smartstack: unknown command 'stauts'; did you mean 'status'?"],
     [['locla'], "smartstack: unknown command 'locla'; did you mean 'local'?"],
-    [['frobnicate'], "smartstack: unknown command 'frobnicate'; the commands are nerve, synapse, status, local"],
+    [['frobnicate'], "smartstack: unknown command 'frobnicate'; the commands are nerve, synapse, status, local, graph"],
     [['help', 'synaps'], "smartstack: unknown command 'synaps'; did you mean 'synapse'?"],
     [['local', 'cdktf.out', 'extra'], "smartstack local: unexpected argument 'extra': smartstack local takes at most OUTDIR"],
   ])('smartstack %j', (args, message) => {
@@ -107,6 +108,10 @@ describe('smartstack validates values, naming the flag', () => {
     [['local', out, '--stack', 'olso'], `smartstack local: --stack olso: no such stack; did you mean 'oslo'? the stacks in ${out} are bergen, oslo`],
     [['local', out, '--stack', 'oslo', '--backend-command', 'srv --port {prot}'], 'smartstack local: --backend-command: unknown placeholder {prot}; did you mean {port}? (the placeholders are {address}, {port}, {service}, {instance})'],
     [['local', out, '--stack', 'oslo', '--workdir', join(dir, 'a-file')], `smartstack local: --workdir ${join(dir, 'a-file')}: exists and is not a folder`],
+    [['local', out, '--stack', 'oslo', '--loopback-prefix', '10.0'], 'smartstack local: --loopback-prefix 10.0: expected 127.N with N from 0 to 255, such as 127.77'],
+    [['local', out], `smartstack local: ${out} holds 2 stacks (bergen, oslo): choose one with --stack`],
+    [['graph', out, '--stack', 'olso'], `smartstack graph: --stack olso: no such stack; did you mean 'oslo'? the stacks in ${out} are bergen, oslo`],
+    [['graph', 'nowhere'], 'smartstack graph: OUTDIR nowhere: no such folder; run cdktf synth first, or name the folder it wrote'],
   ])('smartstack %j', (args, message) => {
     const r = smartstack(args);
     expect(r.stderr.split('\n')[0]).toEqual(message);

@@ -1,22 +1,15 @@
-import { existsSync, readdirSync, statSync } from 'fs';
-import { join } from 'path';
+import { existsSync, statSync } from 'fs';
 import { LocalMesh } from '../local/local-mesh';
 import { renderMeshStatus } from '../local/mesh-status-table';
 import { closestName, ParsedCommand, UsageError } from './command-line';
+import { chooseStack } from './synth-output';
 
 /** The placeholders `--backend-command` may use. */
 const BACKEND_PLACEHOLDERS = ['address', 'port', 'service', 'instance'];
 
 /** What the options name must exist before anything starts: refused here, naming the option. */
 function checkOptions(outdir: string, stack: string | undefined, backendCommand: string | undefined, workdir: string | undefined, loopbackPrefix: string | undefined): void {
-  if (!existsSync(outdir) || !statSync(outdir).isDirectory()) throw new UsageError(`OUTDIR ${outdir}: no such folder; run cdktf synth first, or name the folder it wrote`, 'local');
-  const stacksDir = join(outdir, 'stacks');
-  const stacks = existsSync(stacksDir) ? readdirSync(stacksDir).sort() : [];
-  if (stack !== undefined && !stacks.includes(stack)) {
-    const suggestion = closestName(stack, stacks);
-    const known = stacks.length === 0 ? `${outdir} holds no synthesized stack` : `the stacks in ${outdir} are ${stacks.join(', ')}`;
-    throw new UsageError(`--stack ${stack}: no such stack; ${suggestion ? `did you mean '${suggestion}'? ` : ''}${known}`, 'local');
-  }
+  chooseStack('local', outdir, stack);
   for (const [, name] of (backendCommand ?? '').matchAll(/\{([^{}\s]*)\}/g)) {
     if (BACKEND_PLACEHOLDERS.includes(name)) continue;
     const suggestion = closestName(name, BACKEND_PLACEHOLDERS);

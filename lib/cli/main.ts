@@ -124,7 +124,24 @@ const LOCAL: CommandSpec = {
   ].join('\n'),
 };
 
-const COMMANDS: readonly CommandSpec[] = [NERVE, SYNAPSE, STATUS, LOCAL];
+const GRAPH: CommandSpec = {
+  name: 'graph',
+  summary: 'draw a synthesized mesh: hosts, the ensemble, services, who provides and who consumes',
+  description:
+    'Reads what `cdktf synth` wrote and prints the topology: the ZooKeeper members as the ensemble, every\n' +
+    'other host, each service, an edge from each host that provides it (with its port) and from each\n' +
+    'host that consumes it (with its local port). Mermaid renders on GitHub in a ```mermaid block; SVG\n' +
+    "needs Graphviz's dot (Debian package graphviz).",
+  positionals: [{ name: 'OUTDIR', description: 'the folder `cdktf synth` wrote', defaultText: 'cdktf.out' }],
+  options: [
+    { name: 'stack', value: 'NAME', description: 'the stack to draw', defaultText: 'the only stack in OUTDIR' },
+    { name: 'format', value: 'FORMAT', description: 'mermaid, dot (Graphviz source) or svg (through dot)', defaultText: 'mermaid' },
+    { name: 'out', short: 'o', value: 'FILE', description: 'write to FILE', defaultText: 'standard output' },
+  ],
+  notes: 'example: smartstack graph cdktf.out --format svg -o mesh.svg',
+};
+
+const COMMANDS: readonly CommandSpec[] = [NERVE, SYNAPSE, STATUS, LOCAL, GRAPH];
 
 /** Runs the command line; resolves with the exit code (the agents resolve on SIGTERM/SIGINT). */
 export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
@@ -158,6 +175,10 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
         return await runSynapse(parsed);
       case 'status':
         return await runStatus(parsed);
+      case 'graph': {
+        const { runGraph } = await import('./graph-command');
+        return runGraph(parsed);
+      }
       default: {
         // Loaded on demand: the agents on a host never need the local-mesh code.
         const { runLocal } = await import('./local-command');

@@ -70,7 +70,10 @@ interface SynapseFile {
   readonly services: { [name: string]: { discovery: { path: string }; haproxy: { port?: number | string; bind_address?: string; backend?: string[]; listen?: string[] } } };
 }
 
-export function describeMesh(hosts: LoopbackHost[]): MeshDescription {
+/** What describeMesh reads of a host: its names and the files its document writes. */
+export type DescribedHost = Pick<LoopbackHost, 'hostname' | 'address' | 'privateAddress' | 'files'>;
+
+export function describeMesh(hosts: readonly DescribedHost[]): MeshDescription {
   const services = new Map<string, { name: string; discoveryPath: string; check?: MeshCheck; expectStatus?: number; providers: MeshProvider[]; consumers: MeshConsumer[] }>();
   const service = (name: string, discoveryPath: string) => {
     let s = services.get(name);
