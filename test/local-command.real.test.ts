@@ -110,9 +110,9 @@ async function untilTable(run: Run, what: string, ok: (table: string) => boolean
 }
 
 /** SIGTERM to smartstack alone; then nothing it started may be left, nor any of its ports. */
-async function stopAndCheckNothingLeft(run: Run): Promise<void> {
+async function stopAndCheckNothingLeft(run: Run, atLeast = 8): Promise<void> {
   const started = descendants(run.child.pid!);
-  expect(started.length).toBeGreaterThanOrEqual(8);
+  expect(started.length).toBeGreaterThanOrEqual(atLeast);
   const table = lastTable(run);
   const listening = [...addresses(table).values()].flatMap((a) => [2181, 3210, 3211, 8080, 8081].map((p) => [a, p] as const));
   process.kill(run.child.pid!, 'SIGTERM');
@@ -168,6 +168,14 @@ require('http').createServer((req, res) => {
     expect(table).toMatch(/^ {2}other-svc +app1 +nerve: check failed: status 503 \(other-svc http \/_status\/ok\)$/m);
     expect(await httpGet(`http://${addresses(table).get('web1')}:3210/`)).toBe('ready-svc from serve.js');
     await stopAndCheckNothingLeft(run);
+  });
+
+  test('a backend command that fails is reported on the console with the end of its log', async () => {
+    const run = startLocal(['--loopback-prefix', '127.85', '--backend-command', './not-there.sh {port}'], mkdtempSync(join(tmpdir(), 'smartstack-local-cli-empty-')));
+    runs.push(run);
+    await eventually('the failed backend reported', () => /app1\/backend:ready-svc exited with code 127; the end of its log \(.*\):\n {2}.*not-there\.sh: not found/.test(run.stderr), 120000, 250);
+    // Three members, HAProxy, synapse and nerve run; the two backends are gone.
+    await stopAndCheckNothingLeft(run, 6);
   });
 
   test('a port held from an earlier run is reported, naming the port, its role and the holder, and nothing starts', async () => {

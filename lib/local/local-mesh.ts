@@ -350,6 +350,19 @@ export class LocalMesh {
     // workers), and a Ctrl-C meant for smartstack reaches the processes only in the order stop() chooses.
     const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', out, out], cwd, detached: true });
     child.on('error', (e) => this.log(`${name}: ${e.message}`));
+    // A process that ends by itself (a backend command that is not found, say) is said on the console,
+    // with the end of its log, not only in a file under the working directory.
+    const logFile = join(logDir, `${name.replace(/[/:]/g, '-')}.log`);
+    child.on('exit', (code, signal) => {
+      if (this.stopping || this.processes.get(name)?.child !== child || signal !== null) return;
+      let tail = '';
+      try {
+        tail = readFileSync(logFile, 'utf8').trim().split('\n').slice(-5).join('\n  ');
+      } catch {
+        // no log: nothing to add
+      }
+      this.log(`${name} exited with code ${code}${tail ? `; the end of its log (${logFile}):\n  ${tail}` : ''}`);
+    });
     this.processes.set(name, { name, host, argv, cwd, child });
     this.log(`started ${name}: ${argv.join(' ')}`);
   }
