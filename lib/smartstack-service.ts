@@ -358,7 +358,8 @@ export class SmartStackService extends Construct {
     if (this.consumedOn.size > 0 && this.providedOn.size === 0 && this.defaultServers.length === 0 && !this.warnedUnprovided) {
       this.warnedUnprovided = true;
       const consumers = [...this.consumedOn].map((h) => h.hostname).sort().join(', ');
-      addConstructWarning(this, 
+      addConstructWarning(
+        this,
         `SmartStackService '${this.node.path}': ${this.serviceName} is consumed on ${consumers} but no HaproxySidecar in this ` +
           `app provides it and it has no defaultServers: localhost:${this.localPort} will refuse requests unless instances ` +
           `outside this app register under ${this.discoveryPath}`,

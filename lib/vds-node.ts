@@ -277,7 +277,8 @@ export class VdsNode extends Construct {
       if (devices.has(disk.device)) throw fail(`disks[${i}].device`, disk.device, 'two disks name this device');
       devices.add(disk.device);
       if (!STABLE_DEVICE.test(disk.device)) {
-        addConstructWarning(this, 
+        addConstructWarning(
+          this,
           `VdsNode '${this.node.path}': disks[${i}].device = "${disk.device}" is not a stable path: kernel names such as /dev/vdb ` +
             'follow probe order and can change when disks are added or the VM restarts, and the wrong disk would be formatted ' +
             'or mounted. Use /dev/disk/by-id/... (the virtio serial) instead.',

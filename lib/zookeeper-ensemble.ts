@@ -354,7 +354,8 @@ export class ZookeeperEnsemble extends Construct {
       if (this.aclBootstrap) {
         this.aclBootstrap.dependsOn = members.filter((m) => m.delivery).map((m) => `${m.delivery!.terraformResourceType}.${m.delivery!.friendlyUniqueId}`);
       } else {
-        addConstructWarning(this, 
+        addConstructWarning(
+          this,
           `ZookeeperEnsemble '${this.node.path}': ACLs are on but member ${last.hostname} is not delivered over SSH, so nothing sets them: ` +
             'run aclBootstrapScript on a member once the ensemble serves (until then nerve waits for the discovery paths)',
         );
