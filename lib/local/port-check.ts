@@ -33,7 +33,9 @@ function tryListen(address: string, port: number): Promise<string | undefined> {
 function holderOf(address: string, port: number): string {
   const ss = spawnSync('ss', ['-ltnpH', `( sport = :${port} )`], { encoding: 'utf8', timeout: 5000 });
   if (ss.status !== 0) return 'in use (ss, from the Debian package iproute2, would name the process)';
-  const line = ss.stdout.split('\n').find((l) => l.includes(`${address}:${port}`) || l.includes(`*:${port}`) || l.includes(`0.0.0.0:${port}`));
+  // Java listens on IPv6 sockets: 127.0.0.5 shows as [::ffff:127.0.0.5].
+  const local = [`${address}:${port}`, `[::ffff:${address}]:${port}`, `*:${port}`, `0.0.0.0:${port}`, `[::]:${port}`];
+  const line = ss.stdout.split('\n').find((l) => local.some((a) => l.split(/\s+/).includes(a)));
   const users = [...(line ?? '').matchAll(/\("([^"]+)",pid=(\d+)/g)].map((m) => `pid ${m[2]} (${m[1]})`);
-  return users.length > 0 ? `held by ${[...new Set(users)].join(', ')}` : 'in use by a process of another user';
+  return users.length > 0 ? `held by ${[...new Set(users)].join(', ')}` : 'in use (ss names no process: one of another user, or of another network namespace)';
 }
