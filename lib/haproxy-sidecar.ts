@@ -249,6 +249,15 @@ export class HaproxySidecar extends Construct {
       const override = overrides.get(service);
       host.reservePort(override?.port ?? service.port, this, override?.port !== undefined ? `${override.field}.port` : `${provided.get(service)}.port`);
     }
+    // The default statsPort is not the user's choice: a clash with it is the local port's to resolve.
+    const onStatsPort = this.consumes.find((service) => service.localPort === this.statsPort);
+    if (onStatsPort && props.statsPort === undefined) {
+      throw fail(
+        `consumes[${onStatsPort.serviceName}].localPort`,
+        onStatsPort.localPort,
+        `the sidecar serves HAProxy's stats on port ${this.statsPort} by default (statsPort), so ${onStatsPort.node.path} cannot use it as its localPort: choose another localPort, or set this sidecar's statsPort`,
+      );
+    }
     this.consumes.forEach((service) => host.reservePort(service.localPort!, this, `consumes[${service.serviceName}].localPort`));
     if (this.consumes.length > 0) host.reservePort(this.statsPort, this, 'statsPort');
     if (this.provides.length > 0 && this.runtime.nerveMetricsPort !== undefined) {
@@ -258,6 +267,7 @@ export class HaproxySidecar extends Construct {
       host.reservePort(this.runtime.synapseMetricsPort, this, 'runtime.synapseMetricsPort');
     }
 
+    SmartStackService._sidecarCreated(host, this);
     const cc = host.cloudConfig;
     this.runtimePackages().forEach((p) => cc.addPackage(p));
     this.nerveConfigJson = this.provides.length > 0 ? this.addNerve(host, overrides) : undefined;

@@ -5,3 +5,4 @@ export * from './zookeeper-ensemble';
 export * from './health-check';
 export * from './smartstack-service';
 export * from './haproxy-sidecar';
+export * from './validation-error';

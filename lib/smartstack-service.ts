@@ -1,8 +1,9 @@
-import { Annotations, TerraformStack } from 'cdktf';
+import { TerraformStack } from 'cdktf';
 import { Construct } from 'constructs';
 import { HealthCheck, HealthCheckType } from './health-check';
 import { STATS_SECTION_NAME } from './render/synapse-config';
 import { configSafe } from './schema/config-safe';
+import { addConstructWarning } from './construct-warning';
 import { ValidationError } from './validation-error';
 import { VdsNode } from './vds-node';
 import { ZookeeperEnsemble } from './zookeeper-ensemble';
@@ -167,6 +168,7 @@ const RETRY_ON = [
 // tree for every host (which makes synth quadratic in the number of hosts).
 const declaredProviders = new WeakMap<VdsNode, SmartStackService[]>();
 const servicesByStack = new WeakMap<TerraformStack, SmartStackService[]>();
+const sidecarsByHost = new WeakMap<VdsNode, Construct>();
 
 function lookup<K extends object>(map: WeakMap<K, SmartStackService[]>, key: K): SmartStackService[] {
   let list = map.get(key);
@@ -267,6 +269,15 @@ export class SmartStackService extends Construct {
         if (!VdsNode.isVdsNode(host)) throw fail(`providers[${i}]`, String(host), 'expected a VdsNode');
         const j = providers.indexOf(host);
         if (j !== i) throw fail(`providers[${i}]`, host.hostname, `the same host as providers[${j}]`);
+        // A sidecar takes the services that name its host when it is created; it cannot take one later.
+        const sidecar = sidecarsByHost.get(host);
+        if (sidecar) {
+          throw fail(
+            `providers[${i}]`,
+            host.hostname,
+            `${sidecar.node.path} exists already and was created without this service: list the service in that sidecar's provides, or create the sidecar after this service`,
+          );
+        }
       });
       this.providers = providers;
     }
@@ -332,6 +343,14 @@ export class SmartStackService extends Construct {
   }
 
   /**
+   * Records that a host has its sidecar, which takes the services declared on the host until now.
+   * @internal
+   */
+  public static _sidecarCreated(host: VdsNode, sidecar: Construct): void {
+    sidecarsByHost.set(host, sidecar);
+  }
+
+  /**
    * The services that name the host in their `providers`.
    * @internal
    */
@@ -346,14 +365,15 @@ export class SmartStackService extends Construct {
       if (!this.providedOn.has(host)) {
         errors.push(
           `SmartStackService '${this.node.path}': providers includes host ${host.hostname}, but no HaproxySidecar provides ` +
-            `${this.serviceName} there, so nothing would register it: add a HaproxySidecar to ${host.node.path}, created after this service`,
+            `${this.serviceName} there, so nothing would register it: add a HaproxySidecar to ${host.node.path}`,
         );
       }
     }
     if (this.consumedOn.size > 0 && this.providedOn.size === 0 && this.defaultServers.length === 0 && !this.warnedUnprovided) {
       this.warnedUnprovided = true;
       const consumers = [...this.consumedOn].map((h) => h.hostname).sort().join(', ');
-      Annotations.of(this).addWarning(
+      addConstructWarning(
+        this,
         `SmartStackService '${this.node.path}': ${this.serviceName} is consumed on ${consumers} but no HaproxySidecar in this ` +
           `app provides it and it has no defaultServers: localhost:${this.localPort} will refuse requests unless instances ` +
           `outside this app register under ${this.discoveryPath}`,

@@ -4,7 +4,11 @@ import { IConstruct } from 'constructs';
  * Error raised for invalid construct input.
  *
  * The message names the construct (by type and path), the field and the offending value,
- * so the line that is wrong can be found without a stack trace.
+ * so the line that is wrong can be found without a stack trace. Exported for TypeScript and
+ * JavaScript (`e instanceof ValidationError`); jsii cannot model a subclass of `Error`, so other
+ * languages see the message of their runtime's exception.
+ *
+ * @jsii ignore
  */
 export class ValidationError extends Error {
   /**
@@ -22,6 +26,8 @@ export class ValidationError extends Error {
 
 function describeValue(value: unknown): string {
   if (value === undefined) return 'undefined';
-  const text = JSON.stringify(value);
+  // JSON would show these as null, which is not what was given.
+  if (typeof value === 'number' && !Number.isFinite(value)) return String(value);
+  const text = JSON.stringify(value, (_key, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v));
   return text.length > 200 ? `${text.slice(0, 200)}…` : text;
 }

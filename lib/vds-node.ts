@@ -2,9 +2,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
 import { provider as nullProvider, resource as nullResource } from '@cdktf/provider-null';
-import { AssetType, Annotations, Lazy, TerraformAsset, TerraformResource, TerraformStack, TerraformVariable, Token } from 'cdktf';
+import { AssetType, Lazy, TerraformAsset, TerraformResource, TerraformStack, TerraformVariable, Token } from 'cdktf';
 import { Construct, IConstruct } from 'constructs';
-import { cidrContains } from './address';
+import { cidrContains, unicastAddressProblem } from './address';
 import { agentsPackage } from './cloud-init/agents-package';
 import { ApplyTimeSecrets } from './cloud-init/apply-time-secrets';
 import { CloudConfig } from './cloud-init/cloud-config';
@@ -14,6 +14,8 @@ import { shellQuote } from './render/shell-word';
 import { escapeTerraformTemplate, sha256Hex } from './render/terraform-string';
 import { renderTemplate } from './render/template';
 import { configSafe, configUnsafeReason } from './schema/config-safe';
+import { claimHostIdentity } from './stack-hosts';
+import { addConstructWarning } from './construct-warning';
 import { ValidationError } from './validation-error';
 
 /** The operating system a VDS host runs. */
@@ -147,6 +149,8 @@ export class VdsNode extends Construct {
 
     this.hostname = configSafe(fail, 'hostname', props.hostname ?? id, 'dnsLabel');
     this.privateAddress = configSafe(fail, 'privateAddress', props.privateAddress, 'ipv4');
+    const notUnicast = unicastAddressProblem(this.privateAddress);
+    if (notUnicast) throw fail('privateAddress', this.privateAddress, notUnicast);
     this.privateNetwork = props.privateNetwork ?? `${props.privateAddress.split('.').slice(0, 3).join('.')}.0/24`;
     configSafe(fail, 'privateNetwork', this.privateNetwork, 'ipv4Cidr');
     if (!cidrContains(this.privateNetwork, this.privateAddress)) {
@@ -170,8 +174,13 @@ export class VdsNode extends Construct {
     }
     this.memoryMiB = props.memoryMiB;
     this.operatingSystem = props.operatingSystem ?? OperatingSystem.DEBIAN_12;
+    if (!Object.values(OperatingSystem).includes(this.operatingSystem)) {
+      throw fail('operatingSystem', this.operatingSystem, `expected one of ${Object.keys(OperatingSystem).map((k) => `OperatingSystem.${k}`).join(', ')} (${Object.values(OperatingSystem).join(', ')})`);
+    }
     this.disks = [...(props.disks ?? [])];
     this.validateDisks(fail);
+    // Last of the checks: a rejected host claims nothing.
+    claimHostIdentity(this, this.hostname, this.privateAddress, fail);
     this.cloudConfig = new CloudConfig();
     this.cloudConfig.addFile({ path: HOST_FILE_PATH, content: renderHostFile(this) });
 
@@ -279,7 +288,7 @@ export class VdsNode extends Construct {
     if (!this.delivery || !other.delivery || other === this || this.appliedAfter.has(other)) return;
     // Only a host that others already wait for can close a cycle.
     if (this.dependents > 0 && other.waitsFor(this)) {
-      Annotations.of(this).addWarning(`VdsNode '${this.node.path}': not applied after ${other.hostname} (${reason}): ${other.hostname} already waits for ${this.hostname}`);
+      addConstructWarning(this, `VdsNode '${this.node.path}': not applied after ${other.hostname} (${reason}): ${other.hostname} already waits for ${this.hostname}`);
       return;
     }
     this.appliedAfter.add(other);
@@ -332,7 +341,8 @@ export class VdsNode extends Construct {
       if (devices.has(disk.device)) throw fail(`disks[${i}].device`, disk.device, 'two disks name this device');
       devices.add(disk.device);
       if (!STABLE_DEVICE.test(disk.device)) {
-        Annotations.of(this).addWarning(
+        addConstructWarning(
+          this,
           `VdsNode '${this.node.path}': disks[${i}].device = "${disk.device}" is not a stable path: kernel names such as /dev/vdb ` +
             'follow probe order and can change when disks are added or the VM restarts, and the wrong disk would be formatted ' +
             'or mounted. Use /dev/disk/by-id/... (the virtio serial) instead.',

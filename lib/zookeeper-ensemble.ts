@@ -1,4 +1,4 @@
-import { Annotations, Fn, Lazy, TerraformOutput, TerraformResource, TerraformVariable, Token } from 'cdktf';
+import { Fn, Lazy, TerraformOutput, TerraformResource, TerraformVariable, Token } from 'cdktf';
 import { Construct } from 'constructs';
 import { escapeTerraformTemplate } from './render/terraform-string';
 import { renderTemplate } from './render/template';
@@ -7,6 +7,7 @@ import { ApplyTimeSecrets } from './cloud-init/apply-time-secrets';
 import { FirewallRule } from './cloud-init/cloud-config';
 import { ZOO_CFG, ZOOKEEPER_CONFIG_DIR, ZOOKEEPER_MYID, ZOOKEEPER_UNIT } from './cloud-init/host-paths';
 import { configSafe, configUnsafeReason } from './schema/config-safe';
+import { addConstructWarning } from './construct-warning';
 import { ValidationError } from './validation-error';
 import { VdsNode } from './vds-node';
 
@@ -356,7 +357,8 @@ export class ZookeeperEnsemble extends Construct {
       if (this.aclBootstrap) {
         this.aclBootstrap.dependsOn = members.filter((m) => m.delivery).map((m) => `${m.delivery!.terraformResourceType}.${m.delivery!.friendlyUniqueId}`);
       } else {
-        Annotations.of(this).addWarning(
+        addConstructWarning(
+          this,
           `ZookeeperEnsemble '${this.node.path}': ACLs are on but member ${last.hostname} is not delivered over SSH, so nothing sets them: ` +
             'run aclBootstrapScript on a member once the ensemble serves (until then nerve waits for the discovery paths)',
         );

@@ -10,6 +10,7 @@ const needs = [
   { what: 'cloud-init', present: () => onPath('cloud-init'), pkg: 'cloud-init' },
   { what: 'nftables (nft)', present: () => onPath('nft'), pkg: 'nftables' },
   { what: 'socat (the HAProxy unit dumps server state with it)', present: () => onPath('socat'), pkg: 'socat' },
+  { what: "Graphviz's dot (smartstack graph --format svg)", present: () => onPath('dot'), pkg: 'graphviz' },
 ];
 
 // The fleet tests boot Debian hosts as systemd containers: they need root, and these programs.

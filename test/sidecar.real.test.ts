@@ -1,5 +1,5 @@
 import { spawnSync } from 'child_process';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'fs';
 import { tmpdir } from 'os';
 import { basename, join } from 'path';
 import { AgentRuntime, Balance, HaproxySidecar, HealthCheck, ServiceMode, SmartStackService, VdsNode } from '../lib';
@@ -7,7 +7,7 @@ import { renderHaproxyConfig } from '../lib/render/haproxy-config';
 import { SynapseConfig, SynapseServiceConfig } from '../lib/schema/synapse-config';
 import { buildArticleTopology } from '../examples/smartstack-topology';
 import { fileContent, writtenFiles } from './support/cloud-config-files';
-import { haproxyCheck, runHaproxyUnit } from './support/sidecar-haproxy';
+import { AGENT_USER_IDS, haproxyCheck, runHaproxyUnit, withAgentAccounts } from './support/sidecar-haproxy';
 import { meshFixture } from './support/sidecar-fixtures';
 
 /** The article's topology plus one that exercises every option, each host with its sidecar. */
@@ -61,6 +61,30 @@ function unexpectedWarnings(output: string): string[] {
   return output.split('\n').filter((l) => /\[(WARNING|ALERT)\]/.test(l) && !expected.some((e) => e.test(l)));
 }
 
+describe('the machine the tests run on', () => {
+  const accounts = () => [readFileSync('/etc/passwd', 'utf8'), readFileSync('/etc/group', 'utf8')];
+  const before = accounts();
+  afterAll(() => {
+    // No user or group of the tests is left behind (or ever added): HAProxy's users live in its namespace.
+    expect(accounts()).toEqual(before);
+  });
+
+  test('a machine that already has nerve, synapse and zookeeper users gets the agent users at the ids the checks expect', () => {
+    const passwd = 'root:x:0:0:root:/root:/bin/bash\nsynapse:x:998:998::/var/lib/synapse:/bin/false\nnerve:x:997:997::/:/bin/false\nzookeeper:x:103:106:ZooKeeper:/var/lib/zookeeper:/bin/false\n';
+    const group = 'root:x:0:\nsynapse:x:998:\nnerve:x:997:\nzookeeper:x:106:\n';
+    const files = withAgentAccounts(passwd, group);
+    expect(files.passwd.split('\n').filter((l) => /^(synapse|nerve):/.test(l))).toEqual([
+      `nerve:x:${AGENT_USER_IDS.nerve}:${AGENT_USER_IDS.nerve}::/nonexistent:/usr/sbin/nologin`,
+      `synapse:x:${AGENT_USER_IDS.synapse}:${AGENT_USER_IDS.synapse}::/nonexistent:/usr/sbin/nologin`,
+    ]);
+    expect(files.group).toContain(`synapse:x:${AGENT_USER_IDS.synapse}:\n`);
+    expect(files.group).not.toContain('synapse:x:998:');
+    // Every other account is kept as it is.
+    expect(files.passwd).toContain('root:x:0:0:root:/root:/bin/bash\nzookeeper:x:103:106:ZooKeeper:/var/lib/zookeeper:/bin/false\n');
+    expect(files.group).toContain('zookeeper:x:106:');
+  });
+});
+
 describe('sidecar files checked by the real tools', () => {
   test.each(consumers.map((t) => [t.name, t] as const))('%s: haproxy -c accepts the bootstrap haproxy.cfg', (_, t) => {
     const config = fileContent(t.host.renderUserData(), '/etc/smartstack/haproxy-bootstrap.cfg');
@@ -101,9 +125,9 @@ describe('sidecar files checked by the real tools', () => {
     const limit = Number(/LimitNOFILE=(\d+)/.exec(unit)![1]);
     expect(Number(life.info.Maxconn)).toBe(t.sidecar.maxConnections);
     expect(Number(life.info['Ulimit-n'])).toBeLessThanOrEqual(limit);
-    // Both sockets: mode 0600, owned by synapse (uid 60902 in the namespace).
+    // Both sockets: mode 0600, owned by synapse (its id in the namespace, whatever this machine's synapse is).
     expect(life.sockets).toHaveLength(2);
-    for (const line of life.sockets) expect(line).toMatch(/^srw------- 1 60902 /);
+    for (const line of life.sockets) expect(line).toMatch(new RegExp(`^srw------- 1 ${AGENT_USER_IDS.synapse} `));
     expect(life.metrics).toContain('haproxy_process_');
     for (const service of t.sidecar.consumes) {
       expect(life.stats).toContain(`${service.serviceName},BACKEND`);

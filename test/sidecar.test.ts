@@ -393,9 +393,8 @@ describe('HaproxySidecar validation', () => {
     const s = setup();
     const app2 = s.host('app2', 56);
     const app3 = s.host('app3', 57);
-    const late = s.host('app4', 58);
-    new HaproxySidecar(late, 'sidecar', { consumes: [s.users] });
-    new SmartStackService(s.stack, 'billing', { ensemble: s.zk, port: 7000, providers: [app2, app3, late] });
+    const app4 = s.host('app4', 58);
+    new SmartStackService(s.stack, 'billing', { ensemble: s.zk, port: 7000, providers: [app2, app3, app4] });
     new HaproxySidecar(app2, 'sidecar');
     expect(() => Testing.synth(s.stack, true)).toThrow(
       /SmartStackService 'test\/billing': providers includes host app3, but no HaproxySidecar provides billing there[\s\S]*providers includes host app4/,

@@ -32,6 +32,7 @@ class WatchedService {
   private stopped = false;
   private up = false;
   private rounds = 0;
+  private readonly lastFailure = new Map<ServiceCheck, string | undefined>();
 
   public constructor(
     public readonly service: LoadedNerveService,
@@ -70,6 +71,10 @@ class WatchedService {
       this.metrics?.counter('nerve_checks_total', 'Health check probes by result.').inc({ ...labels, result: result.ok ? 'pass' : 'fail' });
       this.metrics?.gauge('nerve_check_up', 'Whether a health check is up after rise/fall (1) or down (0).').set(labels, check.up ? 1 : 0);
       if (check.up !== wasUp) this.log.info(check.up ? 'check up' : 'check down', { check: check.check.name, reason: result.reason });
+      // Each new reason a check fails for, once: why a service never comes up is then in the log.
+      const failure = result.ok ? undefined : result.reason ?? 'failed';
+      if (failure !== undefined && failure !== this.lastFailure.get(check)) this.log.info('check failed', { check: check.check.name, reason: failure });
+      this.lastFailure.set(check, failure);
     }));
     if (this.stopped) return;
     const up = this.service.checkMocked || this.checks.every((c) => c.up);

@@ -1,4 +1,6 @@
+import { readFileSync } from 'fs';
 import { Server } from 'http';
+import { join } from 'path';
 import { isLogLevel, Logger, LogLevel } from '../agent/log';
 import { Metrics } from '../agent/metrics';
 import { Nerve } from '../agent/nerve';
@@ -10,83 +12,221 @@ import { ConfigReader } from '../schema/config-reader';
 import { loadNerveConfig } from '../schema/nerve-config-loader';
 import { loadSynapseConfig } from '../schema/synapse-config-loader';
 import { readZookeeperCredentials } from '../schema/zookeeper-credentials';
+import { closestName, CommandSpec, OptionSpec, parseCommandLine, ParsedCommand, renderCommandHelp, renderMainHelp, UsageError } from './command-line';
 
 /** Exit codes: 0 done, 1 failed while running, 2 bad usage or config. */
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
 
-const USAGE = `usage:
-  smartstack nerve --config nerve.conf.json [options]
-  smartstack synapse --config synapse.conf.json [options]
-  smartstack status --zk host:port[,host:port...] [--path /services] [--auth-file FILE] [--json]
-  smartstack local [cdktf.out] [--stack NAME] [--backend-command CMD] [--workdir DIR]
+const LOG_LEVEL: OptionSpec = { name: 'log-level', value: 'LEVEL', description: 'debug, info, warn or error', defaultText: 'info' };
+const ZK_SESSION_TIMEOUT: OptionSpec = {
+  name: 'zk-session-timeout',
+  value: 'MS',
+  description: 'the ZooKeeper session timeout to ask for, in milliseconds (at least 1000);\nthe ensemble bounds it to 2-20 ticks',
+  defaultText: '10000',
+};
 
-options:
-  --log-level debug|info|warn|error   default info
-  --zk-session-timeout <ms>           requested ZooKeeper session timeout, default 10000
-  --auth-file FILE                    status: read ZooKeeper as the digest identity in FILE, needed
-                                      where ACLs protect the registry; FILE is JSON
-                                      {"scheme":"digest","user":"reader","password":"..."} of mode 0600
-`;
+const NERVE: CommandSpec = {
+  name: 'nerve',
+  summary: 'health-check the services this host provides and register them in ZooKeeper',
+  description:
+    'Reads nerve.conf.json (the upstream nerve format), checks each service and keeps an ephemeral\n' +
+    'registration under its zk_path while the service is healthy. SIGTERM or SIGINT deletes the\n' +
+    'registrations and exits 0. Logs JSON lines to stdout.',
+  positionals: [],
+  options: [
+    { name: 'config', short: 'c', value: 'FILE', description: 'nerve.conf.json to read', env: 'NERVE_CONFIG' },
+    LOG_LEVEL,
+    ZK_SESSION_TIMEOUT,
+  ],
+  notes: 'example: smartstack nerve -c /etc/smartstack/nerve.conf.json',
+};
 
-/** Parsed `--name value` flags and bare words. */
-interface Args {
-  readonly words: string[];
-  readonly flags: { [name: string]: string };
-}
+const SYNAPSE: CommandSpec = {
+  name: 'synapse',
+  summary: 'watch ZooKeeper and keep the local HAProxy pointed at healthy instances',
+  description:
+    'Reads synapse.conf.json (the upstream synapse format), watches each discovery path and changes\n' +
+    "HAProxy's servers through its admin socket, reloading only when a backend needs it. SIGTERM or\n" +
+    'SIGINT exits 0 and leaves HAProxy on its current servers. Logs JSON lines to stdout.',
+  positionals: [],
+  options: [
+    { name: 'config', short: 'c', value: 'FILE', description: 'synapse.conf.json to read', env: 'SYNAPSE_CONFIG' },
+    LOG_LEVEL,
+    ZK_SESSION_TIMEOUT,
+  ],
+  notes: 'example: smartstack synapse -c /etc/smartstack/synapse.conf.json',
+};
 
-class UsageError extends Error {}
+const STATUS: CommandSpec = {
+  name: 'status',
+  summary: 'print what ZooKeeper says is registered',
+  description: 'Lists every service under the base path and its registered instances. Exits 1 when ZooKeeper\ncannot be read.',
+  positionals: [],
+  options: [
+    { name: 'zk', value: 'HOSTS', description: 'the ensemble, host:port[,host:port...] (required)' },
+    { name: 'path', value: 'PATH', description: 'the base path the services are registered under', defaultText: '/services' },
+    {
+      name: 'auth-file',
+      value: 'FILE',
+      description:
+        'read ZooKeeper as the digest identity in FILE, needed where ACLs protect the registry;\n' +
+        'FILE is JSON {"scheme":"digest","user":"reader","password":"..."} of mode 0600',
+    },
+    { name: 'json', description: 'print JSON instead of a table' },
+    ZK_SESSION_TIMEOUT,
+  ],
+  notes: 'example: smartstack status --zk 10.10.0.11:2181,10.10.0.12:2181,10.10.0.13:2181',
+};
+
+const LOCAL: CommandSpec = {
+  name: 'local',
+  summary: "run a synthesized stack on this machine's loopback addresses",
+  description:
+    'Reads what `cdktf synth` wrote, gives each host a loopback address of its own (127.77.0.x), and\n' +
+    "starts the ZooKeeper members, each sidecar's HAProxy, nerve and synapse, and a backend for each\n" +
+    'provided service. Shows hosts, endpoints and registrations until stopped: Ctrl-C, SIGTERM or\n' +
+    'SIGHUP stop everything it started and remove the files it created. Needs java (Debian package\n' +
+    'zookeeper) and haproxy.',
+  positionals: [{ name: 'OUTDIR', description: 'the folder `cdktf synth` wrote', defaultText: 'cdktf.out' }],
+  options: [
+    { name: 'stack', value: 'NAME', description: 'the stack to run', defaultText: 'the only stack in OUTDIR' },
+    {
+      name: 'backend-command',
+      value: 'CMD',
+      description:
+        'run CMD (through sh -c) for each provided service instead of the built-in backend;\n' +
+        'it runs in the folder smartstack was started in and must listen on {address}:{port}',
+      defaultText: "a built-in backend that answers the service's own health check\nand names its instance",
+    },
+    {
+      name: 'loopback-prefix',
+      value: '127.N',
+      description: 'the first two octets of the hosts\' loopback addresses (two meshes at once need two)',
+      defaultText: '127.77',
+    },
+    {
+      name: 'workdir',
+      value: 'DIR',
+      description: "where the hosts' files and the logs go (kept after the run)",
+      defaultText: 'a new temporary folder, removed when the mesh stops',
+    },
+  ],
+  notes: [
+    'placeholders in --backend-command:',
+    "  {address}   the providing host's loopback address, e.g. 127.77.0.4",
+    "  {port}      the service's port (SmartStackService port), e.g. 8080",
+    '  {service}   the service name, e.g. user-service',
+    '  {instance}  the providing host, e.g. app1',
+    '',
+    "example: smartstack local cdktf.out --backend-command './my-server --listen {address}:{port}'",
+  ].join('\n'),
+};
+
+const GRAPH: CommandSpec = {
+  name: 'graph',
+  summary: 'draw a synthesized mesh: hosts, the ensemble, services, who provides and who consumes',
+  description:
+    'Reads what `cdktf synth` wrote and prints the topology: the ZooKeeper members as the ensemble, every\n' +
+    'other host, each service, an edge from each host that provides it (with its port) and from each\n' +
+    'host that consumes it (with its local port). Mermaid renders on GitHub in a ```mermaid block; SVG\n' +
+    "needs Graphviz's dot (Debian package graphviz).",
+  positionals: [{ name: 'OUTDIR', description: 'the folder `cdktf synth` wrote', defaultText: 'cdktf.out' }],
+  options: [
+    { name: 'stack', value: 'NAME', description: 'the stack to draw', defaultText: 'the only stack in OUTDIR' },
+    { name: 'format', value: 'FORMAT', description: 'mermaid, dot (Graphviz source) or svg (through dot)', defaultText: 'mermaid' },
+    { name: 'out', short: 'o', value: 'FILE', description: 'write to FILE', defaultText: 'standard output' },
+  ],
+  notes: 'example: smartstack graph cdktf.out --format svg -o mesh.svg',
+};
+
+const COMMANDS: readonly CommandSpec[] = [NERVE, SYNAPSE, STATUS, LOCAL, GRAPH];
 
 /** Runs the command line; resolves with the exit code (the agents resolve on SIGTERM/SIGINT). */
-export async function main(argv: string[]): Promise<number> {
-  let args: Args;
-  try {
-    args = parseArgs(argv);
-  } catch (e) {
-    process.stderr.write(`smartstack: ${(e as Error).message}\n${USAGE}`);
+export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  const [first, ...rest] = argv;
+  if (first === undefined) {
+    process.stderr.write(renderMainHelp(COMMANDS));
     return EXIT_USAGE;
   }
-  const command = args.words[0];
+  if (first === '--help' || first === '-h') {
+    process.stdout.write(renderMainHelp(COMMANDS));
+    return EXIT_OK;
+  }
+  if (first === '--version' || first === '-V') {
+    process.stdout.write(`${packageVersion()}\n`);
+    return EXIT_OK;
+  }
+  let command: CommandSpec | undefined;
   try {
-    switch (command) {
+    if (first === 'help') return help(rest);
+    command = COMMANDS.find((c) => c.name === first);
+    if (!command) throw unknownCommand(first);
+    const parsed = parseCommandLine(command, rest, env);
+    if (parsed.help) {
+      process.stdout.write(renderCommandHelp(command));
+      return EXIT_OK;
+    }
+    switch (command.name) {
       case 'nerve':
-        return await runNerve(args);
+        return await runNerve(parsed);
       case 'synapse':
-        return await runSynapse(args);
+        return await runSynapse(parsed);
       case 'status':
-        return await runStatus(args);
-      case 'local': {
+        return await runStatus(parsed);
+      case 'graph': {
+        const { runGraph } = await import('./graph-command');
+        return runGraph(parsed);
+      }
+      default: {
         // Loaded on demand: the agents on a host never need the local-mesh code.
         const { runLocal } = await import('./local-command');
-        return await runLocal(args.words, args.flags);
+        return await runLocal(parsed);
       }
-      case undefined:
-      case 'help':
-        process.stdout.write(USAGE);
-        return command === undefined ? EXIT_USAGE : EXIT_OK;
-      default:
-        throw new UsageError(`unknown command '${command}'`);
     }
   } catch (e) {
+    const name = command ? ` ${command.name}` : '';
     if (e instanceof ConfigError) {
-      process.stderr.write(`smartstack ${command}: invalid config: ${e.message}\n`);
+      process.stderr.write(`smartstack${name}: invalid config: ${e.message}\n`);
       return EXIT_USAGE;
     }
     if (e instanceof UsageError) {
-      process.stderr.write(`smartstack: ${e.message}\n${USAGE}`);
+      const about = e.command ?? command?.name;
+      const helpCommand = about ? `smartstack ${about} --help` : 'smartstack --help';
+      process.stderr.write(`smartstack${name}: ${e.message}\n(${helpCommand} shows the usage)\n`);
       return EXIT_USAGE;
     }
-    process.stderr.write(`smartstack ${command}: ${(e as Error).stack ?? String(e)}\n`);
+    process.stderr.write(`smartstack${name}: ${(e as Error).stack ?? String(e)}\n`);
     return EXIT_FAILURE;
   }
 }
 
-async function runNerve(args: Args): Promise<number> {
-  const config = loadNerveConfig(requireFlag(args, 'config'));
+function help(words: string[]): number {
+  const command = words.length === 0 ? undefined : COMMANDS.find((c) => c.name === words[0]);
+  if (words.length > 0 && !command) throw unknownCommand(words[0]);
+  process.stdout.write(command ? renderCommandHelp(command) : renderMainHelp(COMMANDS));
+  return EXIT_OK;
+}
+
+function unknownCommand(word: string): UsageError {
+  const what = word.startsWith('-') ? `unknown option '${word}' (a command's options follow its name)` : `unknown command '${word}'`;
+  const suggestion = closestName(word.replace(/^-+/, ''), [...COMMANDS.map((c) => c.name), 'help']);
+  const names = COMMANDS.map((c) => c.name).join(', ');
+  return new UsageError(`${what}; ${suggestion ? `did you mean '${suggestion}'?` : `the commands are ${names}`}`);
+}
+
+function packageVersion(): string {
+  return (JSON.parse(readFileSync(join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string }).version;
+}
+
+async function runNerve(args: ParsedCommand): Promise<number> {
+  // Every option is checked before the config file is read.
   const log = logger(args, 'nerve');
+  const zk = zkOptions(args);
+  const config = loadNerveConfig(requireOption(args, 'config', 'NERVE_CONFIG'));
   const metrics = new Metrics();
-  const nerve = new Nerve(config, { log, metrics, zk: zkOptions(args) });
+  const nerve = new Nerve(config, { log, metrics, zk });
   const server = config.metricsPort !== undefined ? await metrics.serve(config.metricsPort) : undefined;
   log.info('nerve starting', { instance_id: config.instanceId, services: config.services.map((s) => s.name), metrics_port: config.metricsPort });
   nerve.start();
@@ -98,11 +238,13 @@ async function runNerve(args: Args): Promise<number> {
   return EXIT_OK;
 }
 
-async function runSynapse(args: Args): Promise<number> {
-  const config = loadSynapseConfig(requireFlag(args, 'config'));
+async function runSynapse(args: ParsedCommand): Promise<number> {
+  // Every option is checked before the config file is read.
   const log = logger(args, 'synapse');
+  const zk = zkOptions(args);
+  const config = loadSynapseConfig(requireOption(args, 'config', 'SYNAPSE_CONFIG'));
   const metrics = new Metrics();
-  const synapse = new Synapse(config, { log, metrics, zk: zkOptions(args) });
+  const synapse = new Synapse(config, { log, metrics, zk });
   const server = config.metricsPort !== undefined ? await metrics.serve(config.metricsPort) : undefined;
   log.info('synapse starting', { services: config.services.map((s) => s.name), metrics_port: config.metricsPort });
   await synapse.start();
@@ -114,55 +256,43 @@ async function runSynapse(args: Args): Promise<number> {
   return EXIT_OK;
 }
 
-async function runStatus(args: Args): Promise<number> {
-  const r = new ConfigReader('--zk');
-  const hosts = requireFlag(args, 'zk').split(',').map((h, i) => r.hostPort(`--zk[${i}]`, h));
-  const base = args.flags.path === undefined ? '/services' : r.zkPath('--path', args.flags.path);
-  const authFile = args.flags['auth-file'];
+async function runStatus(args: ParsedCommand): Promise<number> {
+  const r = new ConfigReader('smartstack status');
+  const zk = requireOption(args, 'zk');
+  const hosts = optionValue(() => zk.split(',').map((h) => r.hostPort('--zk', h)));
+  const base = args.values.path === undefined ? '/services' : optionValue(() => r.zkPath('--path', String(args.values.path)));
+  const authFile = args.values['auth-file'] as string | undefined;
   const credentials = authFile === undefined ? undefined : readZookeeperCredentials(authFile);
   const status = await registryStatus(hosts.join(','), base, zkOptions(args), undefined, credentials);
-  process.stdout.write(args.flags.json !== undefined ? JSON.stringify(status, null, 2) + '\n' : renderStatus(status));
+  process.stdout.write(args.values.json === true ? JSON.stringify(status, null, 2) + '\n' : renderStatus(status));
   return status.reachable && status.error === undefined ? EXIT_OK : EXIT_FAILURE;
 }
 
-function parseArgs(argv: string[]): Args {
-  const words: string[] = [];
-  const flags: { [name: string]: string } = {};
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (!a.startsWith('--')) {
-      words.push(a);
-      continue;
-    }
-    const eq = a.indexOf('=');
-    const name = a.slice(2, eq < 0 ? undefined : eq);
-    if (name === 'json') {
-      flags.json = 'true';
-    } else if (eq >= 0) {
-      flags[name] = a.slice(eq + 1);
-    } else {
-      if (i + 1 >= argv.length) throw new UsageError(`--${name} needs a value`);
-      flags[name] = argv[++i];
-    }
+/** A value checked by the config reader: its refusal is bad usage, naming the option. */
+function optionValue<T>(read: () => T): T {
+  try {
+    return read();
+  } catch (e) {
+    if (e instanceof ConfigError) throw new UsageError(`${e.key} ${e.value}: ${e.reason}`);
+    throw e;
   }
-  return { words, flags };
 }
 
-function requireFlag(args: Args, name: string): string {
-  const value = args.flags[name];
-  if (value === undefined || value === '') throw new UsageError(`--${name} is required`);
+function requireOption(args: ParsedCommand, name: string, env?: string): string {
+  const value = args.values[name];
+  if (typeof value !== 'string') throw new UsageError(`--${name} is required${env ? ` (or the environment variable ${env})` : ''}`);
   return value;
 }
 
-function logger(args: Args, agent: string): Logger {
-  const level = args.flags['log-level'] ?? 'info';
+function logger(args: ParsedCommand, agent: string): Logger {
+  const level = String(args.values['log-level'] ?? 'info');
   if (!isLogLevel(level)) throw new UsageError(`--log-level ${level}: must be debug, info, warn or error`);
   return new Logger({ agent }, level as LogLevel);
 }
 
-function zkOptions(args: Args): Omit<ZkSessionOptions, 'log'> {
-  const raw = args.flags['zk-session-timeout'];
-  if (raw === undefined) return {};
+function zkOptions(args: ParsedCommand): Omit<ZkSessionOptions, 'log'> {
+  const raw = args.values['zk-session-timeout'];
+  if (typeof raw !== 'string') return {};
   if (!/^[0-9]+$/.test(raw) || Number(raw) < 1000) throw new UsageError(`--zk-session-timeout ${raw}: must be milliseconds, at least 1000`);
   return { sessionTimeoutMs: Number(raw) };
 }

@@ -4,7 +4,7 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, 
 import { tmpdir } from 'os';
 import { join } from 'path';
 import { HaproxyMaster, HaproxyProcessList, HaproxyRuntime } from '../agent/haproxy-runtime';
-import { RegistryStatus, registryStatus } from '../agent/registry-status';
+import { RegisteredInstance, RegistryStatus, registryStatus } from '../agent/registry-status';
 import { CREDENTIALS_DIR, HAPROXY_BOOTSTRAP, NERVE_CONFIG, NERVE_UNIT, SYNAPSE_CONFIG, SYNAPSE_UNIT, unitPath, ZOO_CFG, ZOOKEEPER_MYID, ZOOKEEPER_UNIT } from '../cloud-init/host-paths';
 import { readSynthesizedDocuments, readSynthesizedStack, synthesizedDocumentVariables } from '../cloud-init/synthesized-documents';
 import { NerveConfig } from '../schema/nerve-config';
@@ -12,6 +12,8 @@ import { SynapseConfig } from '../schema/synapse-config';
 import { readZookeeperCredentials, ZookeeperCredentials } from '../schema/zookeeper-credentials';
 import { fourLetterWord } from './four-letter-word';
 import { LoopbackHost, layOutLoopbackHosts } from './loopback-host';
+import { describeMesh, MeshDescription, MeshHost, MeshService } from './mesh-description';
+import { portsInUse } from './port-check';
 
 export interface LocalMeshOptions {
   /** The `cdktf synth` output directory. */
@@ -27,6 +29,8 @@ export interface LocalMeshOptions {
    * `{service}` and `{instance}` are replaced.
    */
   readonly backendCommand?: string;
+  /** The folder the backend command runs in (default: the current one). */
+  readonly backendCwd?: string;
   /** How to run the agents: argv before `nerve --config F`. */
   readonly smartstackCommand?: string[];
   /** Progress lines. */
@@ -43,6 +47,8 @@ export interface MeshProcess {
   readonly name: string;
   readonly host: LoopbackHost;
   readonly argv: string[];
+  /** The folder it runs in. */
+  readonly cwd: string;
   child: ChildProcess;
 }
 
@@ -53,8 +59,24 @@ export interface MemberStatus {
   readonly mode: string;
 }
 
+/** What nerve on a providing host last said about a service's check. */
+export interface LastCheck {
+  readonly hostname: string;
+  /** e.g. `check failed: status 404`, or that nothing was logged yet. */
+  readonly result: string;
+}
+
+export interface ServiceStatus extends MeshService {
+  /** The registered instances, when ZooKeeper could be read. */
+  readonly instances?: RegisteredInstance[];
+  /** For a service without a healthy instance: nerve's last word on each provider. */
+  readonly lastChecks: LastCheck[];
+}
+
 export interface MeshStatus {
   readonly members: MemberStatus[];
+  readonly hosts: MeshHost[];
+  readonly services: ServiceStatus[];
   readonly registry?: RegistryStatus;
   readonly registryError?: string;
 }
@@ -77,11 +99,18 @@ export class LocalMesh {
   public readonly workdir: string;
   /** The values the documents were read with, by variable name. */
   public readonly variables: Record<string, string>;
+  /** Hosts, roles, services, endpoints and ports, as the hosts' files say. */
+  public readonly description: MeshDescription;
   private readonly scripts: Array<{ hostname: string; name: string; script: string }>;
   private readonly processes = new Map<string, MeshProcess>();
   private readonly ownsWorkdir: boolean;
   private readonly log: (line: string) => void;
   private readonly smartstack: string[];
+  private stopping = false;
+  /** Kills what is left if this process exits without stop() (an uncaught error): nothing outlives it. */
+  private readonly killOnExit = () => {
+    for (const p of this.processes.values()) killGroup(p.child, 'SIGKILL');
+  };
 
   public constructor(private readonly options: LocalMeshOptions) {
     const missing = PROGRAMS.filter(([program]) => spawnSync('sh', ['-c', `command -v ${program}`]).status !== 0);
@@ -102,6 +131,7 @@ export class LocalMesh {
     this.log = options.log ?? (() => undefined);
     this.smartstack = options.smartstackCommand ?? [process.execPath, join(PACKAGE_ROOT, 'bin', 'smartstack')];
     for (const host of this.hosts) adaptForOneMachine(host);
+    this.description = describeMesh(this.hosts);
   }
 
   /** ZooKeeper members (hosts whose document has a zoo.cfg). */
@@ -116,6 +146,14 @@ export class LocalMesh {
 
   /** Starts everything, in dependency order, and waits for the ensemble to have a leader. */
   public async start(): Promise<void> {
+    const taken = await portsInUse(this.description.ports);
+    if (taken.length > 0) {
+      throw new Error(
+        `ports the mesh needs are in use, perhaps by processes of an earlier run:\n${taken.map((t) => `  ${t.address}:${t.port} (${t.owner}): ${t.holder}`).join('\n')}\n` +
+          'stop them (kill PID) and start again',
+      );
+    }
+    process.on('exit', this.killOnExit);
     for (const host of this.members) this.startZookeeper(host);
     await this.waitForLeader(90000);
     // What Terraform runs once the members are up, such as the ZooKeeper ACL bootstrap.
@@ -132,11 +170,13 @@ export class LocalMesh {
 
   /** Stops every process (agents first, so nerve deregisters), then removes what it created. */
   public async stop(): Promise<void> {
+    this.stopping = true;
     const order = ['nerve', 'synapse', 'haproxy', 'backend', 'zookeeper'];
     const rank = (p: MeshProcess) => order.findIndex((role) => p.name.split('/')[1].startsWith(role));
     const all = [...this.processes.values()].sort((a, b) => rank(a) - rank(b));
     for (const p of all) await stopProcess(p.child, 10000);
     this.processes.clear();
+    process.off('exit', this.killOnExit);
     if (this.ownsWorkdir) rmSync(this.workdir, { recursive: true, force: true });
   }
 
@@ -161,7 +201,7 @@ export class LocalMesh {
   public restart(name: string): void {
     const p = this.process(name);
     if (p.child.exitCode === null && p.child.signalCode === null) throw new Error(`${name} is still running`);
-    this.spawn(p.name, p.host, p.argv);
+    this.spawn(p.name, p.host, p.argv, p.cwd);
   }
 
   /**
@@ -190,11 +230,48 @@ export class LocalMesh {
         return { hostname: h.hostname, address: h.address, mode: /^Mode: (\w+)/m.exec(srvr)?.[1] ?? '' };
       }),
     );
+    const { hosts } = this.description;
+    let registry: RegistryStatus | undefined;
+    let registryError: string | undefined;
+    const found = new Map<string, RegisteredInstance[]>();
     try {
-      return { members, registry: await registryStatus(this.connectionString, '/services', {}, 5000, this.readerCredentials()) };
+      // Every base the services' discovery paths are under, not only /services.
+      for (const base of new Set(this.description.services.map((s) => s.discoveryPath.replace(/\/[^/]+$/, '') || '/'))) {
+        const read = await registryStatus(this.connectionString, base, {}, 5000, this.readerCredentials());
+        if (base === '/services' || registry === undefined) registry = read;
+        if (!read.reachable || read.error) registryError ??= read.error ?? 'no session could be established';
+        for (const s of read.services) found.set(s.path, s.instances);
+      }
     } catch (e) {
-      return { members, registryError: (e as Error).message };
+      registryError = (e as Error).message;
     }
+    const services = this.description.services.map((s): ServiceStatus => {
+      const instances = registryError === undefined ? (found.get(s.discoveryPath) ?? []) : undefined;
+      const healthy = instances?.some((i) => i.valid) ?? false;
+      return { ...s, instances, lastChecks: healthy ? [] : s.providers.map((p) => ({ hostname: p.hostname, result: this.lastCheck(p.hostname, s.name) })) };
+    });
+    return { members, hosts, services, registry, registryError };
+  }
+
+  /** nerve's last record about a service's check, from its log. */
+  private lastCheck(hostname: string, service: string): string {
+    let log = '';
+    try {
+      log = readFileSync(join(this.workdir, 'logs', `${hostname}-nerve.log`), 'utf8');
+    } catch {
+      return 'nerve has not logged yet';
+    }
+    const records = log.split('\n').flatMap((line) => {
+      try {
+        const r = JSON.parse(line) as { msg?: string; service?: string; reason?: string; check?: string };
+        return r.service === service && /^(check|service) /.test(r.msg ?? '') ? [r] : [];
+      } catch {
+        return [];
+      }
+    });
+    const last = records[records.length - 1];
+    if (!last) return 'no failed check logged (a passing check counts toward rise)';
+    return `${last.msg}${last.reason ? `: ${last.reason}` : ''}${last.check ? ` (${last.check})` : ''}`;
   }
 
   private startZookeeper(host: LoopbackHost): void {
@@ -237,10 +314,16 @@ export class LocalMesh {
 
   private startBackend(host: LoopbackHost, service: string, port: number): void {
     const vars: Record<string, string> = { address: host.address, port: String(port), service, instance: host.hostname };
-    const argv = this.options.backendCommand
-      ? ['sh', '-c', this.options.backendCommand.replace(/\{(address|port|service|instance)\}/g, (_m, k: string) => vars[k])]
-      : [process.execPath, join(__dirname, 'instance-backend.js'), host.address, String(port), service, host.hostname];
-    this.spawn(`${host.hostname}/backend:${service}`, host, argv);
+    const name = `${host.hostname}/backend:${service}`;
+    if (this.options.backendCommand) {
+      // The user's command, relative paths and all, runs where smartstack was started.
+      const command = this.options.backendCommand.replace(/\{(address|port|service|instance)\}/g, (_m, k: string) => vars[k]);
+      this.spawn(name, host, ['sh', '-c', command], this.options.backendCwd ?? process.cwd());
+      return;
+    }
+    const check = this.description.services.find((s) => s.name === service)?.check;
+    const checkArgs = check?.type === 'http' ? [check.path ?? '', check.expectStatus === undefined ? '' : String(check.expectStatus), check.expectBody ?? ''] : [];
+    this.spawn(name, host, [process.execPath, join(__dirname, 'instance-backend.js'), host.address, String(port), service, host.hostname, ...checkArgs]);
   }
 
   private startHaproxy(host: LoopbackHost): void {
@@ -259,19 +342,35 @@ export class LocalMesh {
     this.spawn(`${host.hostname}/${agent}`, host, [...this.smartstack, agent, '--config', config]);
   }
 
-  private spawn(name: string, host: LoopbackHost, argv: string[]): void {
+  private spawn(name: string, host: LoopbackHost, argv: string[], cwd = host.root): void {
+    if (this.stopping) throw new Error(`the mesh is stopping: ${name} is not started`);
     const logDir = join(this.workdir, 'logs');
     mkdirSync(logDir, { recursive: true });
     const out = openSync(join(logDir, `${name.replace(/[/:]/g, '-')}.log`), 'a');
-    const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', out, out], cwd: host.root });
+    // Each in a process group of its own: stopping kills what it started too (a shell's server, HAProxy's
+    // workers), and a Ctrl-C meant for smartstack reaches the processes only in the order stop() chooses.
+    const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', out, out], cwd, detached: true });
     child.on('error', (e) => this.log(`${name}: ${e.message}`));
-    this.processes.set(name, { name, host, argv, child });
+    // A process that ends by itself (a backend command that is not found, say) is said on the console,
+    // with the end of its log, not only in a file under the working directory.
+    const logFile = join(logDir, `${name.replace(/[/:]/g, '-')}.log`);
+    child.on('exit', (code, signal) => {
+      if (this.stopping || this.processes.get(name)?.child !== child || signal !== null) return;
+      let tail = '';
+      try {
+        tail = readFileSync(logFile, 'utf8').trim().split('\n').slice(-5).join('\n  ');
+      } catch {
+        // no log: nothing to add
+      }
+      this.log(`${name} exited with code ${code}${tail ? `; the end of its log (${logFile}):\n  ${tail}` : ''}`);
+    });
+    this.processes.set(name, { name, host, argv, cwd, child });
     this.log(`started ${name}: ${argv.join(' ')}`);
   }
 
   private async waitForLeader(timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline) {
+    while (Date.now() < deadline && !this.stopping) {
       const { members } = await this.status();
       if (members.some((m) => m.mode === 'leader' || m.mode === 'standalone')) return;
       await new Promise((r) => setTimeout(r, 250));
@@ -340,13 +439,32 @@ function loadCredentials(host: LoopbackHost, unit: string): void {
   }
 }
 
+/** Signals a process's whole group (it leads one: see spawn); false when none of it is left. */
+function killGroup(child: ChildProcess, signal: NodeJS.Signals | 0): boolean {
+  if (child.pid === undefined) return false;
+  try {
+    process.kill(-child.pid, signal);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Stops a process and everything in its group: the signal to the group, then SIGKILL to what is
+ * left of it when the leader has not exited in time or the leader exited and left others behind.
+ */
 async function stopProcess(child: ChildProcess, timeoutMs: number, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.kill(signal);
+  const running = child.exitCode === null && child.signalCode === null;
+  const exited = running ? new Promise<void>((resolve) => child.once('exit', () => resolve())) : Promise.resolve();
+  if (!killGroup(child, signal) && !running) return;
   const timer = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), timeoutMs).unref());
   if ((await Promise.race([exited, timer])) === 'timeout') {
-    child.kill('SIGKILL');
+    killGroup(child, 'SIGKILL');
     await exited;
   }
+  // The group outlives its leader when a shell's child ignored the signal or was slower to exit.
+  const deadline = Date.now() + Math.min(timeoutMs, 5000);
+  while (killGroup(child, 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  killGroup(child, 'SIGKILL');
 }

@@ -140,12 +140,15 @@ export function configUnsafeReason(value: unknown, kind: ConfigValueKind): strin
   }
   // ApplyTimeSecrets marks a secret as @@secret:<name>@@ in rendered text; Terraform puts the value there.
   if (value.includes('@@')) return "contains '@@', which marks an apply-time secret in rendered files";
+  // The kind's own rule first, so the message states the rule this value is held to; HAProxy's
+  // (looser) whitelist is a second guard for what goes into haproxy.cfg.
+  const ok = typeof list.test === 'function' ? list.test(value) : list.test.test(value);
+  if (!ok) return `expected ${list.expected}`;
   if (list.haproxy !== undefined) {
     const reason = haproxyUnsafeReason(value, list.haproxy);
     if (reason !== undefined) return `${reason} (it goes into haproxy.cfg)`;
   }
-  const ok = typeof list.test === 'function' ? list.test(value) : list.test.test(value);
-  return ok ? undefined : `expected ${list.expected}`;
+  return undefined;
 }
 
 /** How a construct reports a bad value: its own `fail`, which makes a ValidationError naming it. */

@@ -8,9 +8,8 @@ export interface MeshFixture {
   host(id: string, n: number): VdsNode;
 }
 
-/** A stack with the article's 3-member ensemble, ready for services and sidecars. */
-export function meshFixture(ensemble: Partial<ZookeeperEnsembleProps> = {}): MeshFixture {
-  const stack = new TerraformStack(Testing.app(), 'test');
+/** A stack (a new one unless given) with the article's 3-member ensemble, ready for services and sidecars. */
+export function meshFixture(ensemble: Partial<ZookeeperEnsembleProps> = {}, stack = new TerraformStack(Testing.app(), 'test')): MeshFixture {
   const members = [11, 12, 13].map(
     (n, i) =>
       new VdsNode(stack, `zk${i + 1}`, {

@@ -5,8 +5,9 @@ import { join } from 'path';
 
 /**
  * Runs the real HAProxy on synthesized files, unedited. The files name the agent users (the admin
- * socket belongs to `synapse`), which exist on a sidecar host but not here, so HAProxy runs in a
- * private mount namespace whose /etc/passwd and /etc/group add them; the test machine is untouched.
+ * socket belongs to `synapse`). HAProxy runs in a private mount namespace whose /etc/passwd and
+ * /etc/group define them at fixed ids, whether or not this machine has users of those names; the
+ * machine's own files are never changed, so no user is left behind.
  */
 
 const AGENT_USERS = [
@@ -25,17 +26,29 @@ function run(command: string, args: string[], input?: string): ToolRun {
   return { status: result.status, output: `${result.stdout}${result.stderr}` };
 }
 
-/** A passwd and group file: the machine's own plus the agent users it lacks. */
+/**
+ * The machine's passwd and group text with the agent users defined by us, at fixed ids: an entry
+ * the machine already has under one of these names (a host with Airbnb's agents has a `synapse`
+ * user) is replaced in the copy, so what the tests expect does not depend on the machine.
+ */
+export function withAgentAccounts(passwd: string, group: string): { passwd: string; group: string } {
+  const names = new Set(AGENT_USERS.map((u) => u.name));
+  const others = (text: string) => text.split('\n').filter((line) => line !== '' && !names.has(line.split(':')[0]));
+  return {
+    passwd: [...others(passwd), ...AGENT_USERS.map((u) => `${u.name}:x:${u.id}:${u.id}::/nonexistent:/usr/sbin/nologin`)].join('\n') + '\n',
+    group: [...others(group), ...AGENT_USERS.map((u) => `${u.name}:x:${u.id}:`)].join('\n') + '\n',
+  };
+}
+
+/** The agent users' ids inside the namespace, by name. */
+export const AGENT_USER_IDS: Readonly<Record<string, number>> = Object.fromEntries(AGENT_USERS.map((u) => [u.name, u.id]));
+
+/** A directory with the namespace's passwd and group files; /etc is never written. */
 function accountsDir(): string {
   const dir = mkdtempSync(join(tmpdir(), 'smartstack-haproxy-'));
-  let passwd = readFileSync('/etc/passwd', 'utf8');
-  let group = readFileSync('/etc/group', 'utf8');
-  for (const u of AGENT_USERS) {
-    if (!new RegExp(`^${u.name}:`, 'm').test(passwd)) passwd += `${u.name}:x:${u.id}:${u.id}::/nonexistent:/usr/sbin/nologin\n`;
-    if (!new RegExp(`^${u.name}:`, 'm').test(group)) group += `${u.name}:x:${u.id}:\n`;
-  }
-  writeFileSync(join(dir, 'passwd'), passwd);
-  writeFileSync(join(dir, 'group'), group);
+  const files = withAgentAccounts(readFileSync('/etc/passwd', 'utf8'), readFileSync('/etc/group', 'utf8'));
+  writeFileSync(join(dir, 'passwd'), files.passwd);
+  writeFileSync(join(dir, 'group'), files.group);
   return dir;
 }
 
