@@ -21,6 +21,7 @@ const USAGE = `usage:
   smartstack synapse --config synapse.conf.json [options]
   smartstack status --zk host:port[,host:port...] [--path /services] [--auth-file FILE] [--json]
   smartstack local [cdktf.out] [--stack NAME] [--backend-command CMD] [--workdir DIR]
+  smartstack rehearse [cdktf.out] [--stack NAME] [--then SECOND_CDKTF_OUT]   (see smartstack rehearse --help)
 
 options:
   --log-level debug|info|warn|error   default info
@@ -40,6 +41,8 @@ class UsageError extends Error {}
 
 /** Runs the command line; resolves with the exit code (the agents resolve on SIGTERM/SIGINT). */
 export async function main(argv: string[]): Promise<number> {
+  // Its own options (util.parseArgs), and only loaded when asked for: the agents never need the fleet code.
+  if (argv[0] === 'rehearse') return (await import('./rehearse')).runRehearse(argv.slice(1));
   let args: Args;
   try {
     args = parseArgs(argv);
