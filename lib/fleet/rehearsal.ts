@@ -310,6 +310,7 @@ export class Rehearsal {
   /** Destroys the fleet (every host, disk, mount and the bridge); safe to call at any time, twice too. */
   public async destroy(): Promise<void> {
     this.stopped = true;
+    this.workspace?.kill();
     const fleet = this.fleetInstance ?? (await this.creating?.catch(() => undefined));
     await fleet?.destroy();
   }
