@@ -1,5 +1,5 @@
-import { spawnSync } from 'child_process';
-import { mkdtempSync, readFileSync } from 'fs';
+import { spawn, spawnSync } from 'child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
 import { buildApp } from '../examples/main';
@@ -122,4 +122,39 @@ describeFleet('smartstack rehearse: the default example on real hosts, then a ch
     }, 2 * MINUTE);
     console.log(renderRehearsalStatus(after));
   }, 20 * MINUTE);
+});
+
+describeFleet('smartstack rehearse, stopped with SIGTERM', () => {
+  test('SIGTERM during the apply destroys the fleet: no host, no bridge, no record left, and terraform ends too', async () => {
+    const outdir = mkdtempSync(join(tmpdir(), 'rehearse-sigterm-'));
+    buildApp(outdir).synth();
+    const child = spawn(process.execPath, [join(__dirname, '..', 'bin', 'smartstack'), 'rehearse', outdir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    const applying = new Promise<void>((resolve) => child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+      if (/applying /.test(stderr)) resolve();
+    }));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    await Promise.race([applying, exited]);
+    const runId = /run ([0-9a-f]{8}): bridge/.exec(stderr)?.[1];
+    expect(runId).toBeDefined();
+    await new Promise((r) => setTimeout(r, 5000)); // terraform is at work on the hosts
+    child.kill('SIGTERM');
+    expect(await exited).toBe(130);
+    expect(stderr).toContain('SIGTERM: destroying the fleet');
+    expect(stderr).toContain(`run ${runId}: cleaned up`);
+    expect(existsSync(`/var/lib/cdktf-smartstack/fleet/runs/${runId}.json`)).toBe(false);
+    expect(spawnSync('ip', ['link', 'show', `ssfl${runId}`]).status).not.toBe(0);
+    const workDir = /work dir (\S+)/.exec(stderr)![1];
+    expect(existsSync(workDir)).toBe(false);
+    // No process left working in the run's terraform directory.
+    const inWorkspace = readdirSync('/proc').filter((pid) => /^\d+$/.test(pid)).filter((pid) => {
+      try {
+        return readlinkSync(`/proc/${pid}/cwd`).startsWith(`${workDir}/terraform`);
+      } catch {
+        return false;
+      }
+    });
+    expect(inWorkspace).toEqual([]);
+  }, 10 * MINUTE);
 });

@@ -1,5 +1,5 @@
 import { spawnSync } from 'child_process';
-import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'fs';
+import { chmodSync, cpSync, mkdtempSync, readFileSync, writeFileSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
 import { buildApp } from '../examples/main';
@@ -143,6 +143,23 @@ describe('smartstack rehearse (command line)', () => {
     const r = run('--help');
     expect(r.status).toBe(0);
     for (const text of ['--then', '--stack', '198.18.0.0/15', 'root, systemd-nspawn', 'debootstrap', 'terraform', 'Ctrl-C or SIGTERM destroys the fleet', 'TF_VAR_']) expect(r.stdout).toContain(text);
+  });
+
+  test('a machine without root, debootstrap or terraform is told exactly which is missing', () => {
+    // As an unprivileged user whose PATH has neither /usr/sbin (debootstrap) nor /usr/local/bin (terraform).
+    chmodSync(outdir, 0o755);
+    const asNobody = process.getuid?.() === 0 ? ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'] : [];
+    const r = spawnSync(asNobody[0] ?? process.execPath, [...asNobody.slice(1), ...(asNobody.length > 0 ? [process.execPath] : []), SMARTSTACK, 'rehearse', outdir], {
+      encoding: 'utf8',
+      timeout: 60_000,
+      cwd: tmpdir(),
+      env: { PATH: '/usr/bin:/bin' },
+    });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('smartstack rehearse: this machine cannot rehearse:');
+    expect(r.stderr).toMatch(/- not root \(uid \d+\)/);
+    expect(r.stderr).toContain("- debootstrap is not on the PATH (Debian package 'debootstrap')");
+    expect(r.stderr).toContain('- terraform is not on the PATH (install terraform >= 1.4');
   });
 
   test('bad input is named and changes nothing', () => {

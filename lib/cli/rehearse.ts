@@ -133,13 +133,17 @@ export async function runRehearse(argv: readonly string[]): Promise<number> {
       return interrupted ? 0 : 1;
     }
     process.stdout.write(renderRehearsalStatus(await rehearsal.status()));
+    let [lastLine, lastAt] = ['', 0];
     const report = await Promise.race([
       rehearsal.change({
         outdir: values.then,
         stack: values['then-stack'] ?? values.stack,
         ...load,
         onSample: (t, consumers) => {
-          const line = consumers.map((c) => `${c.hostname}/${c.service} ${c.servers.filter((s) => s.up).length} up`).join(', ');
+          // A line when what the consumers serve changes, and every 15 s.
+          const line = consumers.map((c) => `${c.hostname}/${c.service}: ${c.error ?? c.servers.map((s) => `${s.address}:${s.port} ${s.up ? 'UP' : 'DOWN'}`).join(', ')}`).join('; ');
+          if (line === lastLine && t - lastAt < 15) return;
+          [lastLine, lastAt] = [line, t];
           process.stderr.write(`  t+${t.toFixed(0)} s  ${line}\n`);
         },
       }),
@@ -202,6 +206,7 @@ export function renderChangeReport(report: ChangeReport): string {
       ]),
     ),
   ];
+  for (const s of report.services.filter((x) => x.notInService.length > 0)) lines.push(`  ${s.service}: not in service at the end: ${s.notInService.join(', ')}`);
   return lines.join('\n') + '\n';
 }
 

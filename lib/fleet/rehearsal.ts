@@ -88,6 +88,8 @@ export interface ServiceChangeReport {
   readonly backInServiceSeconds: number | null;
   /** Seconds during which not every provider was in service on every consumer (sampled). */
   readonly outOfServiceSeconds: number;
+  /** At the end: each provider not in service on a consumer, as `address:port on host`. */
+  readonly notInService: string[];
 }
 
 export interface ChangeReport {
@@ -247,10 +249,11 @@ export class Rehearsal {
     const providers = providerAddresses(mapped.documents);
     const samples: Array<{ at: number; inService: Map<string, boolean> }> = [];
     let sampling = true;
+    let lastView: ConsumerServiceStatus[] = [];
     const sampler = (async () => {
       while (sampling) {
         const at = Date.now();
-        const consumers = await this.consumerStatus(mapped.documents).catch(() => [] as ConsumerServiceStatus[]);
+        const consumers = (lastView = await this.consumerStatus(mapped.documents).catch(() => [] as ConsumerServiceStatus[]));
         samples.push({ at, inService: new Map(targets.map((t) => [t.service, allInService(t.service, providers.get(t.service) ?? [], consumers)])) });
         options.onSample?.((at - loadStarted) / 1000, consumers);
         await sleep(Math.max(0, 1000 - (Date.now() - at)));
@@ -294,6 +297,9 @@ export class Rehearsal {
         failures: sum((r) => r.failures),
         failuresByStatus,
         ...convergence(samples.map((s) => ({ at: s.at, ok: s.inService.get(service) ?? false })), applyStarted),
+        notInService: lastView
+          .filter((v) => v.service === service)
+          .flatMap((v) => (providers.get(service) ?? []).filter((p) => !v.servers.some((x) => x.up && `${x.address}:${x.port}` === p)).map((p) => `${p} on ${v.hostname}`)),
       };
     });
     return {
