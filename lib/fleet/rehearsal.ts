@@ -272,7 +272,7 @@ export class Rehearsal {
       apply = await workspace.apply();
       const applied = Date.now();
       // Every provider back in service, and a little load after that, within the settle time.
-      while (Date.now() - applied < settleMs && this.checkRunning()) {
+      while (apply.exitCode === 0 && Date.now() - applied < settleMs && this.checkRunning()) {
         const last = samples[samples.length - 1];
         if (last && last.at > applied && targets.every((t) => last.inService.get(t.service)) && Date.now() - applied > 3000) break;
         await sleep(500);
