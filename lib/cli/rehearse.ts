@@ -18,7 +18,8 @@ rehearsal cannot map stops it before anything boots, naming the address and wher
 
 With --then, a second synthesis of the same stack is applied onto the running fleet while a bounded
 load goes through every consumer's local port of each service, and the rehearsal reports per
-service the requests, the failed ones and the seconds until every provider was back in service;
+service the requests, the failed ones and the seconds until every provider was back in service
+(on every consumer, and stayed so for --stable-seconds);
 then it destroys the fleet and exits (0 when the apply succeeded and every provider is back).
 Without --then it runs until Ctrl-C. Ctrl-C or SIGTERM destroys the fleet at any point.
 
@@ -29,6 +30,7 @@ options:
   --load-requests N        at most N requests per consumer and service (default 20000)
   --load-seconds S         and for at most S seconds (default 900)
   --settle-seconds S       time the providers have after the apply to be back (default 120)
+  --stable-seconds S       how long all must then stay in service to count as back (default 20)
   --report FILE            also write the report as JSON
   --workdir DIR            the fleet's directory (default: a new one under /var/tmp; removed at the end)
 
@@ -62,6 +64,7 @@ export async function runRehearse(argv: readonly string[]): Promise<number> {
         'load-requests': { type: 'string' },
         'load-seconds': { type: 'string' },
         'settle-seconds': { type: 'string' },
+        'stable-seconds': { type: 'string' },
         'report': { type: 'string' },
         'workdir': { type: 'string' },
         'help': { type: 'boolean', short: 'h' },
@@ -77,13 +80,14 @@ export async function runRehearse(argv: readonly string[]): Promise<number> {
     return 0;
   }
   const words = positionals[0] === 'rehearse' ? positionals.slice(1) : positionals;
-  let load: { loadRequests: number; loadSeconds: number; settleSeconds: number };
+  let load: { loadRequests: number; loadSeconds: number; settleSeconds: number; stableSeconds: number };
   try {
     if (words.length > 1) throw new Error(`one cdktf.out at a time; got ${words.join(' ')}`);
     load = {
       loadRequests: positiveInteger('--load-requests', values['load-requests'], 20000),
       loadSeconds: positiveInteger('--load-seconds', values['load-seconds'], 900),
       settleSeconds: positiveInteger('--settle-seconds', values['settle-seconds'], 120),
+      stableSeconds: positiveInteger('--stable-seconds', values['stable-seconds'], 20),
     };
   } catch (e) {
     process.stderr.write(`smartstack rehearse: ${(e as Error).message}\n\n${REHEARSE_USAGE}`);

@@ -68,6 +68,8 @@ export interface ChangeOptions {
   readonly loadSeconds?: number;
   /** How long after the apply the providers may take to be back in service. @default 120 s */
   readonly settleSeconds?: number;
+  /** How long every provider must stay in service to count as back (a flapping server does not). @default 20 s */
+  readonly stableSeconds?: number;
   /** Called with each sample of the consumers' HAProxy view (about once a second). */
   readonly onSample?: (elapsedSeconds: number, consumers: ConsumerServiceStatus[]) => void;
 }
@@ -131,6 +133,7 @@ export class Rehearsal {
   private current?: MappedStack;
   private stackCount = 0;
   private stopped = false;
+  private destroying?: Promise<void>;
   /** `host unit command` of each backend started, so a second synthesis restarts none it keeps. */
   private readonly backends = new Set<string>();
 
@@ -272,9 +275,13 @@ export class Rehearsal {
       apply = await workspace.apply();
       const applied = Date.now();
       // Every provider back in service, and a little load after that, within the settle time.
-      while (apply.exitCode === 0 && Date.now() - applied < settleMs && this.checkRunning()) {
-        const last = samples[samples.length - 1];
-        if (last && last.at > applied && targets.every((t) => last.inService.get(t.service)) && Date.now() - applied > 3000) break;
+      const stableMs = (options.stableSeconds ?? 20) * 1000;
+      while (apply.exitCode === 0 && Date.now() - applied < settleMs + stableMs && this.checkRunning()) {
+        // In service since the apply ended, in every sample of the last stableMs.
+        const recent = samples.filter((x) => x.at > applied);
+        const since = recent.length > 0 ? recent[recent.length - 1].at - stableMs : Infinity;
+        const stable = recent.length > 0 && recent[0].at <= since && recent.filter((x) => x.at >= since).every((x) => targets.every((t) => x.inService.get(t.service)));
+        if (stable) break;
         await sleep(500);
       }
     } finally {
@@ -314,11 +321,15 @@ export class Rehearsal {
   }
 
   /** Destroys the fleet (every host, disk, mount and the bridge); safe to call at any time, twice too. */
-  public async destroy(): Promise<void> {
-    this.stopped = true;
-    this.workspace?.kill();
-    const fleet = this.fleetInstance ?? (await this.creating?.catch(() => undefined));
-    await fleet?.destroy();
+  public destroy(): Promise<void> {
+    // One cleanup, however often asked: each caller waits until it is done.
+    this.destroying ??= (async () => {
+      this.stopped = true;
+      this.workspace?.kill();
+      const fleet = this.fleetInstance ?? (await this.creating?.catch(() => undefined));
+      await fleet?.destroy();
+    })();
+    return this.destroying;
   }
 
   private checkRunning(): true {
