@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync } from 'fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
 import { buildApp } from '../examples/main';
@@ -25,6 +25,8 @@ const describeFleet = missing.length === 0 ? describe : describe.skip;
 
 const MINUTE = 60_000;
 const figures: string[] = [];
+const made: string[] = [];
+afterAll(() => made.forEach((dir) => rmSync(dir, { recursive: true, force: true })));
 
 async function eventually<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -56,8 +58,10 @@ describeFleet('smartstack rehearse: the default example on real hosts, then a ch
 
   beforeAll(async () => {
     const first = mkdtempSync(join(tmpdir(), 'rehearse-first-'));
+    made.push(first);
     buildApp(first).synth();
     second = mkdtempSync(join(tmpdir(), 'rehearse-second-'));
+    made.push(second);
     buildExampleWithRise(second, 5).synth();
     rehearsal = new Rehearsal({ outdir: first, log: (line) => process.stderr.write(`rehearse: ${line}\n`) });
     apply = await rehearsal.start();
@@ -129,6 +133,7 @@ describeFleet('smartstack rehearse: the default example on real hosts, then a ch
 describeFleet('smartstack rehearse, stopped with SIGTERM', () => {
   test('SIGTERM during the apply destroys the fleet: no host, no bridge, no record left, and terraform ends too', async () => {
     const outdir = mkdtempSync(join(tmpdir(), 'rehearse-sigterm-'));
+    made.push(outdir);
     buildApp(outdir).synth();
     const child = spawn(process.execPath, [join(__dirname, '..', 'bin', 'smartstack'), 'rehearse', outdir], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';

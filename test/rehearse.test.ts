@@ -1,5 +1,5 @@
 import { spawnSync } from 'child_process';
-import { chmodSync, cpSync, mkdtempSync, readFileSync, writeFileSync } from 'fs';
+import { chmodSync, cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
 import { buildApp } from '../examples/main';
@@ -15,9 +15,12 @@ const KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFleetHostKeyForTheTest00000000
 
 let outdir: string;
 let stackJson: Record<string, any>;
+const made: string[] = [];
+afterAll(() => made.forEach((dir) => rmSync(dir, { recursive: true, force: true })));
 
 beforeAll(() => {
   outdir = mkdtempSync(join(tmpdir(), 'rehearse-unit-'));
+  made.push(outdir);
   buildApp(outdir).synth();
   stackJson = JSON.parse(readFileSync(join(outdir, 'stacks', 'oslo', 'cdk.tf.json'), 'utf8'));
 }, 120_000);
@@ -30,6 +33,7 @@ function placements(hosts: StackHost[]) {
 /** A copy of the example's cdktf.out with its stack JSON changed. */
 function changedOutdir(change: (json: Record<string, any>) => void): string {
   const dir = mkdtempSync(join(tmpdir(), 'rehearse-changed-'));
+  made.push(dir);
   cpSync(outdir, dir, { recursive: true });
   const json = JSON.parse(JSON.stringify(stackJson));
   change(json);

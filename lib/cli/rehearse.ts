@@ -133,8 +133,11 @@ export async function runRehearse(argv: readonly string[]): Promise<number> {
     }
     process.stderr.write(`applied in ${apply.seconds.toFixed(0)} s\n`);
     if (!values.then) {
-      await liveTable(rehearsal, stopped);
-      return interrupted ? 0 : 1;
+      // Runs until Ctrl-C or SIGTERM, the normal end of a rehearsal without --then.
+      await liveTable(rehearsal, stopped).catch((e: Error) => {
+        if (!interrupted) throw e;
+      });
+      return 0;
     }
     process.stdout.write(renderRehearsalStatus(await rehearsal.status()));
     let [lastLine, lastAt] = ['', 0];
