@@ -24,7 +24,7 @@ const ZK_SESSION_TIMEOUT: OptionSpec = {
   name: 'zk-session-timeout',
   value: 'MS',
   description: 'the ZooKeeper session timeout to ask for, in milliseconds (at least 1000);\nthe ensemble bounds it to 2-20 ticks',
-  defaultText: '10000',
+  defaultText: "the file's zk_session_timeout, else 32000 for nerve and 36000 for synapse, as upstream",
 };
 
 const NERVE: CommandSpec = {
@@ -141,11 +141,22 @@ const GRAPH: CommandSpec = {
   notes: 'example: smartstack graph cdktf.out --format svg -o mesh.svg',
 };
 
-const COMMANDS: readonly CommandSpec[] = [NERVE, SYNAPSE, STATUS, LOCAL, GRAPH];
+// Listed here for the help and the suggestions; its own options are read by lib/cli/rehearse.ts.
+const REHEARSE: CommandSpec = {
+  name: 'rehearse',
+  summary: 'apply a synthesized stack to real Debian hosts on this machine, then a change under load',
+  description: 'See smartstack rehearse --help.',
+  positionals: [],
+  options: [],
+};
+
+const COMMANDS: readonly CommandSpec[] = [NERVE, SYNAPSE, STATUS, LOCAL, GRAPH, REHEARSE];
 
 /** Runs the command line; resolves with the exit code (the agents resolve on SIGTERM/SIGINT). */
 export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const [first, ...rest] = argv;
+  // Loaded only when asked for: the agents never need the fleet code.
+  if (first === 'rehearse') return (await import('./rehearse')).runRehearse(rest);
   if (first === undefined) {
     process.stderr.write(renderMainHelp(COMMANDS));
     return EXIT_USAGE;

@@ -11,3 +11,7 @@ export { assertFleetAddress, FLEET_RANGE, FleetNetwork } from './fleet-network';
 export { cleanupEarlierRuns, DEFAULT_STATE_DIR } from './fleet-state';
 export type { TerraformCommandResult, TerraformPlanResult, TerraformWorkspaceOptions } from './terraform-apply';
 export { mapNullResourceToTerraformData, resourceSeconds, TerraformWorkspace } from './terraform-apply';
+export type { ChangeOptions, ChangeReport, RehearsalOptions, RehearsalStatus, ServiceChangeReport } from './rehearsal';
+export { Rehearsal } from './rehearsal';
+export type { StackHost } from './stack-address-map';
+export { fleetHostNumbers, mapStackOntoFleet, stackHosts, unmappedAddresses } from './stack-address-map';

@@ -94,6 +94,8 @@ export class TerraformWorkspace {
   private readonly variables: Record<string, string>;
   private readonly timeoutMs: number;
   private readonly network?: { assertRoute(address: string): Promise<void> };
+  /** Process group ids of the terraform commands running now. */
+  private readonly running = new Set<number>();
 
   private constructor(options: TerraformWorkspaceOptions) {
     this.dir = options.dir;
@@ -156,7 +158,9 @@ export class TerraformWorkspace {
     if (env.TF_CLI_CONFIG_FILE && !existsSync(env.TF_CLI_CONFIG_FILE)) delete env.TF_CLI_CONFIG_FILE;
     for (const [name, value] of Object.entries(this.variables)) env[`TF_VAR_${name}`] = value;
     appendFileSync(this.logFile, `\n=== ${new Date().toISOString()} ${command}\n`);
-    const r = await runBounded(['terraform', ...args], { cwd: this.dir, env, timeoutMs: this.timeoutMs, logFile: this.logFile });
+    let pid: number | undefined;
+    const r = await runBounded(['terraform', ...args], { cwd: this.dir, env, timeoutMs: this.timeoutMs, logFile: this.logFile, onStart: (p) => this.running.add((pid = p)) });
+    if (pid !== undefined) this.running.delete(pid);
     appendFileSync(this.logFile, `=== exit ${r.status ?? r.signal}${r.timedOut ? ' (timed out)' : ''} after ${r.seconds.toFixed(1)} s\n`);
     return { command, exitCode: r.status, timedOut: r.timedOut, output: r.output, stdout: r.stdout, seconds: r.seconds };
   }
@@ -168,6 +172,17 @@ export class TerraformWorkspace {
       for (const host of connectionHosts(JSON.parse(readFileSync(join(this.dir, f), 'utf8')))) {
         if (host.includes('${')) throw new Error(`TerraformWorkspace: ${f} connects to ${JSON.stringify(host)}, an expression whose route cannot be checked before the apply`);
         await this.network.assertRoute(host);
+      }
+    }
+  }
+
+  /** Kills the terraform commands still running (their process groups), e.g. when the hosts go away. */
+  public kill(): void {
+    for (const pid of this.running) {
+      try {
+        process.kill(-pid, 'SIGKILL');
+      } catch {
+        // Already gone.
       }
     }
   }

@@ -1,0 +1,238 @@
+import { spawnSync } from 'child_process';
+import { writeFileSync } from 'fs';
+import { parseArgs } from 'util';
+import { fleetPrerequisites } from '../fleet/fleet';
+import { ChangeReport, Rehearsal, RehearsalStatus } from '../fleet/rehearsal';
+import { renderStatus } from '../agent/registry-status';
+
+export const REHEARSE_USAGE = `usage: smartstack rehearse [cdktf.out] [--stack NAME] [--then SECOND_CDKTF_OUT] [options]
+
+Boots a real Debian 12 host on this machine for every VdsNode of a synthesized stack (systemd
+containers on a bridge of their own in 198.18.0.0/15; each host's private address mapped onto the
+fleet's /24, keeping the host part where it can; its disks by their /dev/disk/by-id/ names), applies
+the stack with terraform over SSH exactly as synthesized but for the addresses and the SSH host keys,
+starts a stand-in for every provided service that answers its health check, and shows the live
+status: hosts and roles, the ZooKeeper members' modes, the registered instances, what each
+consumer's HAProxy serves. No traffic ever goes to the stack's own addresses: an address the
+rehearsal cannot map stops it before anything boots, naming the address and where it is.
+
+With --then, a second synthesis of the same stack is applied onto the running fleet while a bounded
+load goes through every consumer's local port of each service, and the rehearsal reports per
+service the requests, the failed ones and the seconds until every provider was back in service
+(on every consumer, and stayed so for --stable-seconds);
+then it destroys the fleet and exits (0 when the apply succeeded and every provider is back).
+Without --then it runs until Ctrl-C. Ctrl-C or SIGTERM destroys the fleet at any point.
+
+options:
+  --stack NAME             the stack in cdktf.out (default: the only one)
+  --then DIR               a second cdktf.out to apply under load
+  --then-stack NAME        its stack (default: --stack, else the only one)
+  --load-requests N        at most N requests per consumer and service (default 20000)
+  --load-seconds S         and for at most S seconds (default 900)
+  --settle-seconds S       time the providers have after the apply to be back (default 120)
+  --stable-seconds S       how long all must then stay in service to count as back (default 20)
+  --report FILE            also write the report as JSON
+  --workdir DIR            the fleet's directory (default: a new one under /var/tmp; removed at the end)
+
+Variables: ssh_private_key is the fleet's own key; every other variable is read from TF_VAR_<name>
+in the environment, and a sensitive one without a value (such as <ensemble>_secret) gets a random
+value for the run.
+
+Needs: root, systemd-nspawn (Debian package systemd-container), debootstrap, ssh, and terraform >= 1.4
+on the PATH. The first run builds the Debian image (a few minutes; cached in
+/var/cache/cdktf-smartstack/fleet).
+`;
+
+/** What this machine lacks to rehearse, one sentence each: the fleet's prerequisites and terraform. */
+export function rehearsePrerequisites(): string[] {
+  const missing = fleetPrerequisites();
+  if (spawnSync('terraform', ['version'], { stdio: 'ignore' }).status !== 0) missing.push('terraform is not on the PATH (install terraform >= 1.4 from HashiCorp)');
+  return missing;
+}
+
+/** `smartstack rehearse`; resolves with the exit code. */
+export async function runRehearse(argv: readonly string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: [...argv],
+      allowPositionals: true,
+      options: {
+        'stack': { type: 'string' },
+        'then': { type: 'string' },
+        'then-stack': { type: 'string' },
+        'load-requests': { type: 'string' },
+        'load-seconds': { type: 'string' },
+        'settle-seconds': { type: 'string' },
+        'stable-seconds': { type: 'string' },
+        'report': { type: 'string' },
+        'workdir': { type: 'string' },
+        'help': { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (e) {
+    process.stderr.write(`smartstack rehearse: ${(e as Error).message}\n\n${REHEARSE_USAGE}`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    process.stdout.write(REHEARSE_USAGE);
+    return 0;
+  }
+  const words = positionals[0] === 'rehearse' ? positionals.slice(1) : positionals;
+  let load: { loadRequests: number; loadSeconds: number; settleSeconds: number; stableSeconds: number };
+  try {
+    if (words.length > 1) throw new Error(`one cdktf.out at a time; got ${words.join(' ')}`);
+    load = {
+      loadRequests: positiveInteger('--load-requests', values['load-requests'], 20000),
+      loadSeconds: positiveInteger('--load-seconds', values['load-seconds'], 900),
+      settleSeconds: positiveInteger('--settle-seconds', values['settle-seconds'], 120),
+      stableSeconds: positiveInteger('--stable-seconds', values['stable-seconds'], 20),
+    };
+  } catch (e) {
+    process.stderr.write(`smartstack rehearse: ${(e as Error).message}\n\n${REHEARSE_USAGE}`);
+    return 2;
+  }
+
+  let rehearsal: Rehearsal;
+  try {
+    const given = Object.fromEntries(Object.entries(process.env).filter(([k, v]) => k.startsWith('TF_VAR_') && v !== undefined).map(([k, v]) => [k.slice(7), v!]));
+    rehearsal = new Rehearsal({
+      outdir: words[0] ?? 'cdktf.out',
+      stack: values.stack,
+      variables: given,
+      fleet: values.workdir ? { workDir: values.workdir } : undefined,
+      log: (line) => process.stderr.write(`${line}\n`),
+    });
+    // The stack is checked first: its own mistakes are named whatever the machine has.
+    const missing = rehearsePrerequisites();
+    if (missing.length > 0) throw new Error(`this machine cannot rehearse:\n  - ${missing.join('\n  - ')}`);
+  } catch (e) {
+    process.stderr.write(`smartstack rehearse: ${(e as Error).message}\n`);
+    return 2;
+  }
+  if (rehearsal.generated.length > 0) process.stderr.write(`random values for this run: ${rehearsal.generated.join(', ')}\n`);
+
+  let interrupted: string | undefined;
+  let wake: () => void = () => undefined;
+  const stopped = new Promise<void>((resolve) => (wake = resolve));
+  const onSignal = (signal: string) => {
+    interrupted ??= signal;
+    process.stderr.write(`\n${signal}: destroying the fleet\n`);
+    void rehearsal.destroy();
+    wake();
+  };
+  const handlers = (['SIGINT', 'SIGTERM'] as const).map((s) => [s, () => onSignal(s)] as const);
+  handlers.forEach(([s, h]) => process.on(s, h));
+  try {
+    const apply = await Promise.race([rehearsal.start(), stopped.then(() => undefined)]);
+    if (!apply || interrupted) return 130;
+    if (apply.exitCode !== 0) {
+      process.stderr.write(`${apply.output.slice(-6000)}\nsmartstack rehearse: terraform apply failed (exit ${apply.exitCode}) after ${apply.seconds.toFixed(0)} s; its log: ${rehearsal.fleet.workDir}/terraform/terraform.log\n`);
+      return 1;
+    }
+    process.stderr.write(`applied in ${apply.seconds.toFixed(0)} s\n`);
+    if (!values.then) {
+      // Runs until Ctrl-C or SIGTERM, the normal end of a rehearsal without --then.
+      await liveTable(rehearsal, stopped).catch((e: Error) => {
+        if (!interrupted) throw e;
+      });
+      return 0;
+    }
+    process.stdout.write(renderRehearsalStatus(await rehearsal.status()));
+    let [lastLine, lastAt] = ['', 0];
+    const report = await Promise.race([
+      rehearsal.change({
+        outdir: values.then,
+        stack: values['then-stack'] ?? values.stack,
+        ...load,
+        onSample: (t, consumers) => {
+          // A line when what the consumers serve changes, and every 15 s.
+          const line = consumers.map((c) => `${c.hostname}/${c.service}: ${c.error ?? c.servers.map((s) => `${s.address}:${s.port} ${s.up ? 'UP' : 'DOWN'}`).join(', ')}`).join('; ');
+          if (line === lastLine && t - lastAt < 15) return;
+          [lastLine, lastAt] = [line, t];
+          process.stderr.write(`  t+${t.toFixed(0)} s  ${line}\n`);
+        },
+      }),
+      stopped.then(() => undefined),
+    ]);
+    if (!report || interrupted) return 130;
+    process.stdout.write(renderRehearsalStatus(await rehearsal.status()));
+    process.stdout.write(renderChangeReport(report));
+    if (values.report) writeFileSync(values.report, `${JSON.stringify({ ...report, applyOutput: undefined }, null, 2)}\n`);
+    return report.applyExitCode === 0 && report.services.every((s) => s.backInServiceSeconds !== null) ? 0 : 1;
+  } catch (e) {
+    if (interrupted) return 130;
+    process.stderr.write(`smartstack rehearse: ${(e as Error).message}\n`);
+    return 1;
+  } finally {
+    await rehearsal.destroy();
+    handlers.forEach(([s, h]) => process.off(s, h));
+  }
+}
+
+async function liveTable(rehearsal: Rehearsal, stopped: Promise<void>): Promise<void> {
+  process.stderr.write(`fleet running in ${rehearsal.fleet.workDir}; Ctrl-C destroys it\n`);
+  let previous = '';
+  for (;;) {
+    const table = renderRehearsalStatus(await rehearsal.status());
+    if (table !== previous) {
+      process.stdout.write((process.stdout.isTTY ? '\x1b[2J\x1b[H' : '\n') + table);
+      previous = table;
+    }
+    const tick = new Promise<'tick'>((resolve) => setTimeout(() => resolve('tick'), 2000));
+    if ((await Promise.race([tick, stopped.then(() => 'stop' as const)])) === 'stop') return;
+  }
+}
+
+/** Hosts and roles, the members' modes, what ZooKeeper says is registered, then each consumer's HAProxy servers. */
+export function renderRehearsalStatus(status: RehearsalStatus): string {
+  const modes = new Map(status.members.map((m) => [m.hostname, m.mode || 'not serving']));
+  const lines = ['Hosts', ...table(['host', 'address', 'stands in for', 'roles'], status.hosts.map((h) => [
+    h.hostname,
+    h.address,
+    h.privateAddress,
+    h.roles.map((r) => (modes.has(h.hostname) && r === 'zookeeper member' ? `zookeeper member (${modes.get(h.hostname)})` : r)).join(', '),
+  ]))];
+  lines.push('', 'Registered in ZooKeeper');
+  lines.push(status.registryError !== undefined ? `  cannot be read: ${status.registryError}` : status.registry ? renderStatus(status.registry).trimEnd() : '  not read yet');
+  lines.push('', "Consumers' HAProxy (servers in service)");
+  lines.push(...table(['host', 'service', 'servers'], status.consumers.map((c) => [
+    c.hostname,
+    c.service,
+    c.error ?? (c.servers.map((s) => `${s.address}:${s.port} ${s.up ? 'UP' : 'DOWN'}`).join(', ') || 'none'),
+  ])));
+  return lines.join('\n') + '\n';
+}
+
+export function renderChangeReport(report: ChangeReport): string {
+  const lines = [
+    '',
+    `Change applied under load: terraform exit ${report.applyExitCode} after ${report.applySeconds.toFixed(0)} s; load ran ${report.loadSeconds.toFixed(0)} s${report.addedHosts.length > 0 ? `; hosts added: ${report.addedHosts.join(', ')}` : ''}`,
+    ...table(
+      ['service', 'through', 'requests', 'failed', 'back in service after', 'out of service'],
+      report.services.map((s) => [
+        s.service,
+        s.consumers.join(','),
+        String(s.requests),
+        `${s.failures}${s.failures > 0 ? ` (${Object.entries(s.failuresByStatus).map(([c, n]) => `${n}× ${c}`).join(', ')})` : ''}`,
+        s.backInServiceSeconds === null ? 'not back' : `${s.backInServiceSeconds.toFixed(1)} s`,
+        `${s.outOfServiceSeconds.toFixed(1)} s`,
+      ]),
+    ),
+  ];
+  for (const s of report.services.filter((x) => x.notInService.length > 0)) lines.push(`  ${s.service}: not in service at the end: ${s.notInService.join(', ')}`);
+  return lines.join('\n') + '\n';
+}
+
+function positiveInteger(flag: string, raw: string | undefined, fallback: number): number {
+  if (raw === undefined) return fallback;
+  if (!/^[1-9][0-9]*$/.test(raw)) throw new Error(`${flag} ${raw}: expected a positive whole number`);
+  return Number(raw);
+}
+
+function table(header: string[], rows: string[][]): string[] {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) => '  ' + cells.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd();
+  return [line(header), ...rows.map(line)];
+}

@@ -1,0 +1,569 @@
+import { randomBytes } from 'crypto';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'fs';
+import { join } from 'path';
+import { parse } from 'yaml';
+import { isInService, parseServersState } from '../agent/haproxy-runtime';
+import { RegistryStatus } from '../agent/registry-status';
+import { NERVE_CONFIG, SYNAPSE_CONFIG, ZOO_CFG } from '../cloud-init/host-paths';
+import { readSynthesizedDocuments, SynthesizedHostDocument } from '../cloud-init/synthesized-documents';
+import type { MemberStatus } from '../local/local-mesh';
+import { NerveConfig } from '../schema/nerve-config';
+import { SynapseConfig } from '../schema/synapse-config';
+import { consumerLoadScript, LoadResult, parseLoadOutput } from './consumer-load';
+import { Fleet, FleetOptions } from './fleet';
+import { serviceBackends, serviceBackendScript } from './service-backend';
+import { FleetPlacement, fleetHostNumbers, mapStackOntoFleet, StackHost, stackHosts } from './stack-address-map';
+import { resourceSeconds, TerraformCommandResult, TerraformWorkspace } from './terraform-apply';
+
+export interface RehearsalOptions {
+  /** The cdktf output directory (`cdktf.out`). */
+  readonly outdir: string;
+  /** The stack to rehearse. @default the only one in `outdir` */
+  readonly stack?: string;
+  /**
+   * Values of the stack's variables (such as `TF_VAR_<name>` given in the environment). Sensitive
+   * ones not given (`<ensemble>_secret`) get a random value; `ssh_private_key` is always the fleet's.
+   */
+  readonly variables?: Record<string, string>;
+  /** How the fleet is made (work directory, image, subnet). */
+  readonly fleet?: FleetOptions;
+  /** Size of each disk a host's document formats. @default 512 */
+  readonly diskSizeMiB?: number;
+  /** Progress lines. @default none */
+  readonly log?: (line: string) => void;
+}
+
+export interface RehearsalHostStatus {
+  readonly hostname: string;
+  /** The fleet address that stands in for the private one. */
+  readonly address: string;
+  readonly privateAddress: string;
+  /** `zookeeper member`, `provides S`, `consumes S`. */
+  readonly roles: string[];
+}
+
+/** One consumer's HAProxy view of one service. */
+export interface ConsumerServiceStatus {
+  readonly hostname: string;
+  readonly service: string;
+  /** Servers with an address, from `show servers state`. */
+  readonly servers: Array<{ readonly address: string; readonly port: number; readonly up: boolean }>;
+  /** Why the admin socket could not be read. */
+  readonly error?: string;
+}
+
+export interface RehearsalStatus {
+  readonly hosts: RehearsalHostStatus[];
+  readonly members: MemberStatus[];
+  readonly consumers: ConsumerServiceStatus[];
+  readonly registry?: RegistryStatus;
+  readonly registryError?: string;
+}
+
+export interface ChangeOptions {
+  /** The second synthesis' cdktf output directory. */
+  readonly outdir: string;
+  /** @default the only stack in `outdir` */
+  readonly stack?: string;
+  /** Bound of the load, in requests per consumer and service. @default 20000 */
+  readonly loadRequests?: number;
+  /** Bound of the load in time. @default 900 s */
+  readonly loadSeconds?: number;
+  /** How long after the apply the providers may take to be back in service. @default 120 s */
+  readonly settleSeconds?: number;
+  /** How long every provider must stay in service to count as back (a flapping server does not). @default 20 s */
+  readonly stableSeconds?: number;
+  /** Called with each sample of the consumers' HAProxy view (about once a second). */
+  readonly onSample?: (elapsedSeconds: number, consumers: ConsumerServiceStatus[]) => void;
+}
+
+export interface ServiceChangeReport {
+  readonly service: string;
+  /** Consumer hosts the load went through. */
+  readonly consumers: string[];
+  /** `address:port` of the providers the second synthesis declares. */
+  readonly providers: string[];
+  readonly requests: number;
+  readonly failures: number;
+  readonly failuresByStatus: Record<string, number>;
+  /**
+   * Seconds from the start of the apply until every provider was in service on every consumer for
+   * good (0: never out of service); null when they were not back within the settle time.
+   */
+  readonly backInServiceSeconds: number | null;
+  /** Seconds during which not every provider was in service on every consumer (sampled). */
+  readonly outOfServiceSeconds: number;
+  /** At the end: each provider not in service on a consumer, as `address:port on host`. */
+  readonly notInService: string[];
+}
+
+export interface ChangeReport {
+  readonly applyExitCode: number | null;
+  readonly applySeconds: number;
+  /** Seconds per resource the apply changed. */
+  readonly resourceSeconds: Record<string, number>;
+  /** Hosts the second synthesis added to the fleet. */
+  readonly addedHosts: string[];
+  readonly loadSeconds: number;
+  readonly services: ServiceChangeReport[];
+  /** The apply's output, for a failed apply. */
+  readonly applyOutput: string;
+}
+
+interface MappedStack {
+  readonly hosts: StackHost[];
+  readonly documents: SynthesizedHostDocument[];
+  readonly dir: string;
+}
+
+/**
+ * `smartstack rehearse`: a user's synthesized stack on a fleet of real Debian 12 hosts on this
+ * machine — one per VdsNode, with its hostname and disks, its private address mapped onto the
+ * fleet's 198.18.x /24 — applied with terraform; then, optionally, a second synthesis applied onto
+ * the running fleet under a bounded load through every consumer's local ports.
+ */
+export class Rehearsal {
+  /** The values the stack's variables are applied with (without `ssh_private_key`). */
+  public readonly variables: Record<string, string>;
+  /** Names of the variables given a random value. */
+  public readonly generated: string[];
+  private readonly log: (line: string) => void;
+  private readonly firstStack: { dir: string; json: unknown; hosts: StackHost[] };
+  private numbers: Map<string, number>;
+  private creating?: Promise<Fleet>;
+  private fleetInstance?: Fleet;
+  private workspace?: TerraformWorkspace;
+  private current?: MappedStack;
+  private stackCount = 0;
+  private stopped = false;
+  private destroying?: Promise<void>;
+  /** `host unit command` of each backend started, so a second synthesis restarts none it keeps. */
+  private readonly backends = new Set<string>();
+
+  /** Reads and checks the stack (its mapping onto a fleet included); boots nothing. */
+  public constructor(private readonly options: RehearsalOptions) {
+    this.log = options.log ?? (() => undefined);
+    const first = readStack(options.outdir, options.stack);
+    const hosts = stackHosts(first.json);
+    this.firstStack = { ...first, hosts };
+    this.numbers = fleetHostNumbers(hosts);
+    const { values, generated } = stackVariables(first.json, options.variables ?? {});
+    this.variables = values;
+    this.generated = generated;
+    // The same mapping with stand-in keys: an address it cannot map fails before anything is booted.
+    mapStackOntoFleet(first.json, hosts, this.placements(hosts, '198.18.0', () => 'ssh-ed25519 AAAA'), '198.18.0.0/24');
+  }
+
+  /** The fleet, once booted. */
+  public get fleet(): Fleet {
+    if (!this.fleetInstance) throw new Error('rehearsal: the fleet is not booted yet');
+    return this.fleetInstance;
+  }
+
+  /** The stack's hosts, with the fleet host number that stands in for each. */
+  public get hostNumbers(): ReadonlyMap<string, number> {
+    return this.numbers;
+  }
+
+  /** The folder of the mapped stack last given to terraform. */
+  public get appliedStackDir(): string {
+    if (!this.current) throw new Error('rehearsal: nothing applied yet');
+    return this.current.dir;
+  }
+
+  /**
+   * Boots a host per VdsNode, writes the mapped stack, starts a stand-in for each provided service
+   * and applies the stack with terraform. The apply's result is returned, not thrown.
+   */
+  public async start(): Promise<TerraformCommandResult> {
+    this.creating = Fleet.create({ log: this.log, ...this.options.fleet });
+    const fleet = (this.fleetInstance = await this.creating);
+    this.checkRunning();
+    await this.bootHosts(this.firstStack.hosts);
+    this.current = this.mapStack(this.firstStack);
+    this.workspace = await TerraformWorkspace.fromSynthesizedStack(this.current.dir, {
+      dir: join(fleet.workDir, 'terraform'),
+      variables: { ...this.variables, ssh_private_key: fleet.sshPrivateKey },
+      network: fleet.network,
+    });
+    this.checkRunning();
+    await this.startBackends(this.current.documents);
+    this.log(`applying ${this.firstStack.dir} (mapped: ${this.current.dir})`);
+    return this.workspace.apply();
+  }
+
+  /** Hosts and roles, the members' modes, what is registered, and what each consumer's HAProxy serves. */
+  public async status(): Promise<RehearsalStatus> {
+    const current = this.requireApplied();
+    const hosts = current.documents.map((d) => ({
+      hostname: d.hostname,
+      address: this.fleet.host(d.hostname).address,
+      privateAddress: current.hosts.find((h) => h.hostname === d.hostname)!.privateAddress,
+      roles: roles(d),
+    }));
+    const members = await Promise.all(memberDocuments(current.documents).map(async (m) => ({
+      hostname: m.doc.hostname,
+      address: m.address,
+      mode: await this.memberMode(m.doc.hostname, m.address, m.port),
+    })));
+    const consumers = await this.consumerStatus(current.documents);
+    try {
+      return { hosts, members, consumers, registry: await this.registry(current.documents) };
+    } catch (e) {
+      return { hosts, members, consumers, registryError: (e as Error).message };
+    }
+  }
+
+  /**
+   * Applies a second synthesis of the stack onto the running fleet while a bounded load goes through
+   * every consumer's local port of every service it consumed before, and reports per service the
+   * requests, the failures and when every provider was back in service.
+   */
+  public async change(options: ChangeOptions): Promise<ChangeReport> {
+    const workspace = this.workspace;
+    const before = this.requireApplied();
+    if (!workspace) throw new Error('rehearsal: nothing applied yet');
+    const next = readStack(options.outdir, options.stack);
+    const hosts = stackHosts(next.json);
+    for (const h of hosts) {
+      const old = before.hosts.find((o) => o.hostname === h.hostname);
+      if (old && old.privateAddress !== h.privateAddress) {
+        throw new Error(`host ${h.hostname}: privateAddress changes from ${old.privateAddress} to ${h.privateAddress}; the rehearsal keeps a host's address (give the new host a new name)`);
+      }
+    }
+    const missing = Object.keys(stackVariables(next.json, this.variables).values).filter((v) => this.variables[v] === undefined);
+    if (missing.length > 0) throw new Error(`the second synthesis has variable(s) the first did not have: ${missing.join(', ')}; rehearse it on its own`);
+    const added = hosts.filter((h) => !this.numbers.has(h.hostname));
+    this.numbers = fleetHostNumbers(hosts, this.numbers);
+    await this.bootHosts(added);
+    const mapped = this.mapStack({ ...next, hosts });
+    await this.startBackends(mapped.documents);
+
+    const loadRequests = options.loadRequests ?? 20000;
+    const loadSeconds = options.loadSeconds ?? 900;
+    const settleMs = (options.settleSeconds ?? 120) * 1000;
+    const targets = loadTargets(before.documents, mapped.documents);
+    if (targets.length === 0) this.log('no consumer consumes a service in both syntheses: the change runs without load');
+    const stopFile = (t: LoadTarget) => `/run/smartstack-rehearsal-load-${t.service}.stop`;
+    const loadStarted = Date.now();
+    const loads = targets.map(async (t) => {
+      const script = consumerLoadScript({ url: t.url, count: loadRequests, seconds: loadSeconds, stopFile: stopFile(t) });
+      const r = await this.fleet.host(t.hostname).exec(script, { timeoutMs: (loadSeconds + 60) * 1000 });
+      return { target: t, result: parseLoadOutput(r.stdout) };
+    });
+
+    const providers = providerAddresses(mapped.documents);
+    const samples: Array<{ at: number; inService: Map<string, boolean> }> = [];
+    let sampling = true;
+    let lastView: ConsumerServiceStatus[] = [];
+    const sampler = (async () => {
+      while (sampling) {
+        const at = Date.now();
+        const consumers = (lastView = await this.consumerStatus(mapped.documents).catch(() => [] as ConsumerServiceStatus[]));
+        samples.push({ at, inService: new Map(targets.map((t) => [t.service, allInService(t.service, providers.get(t.service) ?? [], consumers)])) });
+        options.onSample?.((at - loadStarted) / 1000, consumers);
+        await sleep(Math.max(0, 1000 - (Date.now() - at)));
+      }
+    })();
+
+    let apply: TerraformCommandResult | undefined;
+    let applyStarted = Date.now();
+    try {
+      await sleep(3000); // the load flows before anything changes
+      this.checkRunning();
+      workspace.updateStack(mapped.dir);
+      this.current = mapped;
+      applyStarted = Date.now();
+      this.log(`applying ${next.dir} onto the running fleet (mapped: ${mapped.dir})`);
+      apply = await workspace.apply();
+      const applied = Date.now();
+      // Every provider back in service, and a little load after that, within the settle time.
+      const stableMs = (options.stableSeconds ?? 20) * 1000;
+      while (apply.exitCode === 0 && Date.now() - applied < settleMs + stableMs && this.checkRunning()) {
+        // In service since the apply ended, in every sample of the last stableMs.
+        const recent = samples.filter((x) => x.at > applied);
+        const since = recent.length > 0 ? recent[recent.length - 1].at - stableMs : Infinity;
+        const stable = recent.length > 0 && recent[0].at <= since && recent.filter((x) => x.at >= since).every((x) => targets.every((t) => x.inService.get(t.service)));
+        if (stable) break;
+        await sleep(500);
+      }
+    } finally {
+      await Promise.all(targets.map((t) => this.fleet.host(t.hostname).exec(`touch ${stopFile(t)}`).catch(() => undefined)));
+    }
+    const results = await Promise.all(loads);
+    sampling = false;
+    await sampler;
+
+    const services = [...new Set(targets.map((t) => t.service))].map((service) => {
+      const mine = results.filter((r) => r.target.service === service);
+      const sum = (pick: (r: LoadResult) => number) => mine.reduce((n, r) => n + pick(r.result), 0);
+      const failuresByStatus: Record<string, number> = {};
+      for (const r of mine) for (const [code, n] of Object.entries(r.result.failuresByStatus)) failuresByStatus[code] = (failuresByStatus[code] ?? 0) + n;
+      return {
+        service,
+        consumers: mine.map((r) => r.target.hostname),
+        providers: providers.get(service) ?? [],
+        requests: sum((r) => r.requests),
+        failures: sum((r) => r.failures),
+        failuresByStatus,
+        ...convergence(samples.map((s) => ({ at: s.at, ok: s.inService.get(service) ?? false })), applyStarted),
+        notInService: lastView
+          .filter((v) => v.service === service)
+          .flatMap((v) => (providers.get(service) ?? []).filter((p) => !v.servers.some((x) => x.up && `${x.address}:${x.port}` === p)).map((p) => `${p} on ${v.hostname}`)),
+      };
+    });
+    return {
+      applyExitCode: apply?.exitCode ?? null,
+      applySeconds: apply?.seconds ?? 0,
+      resourceSeconds: resourceSeconds(apply?.output ?? ''),
+      addedHosts: added.map((h) => h.hostname),
+      loadSeconds: (Date.now() - loadStarted) / 1000,
+      services,
+      applyOutput: apply?.output ?? '',
+    };
+  }
+
+  /** Destroys the fleet (every host, disk, mount and the bridge); safe to call at any time, twice too. */
+  public destroy(): Promise<void> {
+    // One cleanup, however often asked: each caller waits until it is done.
+    this.destroying ??= (async () => {
+      this.stopped = true;
+      this.workspace?.kill();
+      const fleet = this.fleetInstance ?? (await this.creating?.catch(() => undefined));
+      await fleet?.destroy();
+    })();
+    return this.destroying;
+  }
+
+  private checkRunning(): true {
+    if (this.stopped) throw new Error('rehearsal: stopped');
+    return true;
+  }
+
+  private requireApplied(): MappedStack {
+    if (!this.current || !this.fleetInstance) throw new Error('rehearsal: nothing applied yet');
+    return this.current;
+  }
+
+  private async bootHosts(hosts: readonly StackHost[]): Promise<void> {
+    if (hosts.length === 0) return;
+    const sizeMiB = this.options.diskSizeMiB ?? 512;
+    this.log(`booting ${hosts.map((h) => `${h.hostname} (${h.privateAddress} → ${this.fleet.address(this.numbers.get(h.hostname)!)})`).join(', ')}`);
+    await this.fleet.addHosts(hosts.map((h) => ({ name: h.hostname, address: this.numbers.get(h.hostname)!, disks: h.diskIds.map((id) => ({ id, sizeMiB })) })));
+    this.checkRunning();
+  }
+
+  /** The stack rewritten onto the fleet hosts, in a folder of its own with the stack's assets. */
+  private mapStack(stack: { dir: string; json: unknown; hosts: StackHost[] }): MappedStack {
+    const fleet = this.fleet;
+    const placements = this.placements(stack.hosts, fleet.network.prefix, (hostname) => fleet.host(hostname).sshHostKey);
+    const mapped = mapStackOntoFleet(stack.json, stack.hosts, placements, fleet.network.cidr);
+    const dir = join(fleet.workDir, 'stacks', `${++this.stackCount}`);
+    mkdirSync(dir, { recursive: true });
+    for (const entry of readdirSync(stack.dir)) {
+      if (!entry.endsWith('.tf.json') && !entry.endsWith('.tfstate') && entry !== '.terraform') cpSync(join(stack.dir, entry), join(dir, entry), { recursive: true });
+    }
+    writeFileSync(join(dir, 'cdk.tf.json'), `${JSON.stringify(mapped, null, 2)}\n`);
+    return { hosts: stack.hosts, documents: readSynthesizedDocuments(mapped, this.variables), dir };
+  }
+
+  private placements(hosts: readonly StackHost[], prefix: string, key: (hostname: string) => string): Map<string, FleetPlacement> {
+    return new Map(hosts.map((h) => [h.hostname, { address: `${prefix}.${this.numbers.get(h.hostname)}`, sshHostKey: key(h.hostname) }]));
+  }
+
+  /** A stand-in per provided service, started before the apply so nerve finds it healthy. */
+  private async startBackends(documents: readonly SynthesizedHostDocument[]): Promise<void> {
+    await Promise.all(documents.map(async (doc) => {
+      const nerve = documentFile(doc, NERVE_CONFIG);
+      if (nerve === undefined) return;
+      const fresh = serviceBackends(doc.hostname, nerve).filter((b) => !this.backends.has(`${doc.hostname} ${JSON.stringify(b)}`));
+      if (fresh.length === 0) return;
+      await this.fleet.host(doc.hostname).execChecked(serviceBackendScript(fresh), { timeoutMs: 60_000 });
+      fresh.forEach((b) => this.backends.add(`${doc.hostname} ${JSON.stringify(b)}`));
+      this.log(`${doc.hostname}: stand-in for ${fresh.map((b) => `${b.service} on ${b.address}:${b.ports.join(',')}`).join(', ')}`);
+    }));
+  }
+
+  private async memberMode(hostname: string, address: string, port: number): Promise<string> {
+    const r = await this.fleet.host(hostname).exec(`timeout 3 bash -c 'exec 3<>/dev/tcp/${address}/${port} && printf srvr >&3 && cat <&3' 2>/dev/null | sed -n 's/^Mode: //p'`, { timeoutMs: 10_000 });
+    return r.stdout.trim();
+  }
+
+  /** `smartstack status` run on a sidecar host, as the reader identity where the ensemble has ACLs. */
+  private async registry(documents: readonly SynthesizedHostDocument[]): Promise<RegistryStatus> {
+    const members = memberDocuments(documents);
+    const withReader = documents.map((d) => ({ d, reader: documentPaths(d).find((p) => /^\/etc\/smartstack\/credentials\/zookeeper-.+-reader\.json$/.test(p)) }));
+    const on = withReader.find((x) => x.reader) ?? withReader.find((x) => documentFile(x.d, SYNAPSE_CONFIG) ?? documentFile(x.d, NERVE_CONFIG));
+    if (!on || members.length === 0) throw new Error('no sidecar host or no ZooKeeper member in the stack');
+    const zk = members.map((m) => `${m.address}:${m.port}`).join(',');
+    const r = await this.fleet.host(on.d.hostname).exec(`smartstack status --zk ${zk}${on.reader ? ` --auth-file ${on.reader}` : ''} --json`, { timeoutMs: 20_000 });
+    if (!r.stdout.trim().startsWith('{')) throw new Error(`smartstack status on ${on.d.hostname}: ${(r.stderr || r.stdout).trim().split('\n').pop() ?? `exit ${r.status}`}`);
+    return JSON.parse(r.stdout) as RegistryStatus;
+  }
+
+  private async consumerStatus(documents: readonly SynthesizedHostDocument[]): Promise<ConsumerServiceStatus[]> {
+    const perHost = await Promise.all(documents.map(async (doc) => {
+      const text = documentFile(doc, SYNAPSE_CONFIG);
+      if (text === undefined) return [];
+      const config = JSON.parse(text) as SynapseConfig;
+      const socket = (config.haproxy.global ?? []).map((l) => /^\s*stats socket (\S+)/.exec(l)?.[1]).find((s) => s !== undefined);
+      const services = Object.entries(config.services).map(([service, s]) => ({ service, backend: s.haproxy.backend_name ?? service }));
+      const r = socket
+        ? await this.fleet.host(doc.hostname).exec(`echo 'show servers state' | socat -t 2 - UNIX-CONNECT:${socket}`, { timeoutMs: 10_000 }).catch((e: Error) => ({ status: 1, stdout: '', output: e.message }))
+        : { status: 1, stdout: '', output: 'synapse.conf.json names no stats socket' };
+      let states: ReturnType<typeof parseServersState> | undefined;
+      let error: string | undefined;
+      try {
+        if (r.status !== 0) throw new Error(r.output.trim() || `exit ${r.status}`);
+        states = parseServersState(r.stdout);
+      } catch (e) {
+        error = (e as Error).message;
+      }
+      return services.map(({ service, backend }) => ({
+        hostname: doc.hostname,
+        service,
+        servers: (states ?? [])
+          .filter((s) => s.backend === backend && s.port > 0 && s.address !== '0.0.0.0' && isInService(s))
+          .map((s) => ({ address: s.address, port: s.port, up: s.operationalState === 2 && s.weight > 0 })),
+        ...(error !== undefined ? { error } : {}),
+      }));
+    }));
+    return perHost.flat();
+  }
+}
+
+/** Reads `cdktf.out/stacks/<stack>/cdk.tf.json`; without a name, the only stack there is. */
+export function readStack(outdir: string, stack?: string): { dir: string; json: unknown } {
+  const stacksDir = join(outdir, 'stacks');
+  const stacks = existsSync(stacksDir) ? readdirSync(stacksDir).filter((s) => existsSync(join(stacksDir, s, 'cdk.tf.json'))) : [];
+  if (stack === undefined) {
+    if (stacks.length !== 1) {
+      throw new Error(stacks.length === 0 ? `${outdir} holds no synthesized stack (no stacks/<name>/cdk.tf.json): run cdktf synth first` : `${outdir} holds ${stacks.length} stacks (${stacks.join(', ')}): choose one with --stack`);
+    }
+    stack = stacks[0];
+  } else if (!stacks.includes(stack)) {
+    throw new Error(`--stack ${stack}: ${outdir} has no such stack (it has ${stacks.join(', ') || 'none'})`);
+  }
+  const dir = join(stacksDir, stack);
+  return { dir, json: JSON.parse(readFileSync(join(dir, 'cdk.tf.json'), 'utf8')) };
+}
+
+/**
+ * The values the stack's variables are applied with: given ones, random ones for sensitive variables
+ * without a value, none for those with a default; `ssh_private_key` is the fleet's and left out.
+ */
+export function stackVariables(stackJson: unknown, given: Record<string, string>): { values: Record<string, string>; generated: string[] } {
+  const declared = ((stackJson as { variable?: Record<string, { sensitive?: boolean; default?: unknown }> }).variable) ?? {};
+  const values: Record<string, string> = {};
+  const generated: string[] = [];
+  for (const [name, v] of Object.entries(declared)) {
+    if (name === 'ssh_private_key') continue;
+    if (given[name] !== undefined) values[name] = given[name];
+    else if (v.default !== undefined) continue;
+    else if (v.sensitive) {
+      values[name] = randomBytes(32).toString('hex');
+      generated.push(name);
+    } else throw new Error(`variable ${name} has no default and no value: give it as TF_VAR_${name} in the environment`);
+  }
+  return { values, generated };
+}
+
+interface LoadTarget {
+  readonly hostname: string;
+  readonly service: string;
+  readonly url: string;
+}
+
+/** Each consumer's local port of each service it consumes in both syntheses, with a path its providers check. */
+function loadTargets(before: readonly SynthesizedHostDocument[], after: readonly SynthesizedHostDocument[]): LoadTarget[] {
+  const checkUri = new Map<string, string>();
+  for (const doc of after) {
+    const nerve = documentFile(doc, NERVE_CONFIG);
+    if (nerve === undefined) continue;
+    for (const [service, s] of Object.entries((JSON.parse(nerve) as NerveConfig).services)) {
+      const uri = (s.checks ?? []).find((c) => c.type === 'http' && c.uri)?.uri;
+      if (uri && !checkUri.has(service)) checkUri.set(service, uri);
+    }
+  }
+  const consumed = (doc: SynthesizedHostDocument | undefined) => {
+    const text = doc && documentFile(doc, SYNAPSE_CONFIG);
+    return text === undefined ? {} : (JSON.parse(text) as SynapseConfig).services;
+  };
+  const targets: LoadTarget[] = [];
+  for (const doc of after) {
+    const now = consumed(doc);
+    const then = consumed(before.find((d) => d.hostname === doc.hostname));
+    for (const [service, s] of Object.entries(now)) {
+      if (!then[service] || s.haproxy.port === undefined) continue;
+      const address = s.haproxy.bind_address && s.haproxy.bind_address !== '0.0.0.0' ? s.haproxy.bind_address : '127.0.0.1';
+      targets.push({ hostname: doc.hostname, service, url: `http://${address}:${s.haproxy.port}${checkUri.get(service) ?? '/'}` });
+    }
+  }
+  return targets;
+}
+
+/** `address:port` of every provider of each service, from the nerve configurations. */
+function providerAddresses(documents: readonly SynthesizedHostDocument[]): Map<string, string[]> {
+  const providers = new Map<string, string[]>();
+  for (const doc of documents) {
+    const nerve = documentFile(doc, NERVE_CONFIG);
+    if (nerve === undefined) continue;
+    for (const [service, s] of Object.entries((JSON.parse(nerve) as NerveConfig).services)) {
+      providers.set(service, [...(providers.get(service) ?? []), `${s.host}:${s.port}`]);
+    }
+  }
+  return providers;
+}
+
+/** Every provider is an up server of the service's backend on every consumer of it. */
+export function allInService(service: string, providers: readonly string[], consumers: readonly ConsumerServiceStatus[]): boolean {
+  const views = consumers.filter((c) => c.service === service);
+  if (views.length === 0 || providers.length === 0) return false;
+  return views.every((v) => v.error === undefined && providers.every((p) => v.servers.some((s) => s.up && `${s.address}:${s.port}` === p)));
+}
+
+/** From samples of "every provider in service": when it held for good, and for how long it did not. */
+export function convergence(samples: ReadonlyArray<{ at: number; ok: boolean }>, since: number): { backInServiceSeconds: number | null; outOfServiceSeconds: number } {
+  let out = 0;
+  for (let i = 0; i + 1 < samples.length; i++) if (!samples[i].ok) out += samples[i + 1].at - samples[i].at;
+  const last = samples[samples.length - 1];
+  if (!last || !last.ok) return { backInServiceSeconds: null, outOfServiceSeconds: out / 1000 };
+  let i = samples.length - 1;
+  while (i > 0 && samples[i - 1].ok) i--;
+  const back = i === 0 || samples[i - 1].at < since ? 0 : Math.max(0, samples[i].at - since);
+  return { backInServiceSeconds: back / 1000, outOfServiceSeconds: out / 1000 };
+}
+
+function memberDocuments(documents: readonly SynthesizedHostDocument[]): Array<{ doc: SynthesizedHostDocument; address: string; port: number }> {
+  return documents.flatMap((doc) => {
+    const zooCfg = documentFile(doc, ZOO_CFG);
+    if (zooCfg === undefined) return [];
+    return [{ doc, address: doc.privateAddress, port: Number(/^clientPort=(\d+)$/m.exec(zooCfg)?.[1] ?? 2181) }];
+  });
+}
+
+function roles(doc: SynthesizedHostDocument): string[] {
+  const r: string[] = [];
+  if (documentFile(doc, ZOO_CFG) !== undefined) r.push('zookeeper member');
+  const nerve = documentFile(doc, NERVE_CONFIG);
+  if (nerve !== undefined) r.push(...Object.keys((JSON.parse(nerve) as NerveConfig).services).map((s) => `provides ${s}`));
+  const synapse = documentFile(doc, SYNAPSE_CONFIG);
+  if (synapse !== undefined) r.push(...Object.keys((JSON.parse(synapse) as SynapseConfig).services).map((s) => `consumes ${s}`));
+  return r;
+}
+
+function writeFiles(doc: SynthesizedHostDocument): Array<{ path: string; content?: string }> {
+  return ((parse(doc.userData) ?? {}) as { write_files?: Array<{ path: string; content?: string }> }).write_files ?? [];
+}
+
+function documentFile(doc: SynthesizedHostDocument, path: string): string | undefined {
+  return writeFiles(doc).find((f) => f.path === path)?.content;
+}
+
+function documentPaths(doc: SynthesizedHostDocument): string[] {
+  return writeFiles(doc).map((f) => f.path);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
