@@ -379,7 +379,7 @@ export class ZookeeperEnsemble extends Construct {
           peers: members.filter((m) => m !== member).map((m) => m.privateAddress).join(' '),
           inputs: [ZOO_CFG, `${ZOOKEEPER_CONFIG_DIR}/java.env`, `${ZOOKEEPER_CONFIG_DIR}/log4j.properties`, ZOOKEEPER_MYID, ...(this.acls ? [JVM_AUTH_ARGS] : []), unitPath(ZOOKEEPER_UNIT)].join(' '),
           unit: ZOOKEEPER_UNIT,
-        }),
+        }).trimEnd(),
       });
       // The members, clientNetworks, and each host whose sidecar uses the ensemble (_addClient).
       cc.addFirewallRule(this.clientPortRule([...memberAddresses, ...clientNetworks]));

@@ -207,14 +207,7 @@ export class LocalMesh {
     for (const dir of [logDir, dataDir, dataLogDir].filter(Boolean)) mkdirSync(dir, { recursive: true });
     // As a host's apply does once the data disk is mounted.
     writeFileSync(join(dataDir, 'myid'), host.files.get(ZOOKEEPER_MYID) ?? '');
-    // As the apply of a new ensemble's member does: ZooKeeper runs from a zoo.cfg it may rewrite
-    // (reconfigEnabled), the settings plus the synthesized membership as its dynamic configuration.
-    const liveDir = join(dataDir, ZOOKEEPER_LIVE_CONFIG_SUBDIR);
-    mkdirSync(liveDir, { recursive: true });
-    const dynamic = join(liveDir, 'zoo.cfg.dynamic.initial');
-    writeFileSync(dynamic, host.files.get(ZOO_CFG_DYNAMIC) ?? '');
-    const liveConfig = join(liveDir, 'zoo.cfg');
-    writeFileSync(liveConfig, `${zooCfg.replace(/^dynamicConfigFile=.*\n/m, '')}dynamicConfigFile=${dynamic}\n`);
+    const liveConfig = writeLiveZooCfg(host);
     // The host-sized heap (java.env) would not fit several members on one machine.
     // Java argument files (`@path`, the digest authentication flags) as the unit passes them.
     const argFiles = [...unit.matchAll(/ @(\/\S+)/g)].map((m) => `@${host.hostPath(m[1])}`);
@@ -286,6 +279,24 @@ export class LocalMesh {
     }
     throw new Error(`the ZooKeeper ensemble elected no leader within ${timeoutMs / 1000} s; logs in ${join(this.workdir, 'logs')}`);
   }
+}
+
+/**
+ * As the apply of a new ensemble's member does: ZooKeeper runs from a zoo.cfg under dataDir that it
+ * may rewrite (reconfigEnabled): the synthesized settings, and the synthesized membership as its
+ * dynamic configuration. Returns the file's path.
+ */
+export function writeLiveZooCfg(host: LoopbackHost): string {
+  const zooCfg = host.files.get(ZOO_CFG) ?? '';
+  const dataDir = /^dataDir=(.+)$/m.exec(zooCfg)?.[1];
+  if (!dataDir) throw new Error(`host ${host.hostname}: its zoo.cfg has no dataDir`);
+  const liveDir = join(dataDir, ZOOKEEPER_LIVE_CONFIG_SUBDIR);
+  mkdirSync(liveDir, { recursive: true });
+  const dynamic = join(liveDir, 'zoo.cfg.dynamic.initial');
+  writeFileSync(dynamic, host.files.get(ZOO_CFG_DYNAMIC) ?? '');
+  const liveConfig = join(liveDir, 'zoo.cfg');
+  writeFileSync(liveConfig, `${zooCfg.replace(/^dynamicConfigFile=.*\n/m, '')}dynamicConfigFile=${dynamic}\n`);
+  return liveConfig;
 }
 
 function onlyStack(outdir: string): string {
