@@ -414,7 +414,8 @@ export class ZookeeperEnsemble extends Construct {
 
     // After every member's apply (joiners then serve as non-voting followers): the membership.
     const last = byId[byId.length - 1];
-    const renderMembership = () => this.renderMembershipScript(servers, `${last.privateAddress}:${clientPort}`, rolloutTimeoutSeconds);
+    // zkCli may connect to any member that stays; a new one serves only once it has joined.
+    const renderMembership = () => this.renderMembershipScript(servers, servers.map((s) => `${s.address}:${clientPort}`).join(','), rolloutTimeoutSeconds);
     this.membershipChange = last._runScriptOverSsh(this, 'membership', 'zookeeper-membership', renderMembership, this.aclSecrets);
     if (this.membershipChange) {
       this.membershipChange.dependsOn = [...deliveries];
@@ -556,7 +557,7 @@ export class ZookeeperEnsemble extends Construct {
       server,
       addresses: sorted.map((s) => s.address).join(' '),
       clientPort: this.clientPort,
-      servers: sorted.map((s) => ({ short: `server.${s.myid}=${s.address}:${s.quorumPort}:${s.electionPort}` })),
+      servers: sorted.map((s) => ({ id: s.myid, address: s.address, short: `server.${s.myid}=${s.address}:${s.quorumPort}:${s.electionPort}` })),
       membersCsv: sorted.map(renderServerLine).join(','),
       memberCount: sorted.length,
       timeoutSeconds,
