@@ -276,7 +276,7 @@ describe('ZookeeperEnsemble', () => {
       expect(five.resource('zk_acl_')[1].depends_on).toContain(five.address('zk_membership_'));
       expect(five.membershipScript).toContain('addauth digest admin:${sha256(join(":", ["admin", var.zk_secret]))}');
       expect(five.membershipScript).toContain(
-        `reconfig -members '${[1, 2, 3, 4, 5].map((n) => `server.${n}=10.10.0.${10 + n}:2888:3888:participant;10.10.0.${10 + n}:2181`).join(',')}'\n`,
+        `reconfig "$want" -members '${[1, 2, 3, 4, 5].map((n) => `server.${n}=10.10.0.${10 + n}:2888:3888:participant;10.10.0.${10 + n}:2181`).join(',')}'\n`,
       );
       // zkCli may use any synthesized member; new ones count only once they serve.
       expect(five.membershipScript).toContain('zkCli.sh -server 10.10.0.11:2181,10.10.0.12:2181,10.10.0.13:2181,10.10.0.14:2181,10.10.0.15:2181 ');
@@ -298,10 +298,10 @@ describe('ZookeeperEnsemble', () => {
       expect(replaced.resource('zk6_cloud-init')[1].depends_on).toEqual([replaced.address('zk5_cloud-init')]);
       expect(replaced.resource('zk_membership_')[1].connection.host).toBe('10.10.0.16');
       expect(replaced.membershipScript).toContain(
-        `reconfig -members '${[1, 2, 4, 5, 6].map((n) => `server.${n}=10.10.0.${10 + n}:2888:3888:participant;10.10.0.${10 + n}:2181`).join(',')}'\n`,
+        `reconfig "$want" -members '${[1, 2, 4, 5, 6].map((n) => `server.${n}=10.10.0.${10 + n}:2888:3888:participant;10.10.0.${10 + n}:2181`).join(',')}'\n`,
       );
       // Members that leave are removed before the new one is added: the old leader's firewall does not admit it.
-      expect(replaced.membershipScript.indexOf('reconfig -remove "$leaving"')).toBeLessThan(replaced.membershipScript.indexOf("reconfig -members '"));
+      expect(replaced.membershipScript.indexOf('reconfig "$remaining" -remove "$leaving"')).toBeLessThan(replaced.membershipScript.indexOf('reconfig "$want" -members'));
       // The old member's address is gone from every member's quorum rule and from the connection string.
       expect(firewall(replaced.members[1])).not.toContain('10.10.0.13');
       expect(replaced.zk.connectionString).toBe('10.10.0.16:2181,10.10.0.11:2181,10.10.0.12:2181,10.10.0.14:2181,10.10.0.15:2181');
