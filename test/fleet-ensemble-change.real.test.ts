@@ -160,12 +160,16 @@ describeFleet('membership changes of the ensemble, applied with terraform onto r
     await expectServing(after).catch(() => undefined);
     await new Promise((r) => setTimeout(r, 2000));
     const record = await probe.stop();
+    const membershipLines = apply.output
+      .split('\n')
+      .filter((l) => /zookeeper membership of fleet\/zk: (removed|new member|now|reconfig)/.test(l))
+      .map((l) => l.replace(/^.*zookeeper membership of fleet\/zk: /, '').replace(/server\.\d+=[\d.]+:2888:3888 ?/g, '').trim());
     const perResource = Object.entries(resourceSeconds(apply.output)).map(([r, sec]) => `${r.replace(/^terraform_data\./, '').replace(/_[0-9A-F]{8}$/, '')} ${sec} s`);
     timings.push(
       `${what}: apply ${apply.seconds.toFixed(0)} s (exit ${apply.exitCode}); ${perResource.join(', ')}; probe: ${record.samples} samples every ${PROBE_INTERVAL_MS} ms, ` +
         `fewest members serving ${record.minServing}, below a quorum at ${record.belowQuorum.length} samples ` +
         `(longest ${record.longestBelowQuorumMs} ms), two leaders at ${record.twoLeaders}; ` +
-        `leader ${leaderBefore || 'none'} before, ${(await leader(after)) || 'none'} after`,
+        `leader ${leaderBefore || 'none'} before, ${(await leader(after)) || 'none'} after; membership script: ${membershipLines.join('; ')}`,
     );
     return { apply, record };
   };
