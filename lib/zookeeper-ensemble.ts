@@ -2,10 +2,10 @@ import { Fn, Lazy, TerraformOutput, TerraformResource, TerraformVariable, Token 
 import { Construct } from 'constructs';
 import { escapeTerraformTemplate } from './render/terraform-string';
 import { renderTemplate } from './render/template';
-import { defaultHeapMiB, renderJavaEnv, renderMyid, renderZooCfg, ZooCfgSpec } from './render/zookeeper-config';
+import { defaultHeapMiB, renderDynamicConfig, renderJavaEnv, renderMyid, renderServerLine, renderZooCfg, ZooCfgServer, ZooCfgSpec } from './render/zookeeper-config';
 import { ApplyTimeSecrets } from './cloud-init/apply-time-secrets';
 import { FirewallRule } from './cloud-init/cloud-config';
-import { ZOO_CFG, ZOOKEEPER_CONFIG_DIR, ZOOKEEPER_MYID, ZOOKEEPER_UNIT } from './cloud-init/host-paths';
+import { unitPath, ZOO_CFG, ZOO_CFG_DYNAMIC, ZOOKEEPER_CONFIG_DIR, ZOOKEEPER_LIVE_CONFIG_SUBDIR, ZOOKEEPER_MYID, ZOOKEEPER_UNIT } from './cloud-init/host-paths';
 import { configSafe, configUnsafeReason } from './schema/config-safe';
 import { addConstructWarning } from './construct-warning';
 import { ValidationError } from './validation-error';
@@ -13,8 +13,19 @@ import { VdsNode } from './vds-node';
 
 /** Properties of a {@link ZookeeperEnsemble}. Every knob has a production default. */
 export interface ZookeeperEnsembleProps {
-  /** The hosts, in myid order (the first is myid 1). 3 or 5 for production. */
+  /**
+   * The hosts. 3 or 5 for production. Growing the ensemble or replacing a member is a new
+   * synthesis with another list: the apply adds and removes members with ZooKeeper's dynamic
+   * reconfiguration, never fewer than a quorum serving.
+   */
   readonly members: VdsNode[];
+  /**
+   * Each member's ZooKeeper server id (myid), in the order of `members`. An id stays with its host
+   * for good: a new host takes an id never used before in this ensemble, higher than the others
+   * (members are applied in id order, so the running ones admit a new one before it starts).
+   * @default 1, 2, 3, ... in the order of `members`
+   */
+  readonly memberIds?: number[];
   /** Name of the host disk (see `VdsNode` `disks`) that holds snapshots (`dataDir`). */
   readonly dataDisk: string;
   /** Name of the host disk that holds the transaction log (`dataLogDir`); must be another device. */
@@ -66,8 +77,9 @@ export interface ZookeeperEnsembleProps {
   /** @default 3 */
   readonly autopurgeSnapRetainCount?: number;
   /**
-   * Four-letter-word commands allowed; `srvr` and `ruok` are required by the rollout check.
-   * @default ['srvr', 'mntr', 'ruok']
+   * Four-letter-word commands allowed; the rollout needs `srvr` and `ruok` (to wait for each
+   * member) and `conf` (a new member reads the running ensemble's membership with it).
+   * @default ['srvr', 'mntr', 'ruok', 'conf']
    */
   readonly fourLetterWords?: string[];
   /**
@@ -137,8 +149,10 @@ const FOUR_LETTER_WORDS = ['conf', 'cons', 'crst', 'dirs', 'dump', 'envi', 'gtmk
  * at a time and waits for it to rejoin the quorum before the next.
  */
 export class ZookeeperEnsemble extends Construct {
-  /** The members, in myid order. */
+  /** The members, in the order given. */
   public readonly members: VdsNode[];
+  /** Each member's ZooKeeper server id (myid), in the order of `members`. */
+  public readonly memberIds: number[];
   public readonly clientPort: number;
   /** `address:port` of each member's client port. */
   public readonly clientAddresses: string[];
@@ -150,6 +164,11 @@ export class ZookeeperEnsemble extends Construct {
    * The resource that sets the ACLs (on the last member, after the rollout), if any.
    */
   public readonly aclBootstrap?: TerraformResource;
+  /**
+   * The resource that makes the running ensemble's membership the synthesized one with `reconfig`
+   * (on the last member, after every member's apply), if the members are delivered over SSH.
+   */
+  public readonly membershipChange?: TerraformResource;
 
   private secret?: string;
   private readonly secretName: string;
@@ -158,6 +177,7 @@ export class ZookeeperEnsemble extends Construct {
   private readonly passwords = new Map<string, string>();
   private readonly digests = new Map<string, string>();
   private renderAcl?: () => string;
+  private renderMembership?: () => string;
 
   public constructor(scope: Construct, id: string, props: ZookeeperEnsembleProps) {
     super(scope, id);
@@ -178,6 +198,14 @@ export class ZookeeperEnsemble extends Construct {
       if (j !== i) throw fail(`members[${i}]`, m.hostname, `the same host name as members[${j}]`);
       const k = members.findIndex((o) => o.privateAddress === m.privateAddress);
       if (k !== i) throw fail(`members[${i}].privateAddress`, m.privateAddress, `the same address as members[${k}] (${members[k].hostname})`);
+    });
+
+    const ids = [...(props.memberIds ?? members.map((_m, i) => i + 1))];
+    if (ids.length !== members.length) throw fail('memberIds', ids, `${ids.length} ids for ${members.length} members: give one id per member, in the order of members`);
+    ids.forEach((id, i) => {
+      if (!Number.isInteger(id) || id < 1 || id > 255) throw fail(`memberIds[${i}]`, id, 'expected a ZooKeeper server id 1-255');
+      const j = ids.indexOf(id);
+      if (j !== i) throw fail(`memberIds[${i}]`, id, `the same id as memberIds[${j}] (${members[j].hostname})`);
     });
 
     const tickTimeMs = positiveInteger(fail, 'tickTimeMs', props.tickTimeMs ?? 2000);
@@ -212,12 +240,12 @@ export class ZookeeperEnsemble extends Construct {
     if (!Number.isInteger(autopurgeSnapRetainCount) || autopurgeSnapRetainCount < 3) {
       throw fail('autopurgeSnapRetainCount', autopurgeSnapRetainCount, 'ZooKeeper keeps at least 3 snapshots; expected a whole number >= 3');
     }
-    const fourLetterWords = [...(props.fourLetterWords ?? ['srvr', 'mntr', 'ruok'])];
+    const fourLetterWords = [...(props.fourLetterWords ?? ['srvr', 'mntr', 'ruok', 'conf'])];
     for (const word of fourLetterWords) {
       if (!FOUR_LETTER_WORDS.includes(word)) throw fail('fourLetterWords', word, `not a ZooKeeper 3.8 four-letter word (${FOUR_LETTER_WORDS.join(', ')})`);
     }
-    for (const required of ['srvr', 'ruok']) {
-      if (!fourLetterWords.includes(required)) throw fail('fourLetterWords', fourLetterWords, `must include '${required}': the rollout uses it to wait for each member`);
+    for (const required of ['srvr', 'ruok', 'conf']) {
+      if (!fourLetterWords.includes(required)) throw fail('fourLetterWords', fourLetterWords, `must include '${required}': the rollout uses it to wait for each member and to read the membership`);
     }
     const dataDir = absolutePath(fail, 'dataDir', props.dataDir ?? '/var/lib/zookeeper');
     const dataLogDir = absolutePath(fail, 'dataLogDir', props.dataLogDir ?? '/var/lib/zookeeper-txlog');
@@ -240,8 +268,9 @@ export class ZookeeperEnsemble extends Construct {
     this.secretName = this.node.path.toLowerCase().replace(/[^a-z0-9._/-]+/g, '-').replace(/^[^a-z0-9]+/, '');
 
     this.members = members;
+    this.memberIds = ids;
     this.clientPort = clientPort;
-    const servers = members.map((m, i) => ({ myid: i + 1, address: m.privateAddress, quorumPort, electionPort }));
+    const servers: ZooCfgServer[] = members.map((m, i) => ({ myid: ids[i], address: m.privateAddress, quorumPort, electionPort, clientPort }));
     const memberAddresses = members.map((m) => `${m.privateAddress}/32`);
 
     const initLimitTicks = positiveInteger(fail, 'initLimitTicks', props.initLimitTicks ?? 10);
@@ -268,10 +297,11 @@ export class ZookeeperEnsemble extends Construct {
         const owner = port === undefined ? undefined : member.findPortOwner(port);
         if (owner !== undefined) throw fail(portField, port, `port ${port} on host ${member.hostname} is already used by ${owner}`);
       }
-      return { member, myid: i + 1, data, txlog, heapMiB };
+      return { member, myid: ids[i], data, txlog, heapMiB };
     });
 
     for (const { member, myid, data, txlog, heapMiB } of plans) {
+      const liveDir = `${dataDir}/${ZOOKEEPER_LIVE_CONFIG_SUBDIR}`;
       for (const [portField, port] of portFields) {
         if (port !== undefined) member.reservePort(port, this, portField);
       }
@@ -292,7 +322,7 @@ export class ZookeeperEnsemble extends Construct {
         autopurgeSnapRetainCount,
         fourLetterWords,
         adminServerPort: props.adminServerPort,
-        servers,
+        skipAcl: !this.acls,
       };
 
       const cc = member.cloudConfig;
@@ -303,6 +333,7 @@ export class ZookeeperEnsemble extends Construct {
       // The member reads its configuration but cannot change it.
       const readOnly = { owner: 'root:zookeeper', permissions: '0640', defer: true };
       cc.addFile({ path: ZOO_CFG, content: renderZooCfg(spec), ...readOnly });
+      cc.addFile({ path: ZOO_CFG_DYNAMIC, content: renderDynamicConfig(servers), ...readOnly });
       cc.addFile({ path: `${ZOOKEEPER_CONFIG_DIR}/java.env`, content: renderJavaEnv(heapMiB, '/var/log/zookeeper', jvmFlags), ...readOnly });
       if (this.acls) {
         // A Java argument file keeps the superuser's digest off the command line that `ps` shows.
@@ -323,7 +354,33 @@ export class ZookeeperEnsemble extends Construct {
       cc.addRunCommand(['install', '-o', 'zookeeper', '-g', 'zookeeper', '-m', '0640', ZOOKEEPER_MYID, `${dataDir}/myid`]);
       cc.addUnit({
         name: ZOOKEEPER_UNIT,
-        content: renderTemplate('zookeeper.service', { myid, ensembleName: this.node.path, configDir: ZOOKEEPER_CONFIG_DIR, dataDir, dataLogDir, jvmAuthArgs: this.acls ? JVM_AUTH_ARGS : undefined }),
+        content: renderTemplate('zookeeper.service', {
+          myid,
+          ensembleName: this.node.path,
+          configDir: ZOOKEEPER_CONFIG_DIR,
+          liveConfig: `${liveDir}/zoo.cfg`,
+          dataDir,
+          dataLogDir,
+          jvmAuthArgs: this.acls ? JVM_AUTH_ARGS : undefined,
+        }),
+        // The step below restarts it, only when what it reads at start changed.
+        restartOnApply: false,
+      });
+      const own = servers.find((s) => s.myid === myid)!;
+      cc.addStep({
+        description: `zookeeper member ${myid}: its configuration, and a restart only if that changed`,
+        script: renderTemplate('zookeeper-live-config.sh', {
+          myid,
+          address: member.privateAddress,
+          clientPort,
+          liveDir,
+          staticCfg: ZOO_CFG,
+          initialDynamic: ZOO_CFG_DYNAMIC,
+          serverLine: renderServerLine(own),
+          peers: members.filter((m) => m !== member).map((m) => m.privateAddress).join(' '),
+          inputs: [ZOO_CFG, `${ZOOKEEPER_CONFIG_DIR}/java.env`, `${ZOOKEEPER_CONFIG_DIR}/log4j.properties`, ZOOKEEPER_MYID, ...(this.acls ? [JVM_AUTH_ARGS] : []), unitPath(ZOOKEEPER_UNIT)].join(' '),
+          unit: ZOOKEEPER_UNIT,
+        }).trimEnd(),
       });
       // The members, clientNetworks, and each host whose sidecar uses the ensemble (_addClient).
       cc.addFirewallRule(this.clientPortRule([...memberAddresses, ...clientNetworks]));
@@ -344,18 +401,37 @@ export class ZookeeperEnsemble extends Construct {
       });
     }
 
-    // One member at a time: each member's delivery waits for the previous member's, whose
-    // apply returns only once that member serves again.
-    for (let i = 1; i < members.length; i++) members[i]._applyAfter(members[i - 1], `members of ${this.node.path} roll one at a time`);
+    // One member at a time, in id order: each member's delivery waits for the previous member's,
+    // whose apply returns only once that member serves again. New members have the highest ids, so
+    // the running members' firewalls admit them before they start.
+    const byId = members.map((m, i) => ({ m, id: ids[i] })).sort((a, b) => a.id - b.id).map(({ m }) => m);
+    for (let i = 1; i < byId.length; i++) byId[i]._applyAfter(byId[i - 1], `members of ${this.node.path} roll one at a time`);
+    const deliveries = members.filter((m) => m.delivery).map((m) => `${m.delivery!.terraformResourceType}.${m.delivery!.friendlyUniqueId}`);
+
+    // After every member's apply (joiners then serve as non-voting followers): the membership.
+    const last = byId[byId.length - 1];
+    // zkCli may connect to any member that stays; a new one serves only once it has joined.
+    const renderMembership = () => this.renderMembershipScript(servers, servers.map((s) => `${s.address}:${clientPort}`).join(','), rolloutTimeoutSeconds);
+    this.membershipChange = last._runScriptOverSsh(this, 'membership', 'zookeeper-membership', renderMembership, this.aclSecrets);
+    if (this.membershipChange) {
+      this.membershipChange.dependsOn = [...deliveries];
+    } else {
+      addConstructWarning(
+        this,
+        `ZookeeperEnsemble '${this.node.path}': member ${last.hostname} is not delivered over SSH, so nothing changes the running ensemble's membership: ` +
+          'after adding or removing members, run membershipScript on a member',
+      );
+    }
+    this.renderMembership = renderMembership;
 
     if (this.acls) {
-      const last = members[members.length - 1];
       const render = () => this.renderAclScript(`${last.privateAddress}:${clientPort}`);
       this.renderAcl = render;
       this.aclBootstrap = last._runScriptOverSsh(this, 'acl', 'zookeeper-acl', render, this.aclSecrets);
-      // Every member's rollout comes first; the script needs a quorum.
+      // Every member's rollout and the membership come first; the script needs a quorum.
       if (this.aclBootstrap) {
-        this.aclBootstrap.dependsOn = members.filter((m) => m.delivery).map((m) => `${m.delivery!.terraformResourceType}.${m.delivery!.friendlyUniqueId}`);
+        const membership = this.membershipChange ? [`${this.membershipChange.terraformResourceType}.${this.membershipChange.friendlyUniqueId}`] : [];
+        this.aclBootstrap.dependsOn = [...deliveries, ...membership];
       } else {
         addConstructWarning(
           this,
@@ -381,6 +457,15 @@ export class ZookeeperEnsemble extends Construct {
    */
   public get aclBootstrapScript(): string {
     return Lazy.stringValue({ produce: () => (this.renderAcl ? this.aclSecrets.resolveIn(this, escapeTerraformTemplate(this.renderAcl())) : '') });
+  }
+
+  /**
+   * The script that makes the running ensemble's membership the synthesized one, as a Terraform
+   * string; `membershipChange` runs it over SSH. Run it yourself on a member when the members are not
+   * delivered over SSH, after every member's apply.
+   */
+  public get membershipScript(): string {
+    return Lazy.stringValue({ produce: () => (this.renderMembership ? this.aclSecrets.resolveIn(this, escapeTerraformTemplate(this.renderMembership())) : '') });
   }
 
   /** The identity of the registrars of a service (nerve on the hosts that provide it). */
@@ -461,6 +546,21 @@ export class ZookeeperEnsemble extends Construct {
       this.secret = variable.stringValue;
     }
     return this.secret!;
+  }
+
+  private renderMembershipScript(servers: ZooCfgServer[], server: string, timeoutSeconds: number): string {
+    const sorted = [...servers].sort((a, b) => a.myid - b.myid);
+    return renderTemplate('zookeeper-membership.sh', {
+      ensemble: this.node.path,
+      server,
+      addresses: sorted.map((s) => s.address).join(' '),
+      clientPort: this.clientPort,
+      servers: sorted.map((s) => ({ id: s.myid, address: s.address, short: `server.${s.myid}=${s.address}:${s.quorumPort}:${s.electionPort}` })),
+      membersCsv: sorted.map(renderServerLine).join(','),
+      memberCount: sorted.length,
+      timeoutSeconds,
+      adminPassword: this.acls ? this.aclSecrets.placeholder(`${this.secretName}/admin/password`, this._password('admin')) : undefined,
+    });
   }
 
   private renderAclScript(server: string): string {

@@ -20,8 +20,8 @@ describeWithTerraform('terraform (offline, null_resource mapped to terraform_dat
     const { stackJson } = synthesizeExample();
     const { validate, plan } = validateAndPlan(stackJson, { ssh_private_key: 'not-a-real-key', zk_secret: 'a'.repeat(32) });
     expect(validate).toContain('The configuration is valid');
-    // Six hosts, and the ZooKeeper ACL bootstrap after the last member.
-    expect(plan).toContain('Plan: 7 to add, 0 to change, 0 to destroy.');
+    // Six hosts, the ZooKeeper membership after the last member, and the ACL bootstrap after that.
+    expect(plan).toContain('Plan: 8 to add, 0 to change, 0 to destroy.');
     expect(plan).toContain('zk_connection_string = "10.10.0.11:2181,10.10.0.12:2181,10.10.0.13:2181"');
     // The key is sensitive: the plan must not print it.
     expect(plan).not.toContain('not-a-real-key');
@@ -69,8 +69,8 @@ describeWithTerraform('terraform (offline, null_resource mapped to terraform_dat
     const resources = (stackJson.resource as any).null_resource as Record<string, any>;
     const contents = Object.values(resources).flatMap((r) => (r.provisioner as any[]).map((p) => p.file?.content).filter(Boolean)) as string[];
     const withSecrets = contents.filter((c) => c.includes('var.zk_secret'));
-    // The ACL script and the documents of the hosts that hold credentials.
-    expect(withSecrets.length).toBe(7);
+    // The ACL and membership scripts and the documents of the hosts that hold credentials.
+    expect(withSecrets.length).toBe(8);
     const variables = { zk_secret: randomBytes(32).toString('hex') };
     const byTerraform = evaluateWithTerraform(withSecrets, variables);
     expect(byTerraform).toEqual(withSecrets.map((c) => evaluateTerraformTemplate(c, variables)));

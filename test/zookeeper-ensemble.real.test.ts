@@ -10,6 +10,7 @@ import { tmpdir } from 'os';
 import { join } from 'path';
 import * as zookeeper from 'node-zookeeper-client';
 import { LoopbackHost, layOutLoopbackHosts } from '../lib/local/loopback-host';
+import { writeLiveZooCfg } from '../lib/local/local-mesh';
 import { eventually } from './support/eventually';
 import { synthesizeExample } from './support/example-synth';
 import { connectZookeeper } from './support/zookeeper-client';
@@ -30,7 +31,7 @@ function start(member: Member, classpath: string): void {
   const log = openSync(join(logDir, 'console.log'), 'a');
   member.process = spawn(
     'java',
-    ['-Xmx192m', '-Xms64m', `-Dzookeeper.log.dir=${logDir}`, '-cp', classpath, 'org.apache.zookeeper.server.quorum.QuorumPeerMain', member.host.hostPath('/etc/zookeeper/smartstack/zoo.cfg')],
+    ['-Xmx192m', '-Xms64m', `-Dzookeeper.log.dir=${logDir}`, '-cp', classpath, 'org.apache.zookeeper.server.quorum.QuorumPeerMain', writeLiveZooCfg(member.host)],
     { stdio: ['ignore', log, log] },
   );
 }

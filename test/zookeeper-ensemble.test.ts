@@ -1,6 +1,6 @@
 import { parse } from 'yaml';
 import { AnnotationMetadataEntryType, Testing, TerraformOutput, TerraformStack, TerraformVariable } from 'cdktf';
-import { SmartStackService, VdsNode, ZookeeperEnsemble, ZookeeperEnsembleProps } from '../lib';
+import { HaproxySidecar, SmartStackService, VdsNode, ZookeeperEnsemble, ZookeeperEnsembleProps } from '../lib';
 import { defaultHeapMiB } from '../lib/render/zookeeper-config';
 import { fileContent, writtenFiles } from './support/cloud-config-files';
 
@@ -44,13 +44,16 @@ describe('ZookeeperEnsemble', () => {
       'autopurge.purgeInterval': '1',
       'autopurge.snapRetainCount': '3',
       maxClientCnxns: '60',
-      '4lw.commands.whitelist': 'srvr,mntr,ruok',
+      '4lw.commands.whitelist': 'srvr,mntr,ruok,conf',
       'admin.enableServer': 'false',
-      'server.1': '10.10.0.11:2888:3888',
-      'server.2': '10.10.0.12:2888:3888',
-      'server.3': '10.10.0.13:2888:3888',
+      reconfigEnabled: 'true',
     });
+    // The membership is ZooKeeper's dynamic configuration; the synthesized one starts a new ensemble.
+    expect([...cfg.keys()].filter((k) => k.startsWith('server.') || k === 'skipACL')).toEqual([]);
     const doc = members[1].renderUserData();
+    expect(fileContent(doc, '/etc/zookeeper/smartstack/zoo.cfg.dynamic')).toBe(
+      [11, 12, 13].map((n, i) => `server.${i + 1}=10.10.0.${n}:2888:3888:participant;10.10.0.${n}:2181\n`).join(''),
+    );
     // myid goes onto the data disk once it is mounted, by the steps that mount it.
     expect(fileContent(doc, '/etc/zookeeper/smartstack/myid')).toBe('2\n');
     const steps = fileContent(doc, '/usr/lib/smartstack/host-steps.sh');
@@ -175,7 +178,8 @@ describe('ZookeeperEnsemble', () => {
       );
       expect(fileContent(doc, '/etc/systemd/system/zookeeper.service')).toContain('ExecStart=/usr/bin/java $JVM_FLAGS @/etc/zookeeper/smartstack/jvm-auth.args ');
       const acl = Object.entries(json.resource.null_resource as Record<string, any>).find(([k]) => k.startsWith('zk_acl_'))![1];
-      expect(acl.depends_on).toEqual(Object.keys(json.resource.null_resource).filter((k) => /^zk[123]_cloud-init/.test(k)).map((k) => `null_resource.${k}`));
+      const resources = Object.keys(json.resource.null_resource);
+      expect(acl.depends_on).toEqual(resources.filter((k) => /^zk[123]_cloud-init|^zk_membership_/.test(k)).map((k) => `null_resource.${k}`));
       expect(acl.connection.host).toBe('10.10.0.13');
       const script = acl.provisioner[1].file.content as string;
       expect(script).toContain('addauth digest admin:${sha256(join(":", ["admin", var.zk_secret]))}');
@@ -210,7 +214,10 @@ describe('ZookeeperEnsemble', () => {
       const zk = new ZookeeperEnsemble(s, 'zk', { members, dataDisk: 'zk-data', txnLogDisk: 'zk-txlog' });
       expect(zk.aclBootstrap).toBeUndefined();
       const warnings = zk.node.metadata.filter((m) => m.type === AnnotationMetadataEntryType.WARN).map((m) => String(m.data));
-      expect(warnings).toEqual([expect.stringContaining('ACLs are on but member zk3 is not delivered over SSH, so nothing sets them')]);
+      expect(warnings).toEqual([
+        expect.stringContaining("member zk3 is not delivered over SSH, so nothing changes the running ensemble's membership"),
+        expect.stringContaining('ACLs are on but member zk3 is not delivered over SSH, so nothing sets them'),
+      ]);
       new TerraformOutput(s, 'acl-script', { value: zk.aclBootstrapScript, sensitive: true });
       const json = JSON.parse(Testing.synth(s));
       expect(json.output['acl-script'].value).toContain('addauth digest admin:${sha256(join(":", ["admin", var.zk_secret]))}');
@@ -224,7 +231,121 @@ describe('ZookeeperEnsemble', () => {
       expect(Object.keys(json.resource.null_resource).some((k) => k.startsWith('zk_acl_'))).toBe(false);
     });
   });
+
+  describe('membership changes (a new synthesis with another members list)', () => {
+    /** The default topology's ensemble with the given member numbers (zkN at 10.10.0.(10+N)) and ids. */
+    function synth(numbers: number[], memberIds?: number[], props: Partial<ZookeeperEnsembleProps> = {}) {
+      const s = new TerraformStack(Testing.app(), 'test');
+      const members = numbers.map((n) =>
+        new VdsNode(s, `zk${n}`, {
+          privateAddress: `10.10.0.${10 + n}`,
+          memoryMiB: 4096,
+          disks: [
+            { name: 'zk-data', device: `/dev/disk/by-id/virtio-zk${n}-data` },
+            { name: 'zk-txlog', device: `/dev/disk/by-id/virtio-zk${n}-txlog` },
+          ],
+        }),
+      );
+      const zk = new ZookeeperEnsemble(s, 'zk', { members, memberIds, dataDisk: 'zk-data', txnLogDisk: 'zk-txlog', ...props });
+      const users = new SmartStackService(s, 'user-service', { ensemble: zk, port: 8080, localPort: 3210 });
+      new HaproxySidecar(new VdsNode(s, 'app1', { privateAddress: '10.10.0.55', memoryMiB: 2048 }), 'sidecar', { provides: [users] });
+      const json = JSON.parse(Testing.synth(s));
+      const resources = json.resource.null_resource as Record<string, any>;
+      const resource = (prefix: string) => Object.entries(resources).find(([k]) => k.startsWith(prefix))!;
+      const address = (prefix: string) => `null_resource.${resource(prefix)[0]}`;
+      const membershipScript = resource('zk_membership_')[1].provisioner[1].file.content as string;
+      return { s, members, zk, json, resource, address, membershipScript };
+    }
+    const startFiles = ['/etc/zookeeper/smartstack/zoo.cfg', '/etc/zookeeper/smartstack/java.env', '/etc/zookeeper/smartstack/myid', '/etc/zookeeper/smartstack/jvm-auth.args', '/etc/systemd/system/zookeeper.service'];
+    const firewall = (member: VdsNode) => fileContent(member.renderUserData(), '/etc/smartstack/nftables.nft');
+
+    test('growing 3 to 5: the running members keep what they start with, admit the new ones first, and one reconfig adds them', () => {
+      const three = synth([1, 2, 3]);
+      const five = synth([1, 2, 3, 4, 5]);
+      for (const i of [0, 1, 2]) {
+        const before = three.members[i].renderUserData();
+        const after = five.members[i].renderUserData();
+        // Nothing a running member reads at start changes, so its apply does not restart it ...
+        for (const path of startFiles) expect({ path, content: fileContent(after, path) }).toEqual({ path, content: fileContent(before, path) });
+        // ... but its firewall lets the new members reach the quorum and election ports.
+        expect(firewall(five.members[i])).toMatch(/tcp dport \{ 2888, 3888 \} ip saddr \{ 10\.10\.0\.11\/32, 10\.10\.0\.12\/32, 10\.10\.0\.13\/32, 10\.10\.0\.14\/32, 10\.10\.0\.15\/32 \} accept/);
+      }
+      // The new members come after the running ones, one at a time; the reconfig after all of them, the ACLs last.
+      for (const n of [2, 3, 4, 5]) expect(five.resource(`zk${n}_cloud-init`)[1].depends_on).toEqual([five.address(`zk${n - 1}_cloud-init`)]);
+      expect(five.resource('zk_membership_')[1].depends_on).toEqual([1, 2, 3, 4, 5].map((n) => five.address(`zk${n}_cloud-init`)));
+      expect(five.resource('zk_acl_')[1].depends_on).toContain(five.address('zk_membership_'));
+      expect(five.membershipScript).toContain('addauth digest admin:${sha256(join(":", ["admin", var.zk_secret]))}');
+      expect(five.membershipScript).toContain(
+        `reconfig "$want" -members '${[1, 2, 3, 4, 5].map((n) => `server.${n}=10.10.0.${10 + n}:2888:3888:participant;10.10.0.${10 + n}:2181`).join(',')}'\n`,
+      );
+      // zkCli may use any synthesized member; new ones count only once they serve.
+      expect(five.membershipScript).toContain('zkCli.sh -server 10.10.0.11:2181,10.10.0.12:2181,10.10.0.13:2181,10.10.0.14:2181,10.10.0.15:2181 ');
+      expect(five.membershipScript).toContain('for joiner in 1:10.10.0.11 2:10.10.0.12 3:10.10.0.13 4:10.10.0.14 5:10.10.0.15 ; do');
+      // The script changes with the membership, so Terraform runs it again.
+      expect(five.resource('zk_membership_')[1].triggers.script_sha256).not.toBe(three.resource('zk_membership_')[1].triggers.script_sha256);
+      // Sidecars connect to all five.
+      const nerve = JSON.parse(fileContent(synthDocument(five, 'app1'), '/etc/smartstack/nerve.conf.json'));
+      expect(nerve.services['user-service'].zk_hosts).toEqual([1, 2, 3, 4, 5].map((n) => `10.10.0.${10 + n}:2181`));
+    });
+
+    test('a member replaced by a new host: the new host takes a new id, applied after the running members', () => {
+      // zk3 leaves; zk6 (a new address) joins with id 6; the list order does not decide the rollout order.
+      const replaced = synth([6, 1, 2, 4, 5], [6, 1, 2, 4, 5]);
+      expect(replaced.zk.memberIds).toEqual([6, 1, 2, 4, 5]);
+      expect(fileContent(replaced.members[0].renderUserData(), '/etc/zookeeper/smartstack/myid')).toBe('6\n');
+      expect(replaced.resource('zk1_cloud-init')[1].depends_on).toBeUndefined();
+      expect(replaced.resource('zk4_cloud-init')[1].depends_on).toEqual([replaced.address('zk2_cloud-init')]);
+      expect(replaced.resource('zk6_cloud-init')[1].depends_on).toEqual([replaced.address('zk5_cloud-init')]);
+      expect(replaced.resource('zk_membership_')[1].connection.host).toBe('10.10.0.16');
+      expect(replaced.membershipScript).toContain(
+        `reconfig "$want" -members '${[1, 2, 4, 5, 6].map((n) => `server.${n}=10.10.0.${10 + n}:2888:3888:participant;10.10.0.${10 + n}:2181`).join(',')}'\n`,
+      );
+      // Members that leave are removed before the new one is added: the old leader's firewall does not admit it.
+      expect(replaced.membershipScript.indexOf('reconfig "$remaining" -remove "$leaving"')).toBeLessThan(replaced.membershipScript.indexOf('reconfig "$want" -members'));
+      // The old member's address is gone from every member's quorum rule and from the connection string.
+      expect(firewall(replaced.members[1])).not.toContain('10.10.0.13');
+      expect(replaced.zk.connectionString).toBe('10.10.0.16:2181,10.10.0.11:2181,10.10.0.12:2181,10.10.0.14:2181,10.10.0.15:2181');
+      // A joiner takes the running ensemble's committed membership plus itself, and refuses an id that is taken.
+      const step = fileContent(replaced.members[0].renderUserData(), '/usr/lib/smartstack/host-steps.sh');
+      expect(step).toContain("echo 'server.6=10.10.0.16:2888:3888:participant;10.10.0.16:2181'");
+      expect(step).toContain("''|'server.6=10.10.0.16:'*) ;;");
+      expect(step).toContain('for peer in 10.10.0.11 10.10.0.12 10.10.0.14 10.10.0.15; do');
+    });
+
+    test('ZooKeeper is restarted by its own step, only when what it reads at start changed', () => {
+      const { members } = synth([1, 2, 3]);
+      const steps = fileContent(members[0].renderUserData(), '/usr/lib/smartstack/host-steps.sh');
+      const restartAll = steps.split('\n').find((l) => l.startsWith('run systemctl restart '))!;
+      expect(restartAll).not.toContain('zookeeper.service');
+      // Not the membership: that is ZooKeeper's own once it runs.
+      expect(steps).toContain(
+        'inputs=$(cat /etc/zookeeper/smartstack/zoo.cfg /etc/zookeeper/smartstack/java.env /etc/zookeeper/smartstack/log4j.properties /etc/zookeeper/smartstack/myid /etc/zookeeper/smartstack/jvm-auth.args /etc/systemd/system/zookeeper.service | sha256sum',
+      );
+      expect(steps).toContain('run systemctl restart zookeeper.service');
+      expect(fileContent(members[0].renderUserData(), '/etc/systemd/system/zookeeper.service')).toContain('QuorumPeerMain /var/lib/zookeeper/conf/zoo.cfg\n');
+    });
+
+    test('without ACLs there is no superuser: any client may reconfigure (skipACL), and the script authenticates as nobody', () => {
+      const open = synth([1, 2, 3], undefined, { acls: false });
+      expect(fileContent(open.members[0].renderUserData(), '/etc/zookeeper/smartstack/zoo.cfg')).toContain('\nskipACL=yes\n');
+      expect(open.membershipScript).not.toContain('addauth');
+      expect(open.json.variable?.zk_secret).toBeUndefined();
+    });
+
+    test.each<[string, number[], RegExp]>([
+      ['too few ids', [1, 2], /memberIds = \[1,2\]: 2 ids for 3 members/],
+      ['an id twice', [1, 2, 1], /memberIds\[2\] = 1: the same id as memberIds\[0\] \(zk1\)/],
+      ['an id out of range', [1, 2, 256], /memberIds\[2\] = 256: expected a ZooKeeper server id 1-255/],
+      ['a fraction', [1, 2, 2.5], /memberIds\[2\] = 2.5: expected a ZooKeeper server id 1-255/],
+    ])('rejects %s, naming construct, field and value', (_name, ids, message) => {
+      expect(() => synth([1, 2, 3], ids)).toThrow(message);
+    });
+  });
 });
+
+function synthDocument(synthesis: { s: TerraformStack }, hostname: string): string {
+  return (synthesis.s.node.findChild(hostname) as VdsNode).renderUserData();
+}
 
 function thrown(fn: () => unknown): string {
   try {

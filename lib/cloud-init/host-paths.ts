@@ -6,6 +6,13 @@
 /** ZooKeeper member: zoo.cfg, java.env, log4j and the JVM argument file. */
 export const ZOOKEEPER_CONFIG_DIR = '/etc/zookeeper/smartstack';
 export const ZOO_CFG = `${ZOOKEEPER_CONFIG_DIR}/zoo.cfg`;
+/** The synthesized membership, with which the members of a new ensemble start. */
+export const ZOO_CFG_DYNAMIC = `${ZOOKEEPER_CONFIG_DIR}/zoo.cfg.dynamic`;
+/**
+ * Under dataDir: the zoo.cfg ZooKeeper runs from and rewrites, with its dynamic configuration files
+ * (it writes them next to the file it was started with).
+ */
+export const ZOOKEEPER_LIVE_CONFIG_SUBDIR = 'conf';
 /** The member's id; the apply copies it into dataDir once the data disk is mounted. */
 export const ZOOKEEPER_MYID = `${ZOOKEEPER_CONFIG_DIR}/myid`;
 export const ZOOKEEPER_UNIT = 'zookeeper.service';

@@ -5,7 +5,7 @@ import { tmpdir } from 'os';
 import { join } from 'path';
 import { HaproxyMaster, HaproxyProcessList, HaproxyRuntime } from '../agent/haproxy-runtime';
 import { RegisteredInstance, RegistryStatus, registryStatus } from '../agent/registry-status';
-import { CREDENTIALS_DIR, HAPROXY_BOOTSTRAP, NERVE_CONFIG, NERVE_UNIT, SYNAPSE_CONFIG, SYNAPSE_UNIT, unitPath, ZOO_CFG, ZOOKEEPER_MYID, ZOOKEEPER_UNIT } from '../cloud-init/host-paths';
+import { CREDENTIALS_DIR, HAPROXY_BOOTSTRAP, NERVE_CONFIG, NERVE_UNIT, SYNAPSE_CONFIG, SYNAPSE_UNIT, unitPath, ZOO_CFG, ZOO_CFG_DYNAMIC, ZOOKEEPER_LIVE_CONFIG_SUBDIR, ZOOKEEPER_MYID, ZOOKEEPER_UNIT } from '../cloud-init/host-paths';
 import { readSynthesizedDocuments, readSynthesizedStack, synthesizedDocumentVariables } from '../cloud-init/synthesized-documents';
 import { NerveConfig } from '../schema/nerve-config';
 import { SynapseConfig } from '../schema/synapse-config';
@@ -284,10 +284,11 @@ export class LocalMesh {
     for (const dir of [logDir, dataDir, dataLogDir].filter(Boolean)) mkdirSync(dir, { recursive: true });
     // As a host's apply does once the data disk is mounted.
     writeFileSync(join(dataDir, 'myid'), host.files.get(ZOOKEEPER_MYID) ?? '');
+    const liveConfig = writeLiveZooCfg(host);
     // The host-sized heap (java.env) would not fit several members on one machine.
     // Java argument files (`@path`, the digest authentication flags) as the unit passes them.
     const argFiles = [...unit.matchAll(/ @(\/\S+)/g)].map((m) => `@${host.hostPath(m[1])}`);
-    const argv = ['java', '-Xmx256m', '-Xms64m', ...argFiles, `-Dzookeeper.log.dir=${logDir}`, '-cp', classpath, 'org.apache.zookeeper.server.quorum.QuorumPeerMain', host.hostPath(ZOO_CFG)];
+    const argv = ['java', '-Xmx256m', '-Xms64m', ...argFiles, `-Dzookeeper.log.dir=${logDir}`, '-cp', classpath, 'org.apache.zookeeper.server.quorum.QuorumPeerMain', liveConfig];
     this.spawn(`${host.hostname}/zookeeper`, host, argv);
   }
 
@@ -377,6 +378,24 @@ export class LocalMesh {
     }
     throw new Error(`the ZooKeeper ensemble elected no leader within ${timeoutMs / 1000} s; logs in ${join(this.workdir, 'logs')}`);
   }
+}
+
+/**
+ * As the apply of a new ensemble's member does: ZooKeeper runs from a zoo.cfg under dataDir that it
+ * may rewrite (reconfigEnabled): the synthesized settings, and the synthesized membership as its
+ * dynamic configuration. Returns the file's path.
+ */
+export function writeLiveZooCfg(host: LoopbackHost): string {
+  const zooCfg = host.files.get(ZOO_CFG) ?? '';
+  const dataDir = /^dataDir=(.+)$/m.exec(zooCfg)?.[1];
+  if (!dataDir) throw new Error(`host ${host.hostname}: its zoo.cfg has no dataDir`);
+  const liveDir = join(dataDir, ZOOKEEPER_LIVE_CONFIG_SUBDIR);
+  mkdirSync(liveDir, { recursive: true });
+  const dynamic = join(liveDir, 'zoo.cfg.dynamic.initial');
+  writeFileSync(dynamic, host.files.get(ZOO_CFG_DYNAMIC) ?? '');
+  const liveConfig = join(liveDir, 'zoo.cfg');
+  writeFileSync(liveConfig, `${zooCfg.replace(/^dynamicConfigFile=.*\n/m, '')}dynamicConfigFile=${dynamic}\n`);
+  return liveConfig;
 }
 
 function onlyStack(outdir: string): string {

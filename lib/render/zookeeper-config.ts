@@ -19,7 +19,11 @@ export interface ZooCfgSpec {
   readonly fourLetterWords: string[];
   /** AdminServer port on 127.0.0.1, or undefined for off. */
   readonly adminServerPort?: number;
-  readonly servers: ZooCfgServer[];
+  /**
+   * Let any client change the membership (`skipACL=yes`): only for an ensemble without ACLs, where
+   * there is no superuser to do it.
+   */
+  readonly skipAcl?: boolean;
 }
 
 export interface ZooCfgServer {
@@ -27,8 +31,13 @@ export interface ZooCfgServer {
   readonly address: string;
   readonly quorumPort: number;
   readonly electionPort: number;
+  readonly clientPort: number;
 }
 
+/**
+ * The static settings of a member. The membership is not in it: with `reconfigEnabled` it is
+ * ZooKeeper's own dynamic configuration, which the ensemble changes with `reconfig`.
+ */
 export function renderZooCfg(spec: ZooCfgSpec): string {
   const lines = [
     '# Managed by cdktf-smartstack: changes here are overwritten on the next apply.',
@@ -56,10 +65,21 @@ export function renderZooCfg(spec: ZooCfgSpec): string {
   }
   // Each member listens for quorum and election traffic only on its own private address.
   lines.push('quorumListenOnAllIPs=false');
-  for (const s of [...spec.servers].sort((a, b) => a.myid - b.myid)) {
-    lines.push(`server.${s.myid}=${s.address}:${s.quorumPort}:${s.electionPort}`);
-  }
+  // Membership changes go through `reconfig`, which only the superuser may run (ZooKeeper 3.8's
+  // documented way to add and remove members without a rolling restart).
+  lines.push('reconfigEnabled=true');
+  if (spec.skipAcl) lines.push('skipACL=yes');
   return lines.join('\n') + '\n';
+}
+
+/** One member's line of the dynamic configuration, as ZooKeeper itself writes it. */
+export function renderServerLine(s: ZooCfgServer): string {
+  return `server.${s.myid}=${s.address}:${s.quorumPort}:${s.electionPort}:participant;${s.address}:${s.clientPort}`;
+}
+
+/** The dynamic configuration (membership) of a whole ensemble, in myid order. */
+export function renderDynamicConfig(servers: ZooCfgServer[]): string {
+  return [...servers].sort((a, b) => a.myid - b.myid).map(renderServerLine).join('\n') + '\n';
 }
 
 /** The `myid` file in dataDir. */

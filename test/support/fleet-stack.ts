@@ -9,15 +9,26 @@ import { Fleet, FleetHostSpec } from '../../lib/fleet';
  * through the public API as a user would, with each host's SSH host key pinned.
  */
 export const FLEET_HOSTS: readonly FleetHostSpec[] = [
-  ...[1, 2, 3].map((i) => ({ name: `zk${i}`, address: 10 + i, disks: [{ id: `virtio-zk${i}-data`, sizeMiB: 512 }, { id: `virtio-zk${i}-txlog`, sizeMiB: 512 }] })),
+  ...[1, 2, 3].map(fleetMemberHost),
   { name: 'app1', address: 55 },
   { name: 'app2', address: 56 },
   { name: 'web1', address: 30 },
 ];
 
+/** ZooKeeper host zkN at .(10 + N), with a data and a transaction-log disk. */
+export function fleetMemberHost(n: number): FleetHostSpec {
+  return { name: `zk${n}`, address: 10 + n, disks: [{ id: `virtio-zk${n}-data`, sizeMiB: 512 }, { id: `virtio-zk${n}-txlog`, sizeMiB: 512 }] };
+}
+
 export interface FleetStackOptions {
   /** A change every sidecar host receives: the health check's `rise`. @default 3 */
   readonly rise?: number;
+  /** The ensemble's members: zkN for each N. @default [1, 2, 3] */
+  readonly members?: number[];
+  /** Their ids, in the same order. @default N of zkN */
+  readonly memberIds?: number[];
+  /** Networks that may reach the members' client port besides the mesh's hosts. @default none */
+  readonly clientNetworks?: string[];
 }
 
 /** Synthesizes the topology for the fleet's hosts into `outdir`; returns the stack's folder. */
@@ -34,13 +45,20 @@ export function synthesizeFleetStack(fleet: Fleet, outdir: string, options: Flee
       disks,
     });
   };
-  const members = [1, 2, 3].map((i) =>
+  const numbers = options.members ?? [1, 2, 3];
+  const members = numbers.map((i) =>
     node(`zk${i}`, 1536, [
       { name: 'zk-data', device: `/dev/disk/by-id/virtio-zk${i}-data` },
       { name: 'zk-txlog', device: `/dev/disk/by-id/virtio-zk${i}-txlog` },
     ]),
   );
-  const zk = new ZookeeperEnsemble(stack, 'zk', { members, dataDisk: 'zk-data', txnLogDisk: 'zk-txlog' });
+  const zk = new ZookeeperEnsemble(stack, 'zk', {
+    members,
+    memberIds: options.memberIds ?? numbers,
+    dataDisk: 'zk-data',
+    txnLogDisk: 'zk-txlog',
+    clientNetworks: options.clientNetworks,
+  });
   const users = new SmartStackService(stack, 'user-service', {
     ensemble: zk,
     port: 8080,

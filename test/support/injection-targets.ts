@@ -93,7 +93,7 @@ export const TARGETS: InjectionTarget[] = [
     valid: segments(/^[a-z0-9._-]{1,12}$/),
   },
   {
-    kind: 'ZookeeperEnsemble', field: 'fourLetterWords', sample: 'mntr', alphabet: 'mntrsv', input: (v) => ({ ensemble: { fourLetterWords: ['srvr', 'ruok', v] } }),
+    kind: 'ZookeeperEnsemble', field: 'fourLetterWords', sample: 'mntr', alphabet: 'mntrsv', input: (v) => ({ ensemble: { fourLetterWords: ['srvr', 'ruok', 'conf', v] } }),
     valid: fc.constantFrom('conf', 'cons', 'crst', 'dirs', 'dump', 'envi', 'gtmk', 'isro', 'mntr', 'srst', 'stat', 'stmk', 'wchc', 'wchp', 'wchs'),
   },
   { kind: 'SmartStackService', field: 'serviceName', sample: 'user-service', alphabet: 'az09_.-A:' + HOSTILE, input: (v) => ({ service: { serviceName: v } }), haproxy: true },
