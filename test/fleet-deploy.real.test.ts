@@ -3,6 +3,7 @@ import { mkdtempSync } from 'fs';
 import { join } from 'path';
 import { Fleet, FleetHost, fleetPrerequisites, resourceSeconds, TerraformCommandResult, TerraformWorkspace } from '../lib/fleet';
 import { FLEET_HOSTS, synthesizeFleetStack, userServiceUnit } from './support/fleet-stack';
+import { eventually } from './support/eventually';
 import { terraformAvailable } from './support/terraform-offline';
 
 /*
@@ -31,20 +32,6 @@ function deliveryOf(workspace: TerraformWorkspace, state: string, host: string):
   return address.trim();
 }
 
-async function eventually<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (e) {
-      last = e;
-    }
-    await new Promise((r) => setTimeout(r, 1000));
-  }
-  throw new Error(`${what}: not within ${timeoutMs / 1000} s${last ? ` (${(last as Error).message})` : ''}`);
-}
 
 describeFleet('terraform apply of the default topology onto real Debian 12 hosts', () => {
   let fleet: Fleet;
@@ -124,17 +111,17 @@ describeFleet('terraform apply of the default topology onto real Debian 12 hosts
     const modes = await eventually('a leader and two followers', async () => {
       const m = (await Promise.all(['zk1', 'zk2', 'zk3'].map(srvr))).sort();
       return m.join() === 'follower,follower,leader' ? m : undefined;
-    }, 2 * MINUTE);
+    }, 2 * MINUTE, 1000);
     expect(modes).toEqual(['follower', 'follower', 'leader']);
     const status = await eventually('both providers registered', async () => {
       const s = await registered();
       return s.includes(host('app1').address) && s.includes(host('app2').address) ? s : undefined;
-    }, 2 * MINUTE);
+    }, 2 * MINUTE, 1000);
     expect(status).toContain('user-service');
     const seen = await eventually('requests through localhost:3210 reach app1 and app2', async () => {
       const r = await responders(20);
       return r.names.has('app1') && r.names.has('app2') ? r : undefined;
-    }, 2 * MINUTE);
+    }, 2 * MINUTE, 1000);
     expect([...seen.names].sort()).toEqual(['app1', 'app2']);
   }, 5 * MINUTE);
 
@@ -213,12 +200,12 @@ describeFleet('terraform apply of the default topology onto real Debian 12 hosts
     await eventually('app1 units active after the restart', async () => {
       const r = await app1.exec('systemctl is-active smartstack-nerve.service smartstack-firewall.service user-service.service');
       return r.status === 0 ? true : undefined;
-    }, 2 * MINUTE);
-    await eventually('app1 registered again', async () => ((await registered()).includes(app1.address) ? true : undefined), 2 * MINUTE);
+    }, 2 * MINUTE, 1000);
+    await eventually('app1 registered again', async () => ((await registered()).includes(app1.address) ? true : undefined), 2 * MINUTE, 1000);
     const seen = await eventually('requests through web1 reach app1 again', async () => {
       const r = await responders(20);
       return r.names.has('app1') ? r : undefined;
-    }, 2 * MINUTE);
+    }, 2 * MINUTE, 1000);
     expect(seen.names.has('app1')).toBe(true);
   }, 5 * MINUTE);
 });

@@ -4,6 +4,7 @@ import { join } from 'path';
 import { Fleet, FleetHost, fleetPrerequisites, resourceSeconds, TerraformCommandResult, TerraformWorkspace } from '../lib/fleet';
 import { fourLetterWord } from '../lib/local/four-letter-word';
 import { FLEET_HOSTS, fleetMemberHost, FleetStackOptions, synthesizeFleetStack, userServiceUnit } from './support/fleet-stack';
+import { eventually } from './support/eventually';
 import { terraformAvailable } from './support/terraform-offline';
 
 /*
@@ -27,20 +28,6 @@ const PROBE_INTERVAL_MS = 200;
 const PROBE_MAX_MS = 20 * MINUTE;
 const timings: string[] = [];
 
-async function eventually<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (e) {
-      last = e;
-    }
-    await new Promise((r) => setTimeout(r, 1000));
-  }
-  throw new Error(`${what}: not within ${timeoutMs / 1000} s${last ? ` (${(last as Error).message})` : ''}`);
-}
 
 /** What the probe saw while one change was applied. */
 interface ProbeRecord {
@@ -127,7 +114,7 @@ describeFleet('membership changes of the ensemble, applied with terraform onto r
     const modes = await eventually(`${members.join(', ')}: one leader, the others followers`, async () => {
       const m = await Promise.all(members.map(mode));
       return m.filter((x) => x === 'leader').length === 1 && m.every((x) => x === 'leader' || x === 'follower') ? m : undefined;
-    }, 2 * MINUTE);
+    }, 2 * MINUTE, 1000);
     const want = members.map((m) => `server.${m.slice(2)}=${host(m).address}`).sort();
     for (const m of members) expect({ member: m, membership: await membership(m) }).toEqual({ member: m, membership: want });
     return modes;
@@ -144,7 +131,7 @@ describeFleet('membership changes of the ensemble, applied with terraform onto r
     const status = await eventually('both providers registered', async () => {
       const s = await registered(members);
       return s.includes(host('app1').address) && s.includes(host('app2').address) ? s : undefined;
-    }, 2 * MINUTE);
+    }, 2 * MINUTE, 1000);
     expect(status).toContain('user-service');
   };
   const mainPids = async (members: string[]) =>

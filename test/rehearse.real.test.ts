@@ -7,6 +7,7 @@ import { renderChangeReport, renderRehearsalStatus, rehearsePrerequisites } from
 import { TerraformCommandResult } from '../lib/fleet';
 import { ChangeReport, Rehearsal, RehearsalStatus } from '../lib/fleet/rehearsal';
 import { connectionHosts } from '../lib/fleet/terraform-apply';
+import { eventually } from './support/eventually';
 import { buildExampleWithRise } from './support/rise-example';
 
 /*
@@ -28,20 +29,6 @@ const figures: string[] = [];
 const made: string[] = [];
 afterAll(() => made.forEach((dir) => rmSync(dir, { recursive: true, force: true })));
 
-async function eventually<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (e) {
-      last = e;
-    }
-    await new Promise((r) => setTimeout(r, 1000));
-  }
-  throw new Error(`${what}: not within ${timeoutMs / 1000} s${last ? ` (${(last as Error).message})` : ''}`);
-}
 
 /** The consumer's HAProxy serves both providers, UP. */
 function bothProvidersUp(status: RehearsalStatus, rehearsal: Rehearsal): boolean {
@@ -79,7 +66,7 @@ describeFleet('smartstack rehearse: the default example on real hosts, then a ch
       const s = await rehearsal.status();
       const modes = s.members.map((m) => m.mode).sort().join();
       return modes === 'follower,follower,leader' && bothProvidersUp(s, rehearsal) ? s : undefined;
-    }, 3 * MINUTE);
+    }, 3 * MINUTE, 1000);
     console.log(renderRehearsalStatus(status));
     const registered = status.registry?.services.find((s) => s.name === 'user-service')?.instances.map((i) => i.host).sort();
     expect(registered).toEqual(['app1', 'app2'].map((h) => rehearsal.fleet.host(h).address).sort());
@@ -128,7 +115,7 @@ describeFleet('smartstack rehearse: the default example on real hosts, then a ch
     const after = await eventually('both providers in service', async () => {
       const s = await rehearsal.status();
       return bothProvidersUp(s, rehearsal) ? s : undefined;
-    }, 2 * MINUTE);
+    }, 2 * MINUTE, 1000);
     console.log(renderRehearsalStatus(after));
   }, 20 * MINUTE);
 });
