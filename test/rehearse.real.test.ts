@@ -86,8 +86,8 @@ describeFleet('smartstack rehearse: the default example on real hosts, then a ch
       // The hosts have no route to the stack's own network: nothing could leave for it.
       expect((await h.exec('ip route get 10.10.0.11')).status).not.toBe(0);
     }
-    const zooCfg = await rehearsal.fleet.host('zk1').readFile('/etc/zookeeper/smartstack/zoo.cfg');
-    expect(zooCfg).toContain(`server.1=${rehearsal.fleet.address(11)}:2888:3888`);
+    const membership = await rehearsal.fleet.host('zk1').readFile('/etc/zookeeper/smartstack/zoo.cfg.dynamic');
+    expect(membership).toContain(`server.1=${rehearsal.fleet.address(11)}:2888:3888:participant;${rehearsal.fleet.address(11)}:2181`);
   }, 5 * MINUTE);
 
   test('a second synthesis with another rise, applied under load: applied, no request failed, both providers back in service', async () => {
