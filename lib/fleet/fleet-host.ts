@@ -346,7 +346,13 @@ export class FleetHost {
       last = r.output.trim();
       await sleep(200);
     }
-    throw new Error(`${this.name}: SSH on ${this.address} did not answer within ${this.context.bootTimeoutMs / 1000} s (last: ${last}); console:\n${tail(readFileSync(this.consoleLog, 'utf8'), 3000)}`);
+    // What the host itself says about its network, read without it.
+    const inside = await this.exec('ip -o addr; ip -o link; networkctl list --no-pager; systemctl --failed --no-pager; journalctl -b -u systemd-networkd --no-pager | tail -n 20', { timeoutMs: 15_000 })
+      .then((r) => r.output.trim(), (e: Error) => `(cannot look inside: ${e.message})`);
+    throw new Error(
+      `${this.name}: SSH on ${this.address} did not answer within ${this.context.bootTimeoutMs / 1000} s (last: ${last});\n` +
+        `inside the host:\n${tail(inside, 3000)}\nconsole:\n${tail(readFileSync(this.consoleLog, 'utf8'), 3000)}`,
+    );
   }
 
   private sshOptions(connectTimeoutSeconds: number): string[] {
