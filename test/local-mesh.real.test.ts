@@ -111,7 +111,11 @@ describe('a second topology built through the public API on a local mesh', () =>
   });
 
   test('five members serve as one ensemble', async () => {
-    const modes = (await mesh.status()).members.map((m) => m.mode).sort();
+    // The mesh starts once a quorum serves; the last members may still be syncing with the leader.
+    const modes = await eventually('five members serving', async () => {
+      const m = (await mesh.status()).members.map((x) => x.mode).sort();
+      return m.every((x) => x === 'leader' || x === 'follower') ? m : undefined;
+    }, 60000, 500);
     expect(modes).toEqual(['follower', 'follower', 'follower', 'follower', 'leader']);
   });
 
