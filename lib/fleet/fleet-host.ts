@@ -344,6 +344,8 @@ export class FleetHost {
       });
       if (r.status === 0) return;
       last = r.output.trim();
+      // A neighbour entry left FAILED while the host was down can outlive its return: ask again.
+      if (last.includes('No route to host')) await runBounded(['ip', 'neigh', 'flush', 'to', this.address, 'dev', this.context.network.bridge], { timeoutMs: 5000 });
       await sleep(200);
     }
     // What the host itself says about its network, read without it.
