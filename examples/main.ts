@@ -10,11 +10,16 @@ import { Construct } from 'constructs';
 import { VdsNode, ZookeeperEnsemble } from '../lib';
 import { ArticleTopology, buildArticleTopology } from './smartstack-topology';
 
+export interface OsloStackOptions {
+  /** The health check's `rise` (3 in the article): a change every sidecar host receives. */
+  readonly healthCheckRise?: number;
+}
+
 export class OsloStack extends TerraformStack {
   public readonly ensemble: ZookeeperEnsemble;
   public readonly topology: ArticleTopology;
 
-  public constructor(scope: Construct, id: string) {
+  public constructor(scope: Construct, id: string, options: OsloStackOptions = {}) {
     super(scope, id);
     const zkHosts = [11, 12, 13].map(
       (n, i) =>
@@ -28,13 +33,13 @@ export class OsloStack extends TerraformStack {
         }),
     );
     this.ensemble = new ZookeeperEnsemble(this, 'zk', { members: zkHosts, dataDisk: 'zk-data', txnLogDisk: 'zk-txlog' });
-    this.topology = buildArticleTopology(this, this.ensemble);
+    this.topology = buildArticleTopology(this, this.ensemble, options.healthCheckRise);
   }
 }
 
-export function buildApp(outdir?: string): App {
+export function buildApp(outdir?: string, options: OsloStackOptions = {}): App {
   const app = new App({ outdir });
-  new OsloStack(app, 'oslo');
+  new OsloStack(app, 'oslo', options);
   return app;
 }
 

@@ -15,7 +15,11 @@ export interface ArticleTopology {
   readonly sidecars: HaproxySidecar[];
 }
 
-export function buildArticleTopology(stack: Construct, zk: ZookeeperEnsemble): ArticleTopology {
+/**
+ * @param healthCheckRise passes before an instance is up: 3 in the article; another value is a change
+ * every sidecar host receives (a second synthesis to rehearse).
+ */
+export function buildArticleTopology(stack: Construct, zk: ZookeeperEnsemble, healthCheckRise = 3): ArticleTopology {
   // The article's user-service instances sit at 10.10.0.55 and 10.10.0.56.
   const app1 = new VdsNode(stack, 'app1', { privateAddress: '10.10.0.55', memoryMiB: 2048 });
   const app2 = new VdsNode(stack, 'app2', { privateAddress: '10.10.0.56', memoryMiB: 2048 });
@@ -26,7 +30,7 @@ export function buildArticleTopology(stack: Construct, zk: ZookeeperEnsemble): A
     port: 8080,
     localPort: 3210,
     mode: ServiceMode.HTTP,
-    healthCheck: HealthCheck.http({ path: '/health', intervalSeconds: 2, rise: 3, fall: 2 }),
+    healthCheck: HealthCheck.http({ path: '/health', intervalSeconds: 2, rise: healthCheckRise, fall: 2 }),
   });
 
   const sidecars = [

@@ -8,7 +8,6 @@ import { TerraformCommandResult } from '../lib/fleet';
 import { ChangeReport, Rehearsal, RehearsalStatus } from '../lib/fleet/rehearsal';
 import { connectionHosts } from '../lib/fleet/terraform-apply';
 import { eventually } from './support/eventually';
-import { buildExampleWithRise } from './support/rise-example';
 
 /*
  * `smartstack rehearse` as a user runs it on the default example (stack oslo, 10.10.0.x): six real
@@ -49,7 +48,7 @@ describeFleet('smartstack rehearse: the default example on real hosts, then a ch
     buildApp(first).synth();
     second = mkdtempSync(join(tmpdir(), 'rehearse-second-'));
     made.push(second);
-    buildExampleWithRise(second, 5).synth();
+    buildApp(second, { healthCheckRise: 5 }).synth();
     rehearsal = new Rehearsal({ outdir: first, log: (line) => process.stderr.write(`rehearse: ${line}\n`) });
     apply = await rehearsal.start();
     figures.push(`boot and first apply: ${((Date.now() - started) / 1000).toFixed(0)} s (apply ${apply.seconds.toFixed(0)} s, exit ${apply.exitCode})`);
