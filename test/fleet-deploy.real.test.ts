@@ -1,7 +1,7 @@
 import { randomBytes } from 'crypto';
 import { mkdtempSync } from 'fs';
 import { join } from 'path';
-import { Fleet, FleetHost, fleetPrerequisites, resourceSeconds, TerraformCommandResult, TerraformWorkspace } from '../lib/fleet';
+import { diagnoseApply, Fleet, FleetHost, fleetPrerequisites, resourceSeconds, TerraformCommandResult, TerraformWorkspace } from '../lib/fleet';
 import { FLEET_HOSTS, synthesizeFleetStack, userServiceUnit } from './support/fleet-stack';
 import { eventually } from './support/eventually';
 import { terraformAvailable } from './support/terraform-offline';
@@ -40,8 +40,8 @@ describeFleet('terraform apply of the default topology onto real Debian 12 hosts
   const host = (name: string): FleetHost => fleet.host(name);
   const zkSecret = randomBytes(32).toString('hex');
   /** A failed apply shows its output's end, where the failing host and step are named. */
-  const expectApplied = (r: TerraformCommandResult) => {
-    if (r.exitCode !== 0) throw new Error(`terraform exited ${r.exitCode} after ${r.seconds.toFixed(0)} s:\n${r.output.slice(-6000)}`);
+  const expectApplied = async (r: TerraformCommandResult) => {
+    if (r.exitCode !== 0) throw new Error(`terraform exited ${r.exitCode} after ${r.seconds.toFixed(0)} s:\n${r.output.slice(-6000)}\n${await diagnoseApply(r.output, fleet.hosts)}`);
   };
 
   const srvr = async (name: string): Promise<string> =>
@@ -81,7 +81,7 @@ describeFleet('terraform apply of the default topology onto real Debian 12 hosts
   }, 5 * MINUTE);
 
   test('the first apply succeeds and every role runs under its own user', async () => {
-    expectApplied(firstApply);
+    await expectApplied(firstApply);
     for (const name of ['app1', 'app2', 'web1', 'zk1', 'zk2', 'zk3']) expect(firstApply.output).toContain(`${name}: smartstack-`);
     const owner = async (name: string, unit: string) =>
       (await host(name).execChecked(`systemctl is-active ${unit} >/dev/null && ps -o user= -p "$(systemctl show -p MainPID --value ${unit})"`)).trim();
@@ -140,7 +140,7 @@ describeFleet('terraform apply of the default topology onto real Debian 12 hosts
     expect({ exit: plan.exitCode, changes: plan.changes }).toEqual({ exit: 0, changes: false });
     const before = await Promise.all(fleet.hosts.map((h) => h.execChecked('cat /var/lib/cloud/data/instance-id; wc -c </var/log/cloud-init.log')));
     const again = await workspace.apply();
-    expectApplied(again);
+    await expectApplied(again);
     expect(again.output).toContain('Resources: 0 added, 0 changed, 0 destroyed');
     expect(await Promise.all(fleet.hosts.map((h) => h.execChecked('cat /var/lib/cloud/data/instance-id; wc -c </var/log/cloud-init.log')))).toEqual(before);
   }, 5 * MINUTE);
@@ -159,7 +159,7 @@ describeFleet('terraform apply of the default topology onto real Debian 12 hosts
     } finally {
       await host('app2').execChecked('mv /usr/bin/node.real /usr/bin/node');
     }
-    expectApplied(await workspace.apply());
+    await expectApplied(await workspace.apply());
   }, 5 * MINUTE);
 
   test('a member whose disks were unmounted keeps its data: a missing disk fails the apply, and nothing is ever formatted', async () => {
@@ -185,7 +185,7 @@ describeFleet('terraform apply of the default topology onto real Debian 12 hosts
 
     await zk3.execChecked(`ln -s ../../${txlog.loopDevice.replace('/dev/', '')} ${txlog.path}`);
     const healed = await workspace.apply();
-    expectApplied(healed);
+    await expectApplied(healed);
     expect(healed.output).not.toContain('mkfs');
     expect(await uuids()).toBe(before);
     expect(await zk3.execChecked('cat /var/lib/zookeeper/marker /var/lib/zookeeper-txlog/marker')).toBe('snapshot-marker\ntxlog-marker\n');

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'crypto';
 import { mkdtempSync } from 'fs';
 import { join } from 'path';
-import { Fleet, FleetHost, fleetPrerequisites, resourceSeconds, TerraformCommandResult, TerraformWorkspace } from '../lib/fleet';
+import { diagnoseApply, Fleet, FleetHost, fleetPrerequisites, resourceSeconds, TerraformCommandResult, TerraformWorkspace } from '../lib/fleet';
 import { fourLetterWord } from '../lib/local/four-letter-word';
 import { FLEET_HOSTS, fleetMemberHost, FleetStackOptions, synthesizeFleetStack, userServiceUnit } from './support/fleet-stack';
 import { eventually } from './support/eventually';
@@ -87,8 +87,8 @@ describeFleet('membership changes of the ensemble, applied with terraform onto r
   const zkSecret = randomBytes(32).toString('hex');
   // As the construct derives it: sha256("admin:<secret>"), hex.
   const adminPassword = createHash('sha256').update(`admin:${zkSecret}`).digest('hex');
-  const expectApplied = (r: TerraformCommandResult) => {
-    if (r.exitCode !== 0) throw new Error(`terraform exited ${r.exitCode} after ${r.seconds.toFixed(0)} s:\n${r.output.slice(-8000)}`);
+  const expectApplied = async (r: TerraformCommandResult) => {
+    if (r.exitCode !== 0) throw new Error(`terraform exited ${r.exitCode} after ${r.seconds.toFixed(0)} s:\n${r.output.slice(-8000)}\n${await diagnoseApply(r.output, fleet.hosts)}`);
   };
   const synthesize = (options: FleetStackOptions) =>
     // The machine running the test probes the members' client port.
@@ -173,7 +173,7 @@ describeFleet('membership changes of the ensemble, applied with terraform onto r
     });
     const first = await workspace.apply();
     timings.push(`first apply (3 members): ${first.seconds.toFixed(0)} s (exit ${first.exitCode})`);
-    expectApplied(first);
+    await expectApplied(first);
   }, 30 * MINUTE);
 
   afterAll(async () => {
@@ -191,7 +191,7 @@ describeFleet('membership changes of the ensemble, applied with terraform onto r
   test('grown from 3 to 5 members by a new synthesis: the running members are not restarted and a quorum serves throughout', async () => {
     const pidsBefore = await mainPids(['zk1', 'zk2', 'zk3']);
     const { apply, record } = await applyWithProbe('3 -> 5 members', { members: [1, 2, 3, 4, 5] }, ['zk1', 'zk2', 'zk3'], ['zk1', 'zk2', 'zk3', 'zk4', 'zk5']);
-    expectApplied(apply);
+    await expectApplied(apply);
     expect(apply.output).toMatch(/zookeeper member 4: joins the running ensemble/);
     expect(apply.output).toMatch(/zookeeper membership of fleet\/zk: now server\.1=.* server\.5=/);
     expect(record.belowQuorum).toEqual([]);
@@ -212,7 +212,7 @@ describeFleet('membership changes of the ensemble, applied with terraform onto r
     const before = [...members];
     const after = [...before.filter((m) => m !== leaving), joining];
     const { apply, record } = await applyWithProbe(what, { members: after.map((m) => Number(m.slice(2))) }, before, after);
-    expectApplied(apply);
+    await expectApplied(apply);
     expect(apply.output).toContain(`zookeeper member ${joining.slice(2)}: joins the running ensemble`);
     expect(apply.output).toContain(`zookeeper membership of fleet/zk: removed ${leaving.slice(2)}`);
     expect(record.twoLeaders).toBe(0);

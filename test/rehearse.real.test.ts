@@ -60,7 +60,7 @@ describeFleet('smartstack rehearse: the default example on real hosts, then a ch
   }, 5 * MINUTE);
 
   test('the apply succeeds: a leader and two followers, both providers registered and in service on web1', async () => {
-    if (apply.exitCode !== 0) throw new Error(`terraform exited ${apply.exitCode}:\n${apply.output.slice(-6000)}`);
+    if (apply.exitCode !== 0) throw new Error(`terraform exited ${apply.exitCode}:\n${apply.output.slice(-6000)}\n${await rehearsal.diagnose(apply.output)}`);
     const status = await eventually('the mesh up', async () => {
       const s = await rehearsal.status();
       const modes = s.members.map((m) => m.mode).sort().join();
@@ -95,7 +95,7 @@ describeFleet('smartstack rehearse: the default example on real hosts, then a ch
     const text = renderChangeReport(report);
     console.log(text);
     figures.push(`change under load: ${((Date.now() - changeStarted) / 1000).toFixed(0)} s in all${text.trimEnd().split('\n').map((l) => `\n  ${l}`).join('')}`);
-    if (report.applyExitCode !== 0) throw new Error(`the second apply exited ${report.applyExitCode}:\n${report.applyOutput.slice(-6000)}`);
+    if (report.applyExitCode !== 0) throw new Error(`the second apply exited ${report.applyExitCode}:\n${report.applyOutput.slice(-6000)}\n${await rehearsal.diagnose(report.applyOutput)}`);
     const [users] = report.services;
     expect(report.services.map((s) => [s.service, s.consumers])).toEqual([['user-service', ['web1']]]);
     expect(users.providers.sort()).toEqual(['app1', 'app2'].map((h) => `${rehearsal.fleet.host(h).address}:8080`).sort());

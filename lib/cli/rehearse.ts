@@ -128,7 +128,8 @@ export async function runRehearse(argv: readonly string[]): Promise<number> {
     const apply = await Promise.race([rehearsal.start(), stopped.then(() => undefined)]);
     if (!apply || interrupted) return 130;
     if (apply.exitCode !== 0) {
-      process.stderr.write(`${apply.output.slice(-6000)}\nsmartstack rehearse: terraform apply failed (exit ${apply.exitCode}) after ${apply.seconds.toFixed(0)} s; its log: ${rehearsal.fleet.workDir}/terraform/terraform.log\n`);
+      process.stderr.write(`${apply.output.slice(-6000)}\n${await rehearsal.diagnose(apply.output)}\n`);
+      process.stderr.write(`smartstack rehearse: terraform apply failed (exit ${apply.exitCode}) after ${apply.seconds.toFixed(0)} s; its log: ${rehearsal.fleet.workDir}/terraform/terraform.log\n`);
       return 1;
     }
     process.stderr.write(`applied in ${apply.seconds.toFixed(0)} s\n`);
@@ -157,6 +158,7 @@ export async function runRehearse(argv: readonly string[]): Promise<number> {
       stopped.then(() => undefined),
     ]);
     if (!report || interrupted) return 130;
+    if (report.applyExitCode !== 0) process.stderr.write(`${report.applyOutput.slice(-6000)}\n${await rehearsal.diagnose(report.applyOutput)}\n`);
     process.stdout.write(renderRehearsalStatus(await rehearsal.status()));
     process.stdout.write(renderChangeReport(report));
     if (values.report) writeFileSync(values.report, `${JSON.stringify({ ...report, applyOutput: undefined }, null, 2)}\n`);

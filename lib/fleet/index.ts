@@ -13,5 +13,7 @@ export type { TerraformCommandResult, TerraformPlanResult, TerraformWorkspaceOpt
 export { mapNullResourceToTerraformData, resourceSeconds, TerraformWorkspace } from './terraform-apply';
 export type { ChangeOptions, ChangeReport, RehearsalOptions, RehearsalStatus, ServiceChangeReport } from './rehearsal';
 export { Rehearsal } from './rehearsal';
+export type { FailedStep } from './apply-diagnosis';
+export { diagnoseApply, failedSteps } from './apply-diagnosis';
 export type { StackHost } from './stack-address-map';
 export { fleetHostNumbers, mapStackOntoFleet, stackHosts, unmappedAddresses } from './stack-address-map';

@@ -9,6 +9,7 @@ import { readSynthesizedDocuments, SynthesizedHostDocument } from '../cloud-init
 import type { MemberStatus } from '../local/local-mesh';
 import { NerveConfig } from '../schema/nerve-config';
 import { SynapseConfig } from '../schema/synapse-config';
+import { diagnoseApply } from './apply-diagnosis';
 import { consumerLoadScript, LoadResult, parseLoadOutput } from './consumer-load';
 import { Fleet, FleetOptions } from './fleet';
 import { serviceBackends, serviceBackendScript } from './service-backend';
@@ -190,6 +191,14 @@ export class Rehearsal {
     await this.startBackends(this.current.documents);
     this.log(`applying ${this.firstStack.dir} (mapped: ${this.current.dir})`);
     return this.workspace.apply();
+  }
+
+  /**
+   * Why an apply failed, read from the running hosts: the failed steps, and for each host concerned
+   * its failed units and the end of its journal and of cloud-init's output.
+   */
+  public diagnose(applyOutput: string): Promise<string> {
+    return diagnoseApply(applyOutput, this.fleet.hosts);
   }
 
   /** Hosts and roles, the members' modes, what is registered, and what each consumer's HAProxy serves. */
