@@ -8,11 +8,14 @@
 import { App, TerraformStack } from 'cdktf';
 import { Construct } from 'constructs';
 import { VdsNode, ZookeeperEnsemble } from '../lib';
-import { ArticleTopology, buildArticleTopology } from './smartstack-topology';
+import { ArticleTopology, ArticleTopologyOptions, buildArticleTopology } from './smartstack-topology';
 
-export interface OsloStackOptions {
-  /** The health check's `rise` (3 in the article): a change every sidecar host receives. */
-  readonly healthCheckRise?: number;
+/** Variants of the default example: the changes the change figures apply one after the other. */
+export interface OsloStackOptions extends ArticleTopologyOptions {
+  /** Members of the ensemble: zk1-zk3, or zk1-zk5 (10.10.0.14, 10.10.0.15). @default 3 */
+  readonly members?: 3 | 5;
+  /** ZooKeeper's `snapCount`, a change to zoo.cfg that rolls the ensemble. @default ZooKeeper's */
+  readonly snapCount?: number;
 }
 
 export class OsloStack extends TerraformStack {
@@ -21,7 +24,7 @@ export class OsloStack extends TerraformStack {
 
   public constructor(scope: Construct, id: string, options: OsloStackOptions = {}) {
     super(scope, id);
-    const zkHosts = [11, 12, 13].map(
+    const zkHosts = [11, 12, 13, 14, 15].slice(0, options.members ?? 3).map(
       (n, i) =>
         new VdsNode(this, `zk${i + 1}`, {
           privateAddress: `10.10.0.${n}`,
@@ -32,8 +35,8 @@ export class OsloStack extends TerraformStack {
           ],
         }),
     );
-    this.ensemble = new ZookeeperEnsemble(this, 'zk', { members: zkHosts, dataDisk: 'zk-data', txnLogDisk: 'zk-txlog' });
-    this.topology = buildArticleTopology(this, this.ensemble, options.healthCheckRise);
+    this.ensemble = new ZookeeperEnsemble(this, 'zk', { members: zkHosts, dataDisk: 'zk-data', txnLogDisk: 'zk-txlog', snapCount: options.snapCount });
+    this.topology = buildArticleTopology(this, this.ensemble, options);
   }
 }
 

@@ -15,11 +15,17 @@ export interface ArticleTopology {
   readonly sidecars: HaproxySidecar[];
 }
 
-/**
- * @param healthCheckRise passes before an instance is up: 3 in the article; another value is a change
- * every sidecar host receives (a second synthesis to rehearse).
- */
-export function buildArticleTopology(stack: Construct, zk: ZookeeperEnsemble, healthCheckRise = 3): ArticleTopology {
+/** Changes to the article's mesh, each a second synthesis to rehearse. */
+export interface ArticleTopologyOptions {
+  /** Passes before an instance is up (3 in the article): a change every sidecar host receives. */
+  readonly healthCheckRise?: number;
+  /** user-service on a third host too, app3 (10.10.0.57). */
+  readonly thirdProvider?: boolean;
+  /** order-service (port 8081) on app1 and app2, consumed on web1 at localhost:3211. */
+  readonly orderService?: boolean;
+}
+
+export function buildArticleTopology(stack: Construct, zk: ZookeeperEnsemble, options: ArticleTopologyOptions = {}): ArticleTopology {
   // The article's user-service instances sit at 10.10.0.55 and 10.10.0.56.
   const app1 = new VdsNode(stack, 'app1', { privateAddress: '10.10.0.55', memoryMiB: 2048 });
   const app2 = new VdsNode(stack, 'app2', { privateAddress: '10.10.0.56', memoryMiB: 2048 });
@@ -30,13 +36,27 @@ export function buildArticleTopology(stack: Construct, zk: ZookeeperEnsemble, he
     port: 8080,
     localPort: 3210,
     mode: ServiceMode.HTTP,
-    healthCheck: HealthCheck.http({ path: '/health', intervalSeconds: 2, rise: healthCheckRise, fall: 2 }),
+    healthCheck: HealthCheck.http({ path: '/health', intervalSeconds: 2, rise: options.healthCheckRise ?? 3, fall: 2 }),
   });
 
+  const orderService = options.orderService
+    ? new SmartStackService(stack, 'order-service', {
+      ensemble: zk,
+      port: 8081,
+      localPort: 3211,
+      mode: ServiceMode.HTTP,
+      healthCheck: HealthCheck.http({ path: '/health', intervalSeconds: 2, rise: 3, fall: 2 }),
+    })
+    : undefined;
+  const onApps = [userService, ...(orderService ? [orderService] : [])];
   const sidecars = [
-    new HaproxySidecar(app1, 'sidecar', { provides: [userService] }),
-    new HaproxySidecar(app2, 'sidecar', { provides: [userService] }),
-    new HaproxySidecar(web1, 'sidecar', { consumes: [userService] }),
+    new HaproxySidecar(app1, 'sidecar', { provides: onApps }),
+    new HaproxySidecar(app2, 'sidecar', { provides: onApps }),
+    new HaproxySidecar(web1, 'sidecar', { consumes: onApps }),
   ];
+  if (options.thirdProvider) {
+    const app3 = new VdsNode(stack, 'app3', { privateAddress: '10.10.0.57', memoryMiB: 2048 });
+    sidecars.push(new HaproxySidecar(app3, 'sidecar', { provides: [userService] }));
+  }
   return { userService, app1, app2, web1, sidecars };
 }

@@ -2,7 +2,7 @@ import { spawnSync } from 'child_process';
 import { writeFileSync } from 'fs';
 import { parseArgs } from 'util';
 import { fleetPrerequisites } from '../fleet/fleet';
-import { ChangeReport, Rehearsal, RehearsalStatus } from '../fleet/rehearsal';
+import { ChangeReport, LoadReport, Rehearsal, RehearsalStatus } from '../fleet/rehearsal';
 import { renderStatus } from '../agent/registry-status';
 
 export const REHEARSE_USAGE = `usage: smartstack rehearse [cdktf.out] [--stack NAME] [--then SECOND_CDKTF_OUT] [options]
@@ -208,11 +208,20 @@ export function renderRehearsalStatus(status: RehearsalStatus): string {
 }
 
 export function renderChangeReport(report: ChangeReport): string {
+  const hosts = [
+    report.addedHosts.length > 0 ? `; hosts added: ${report.addedHosts.join(', ')}` : '',
+    report.retiredHosts.length > 0 ? `; hosts removed and powered off: ${report.retiredHosts.join(', ')}` : '',
+  ].join('');
+  return renderLoadReport(`Change applied under load: terraform exit ${report.applyExitCode} after ${report.applySeconds.toFixed(0)} s; load ran ${report.loadSeconds.toFixed(0)} s${hosts}`, report);
+}
+
+/** The per-service table of requests, failures, convergence and slots, after a headline. */
+export function renderLoadReport(headline: string, report: LoadReport): string {
   const lines = [
     '',
-    `Change applied under load: terraform exit ${report.applyExitCode} after ${report.applySeconds.toFixed(0)} s; load ran ${report.loadSeconds.toFixed(0)} s${report.addedHosts.length > 0 ? `; hosts added: ${report.addedHosts.join(', ')}` : ''}`,
+    headline,
     ...table(
-      ['service', 'through', 'requests', 'failed', 'back in service after', 'out of service'],
+      ['service', 'through', 'requests', 'failed', 'back in service after', 'out of service', 'slots'],
       report.services.map((s) => [
         s.service,
         s.consumers.join(','),
@@ -220,10 +229,16 @@ export function renderChangeReport(report: ChangeReport): string {
         `${s.failures}${s.failures > 0 ? ` (${Object.entries(s.failuresByStatus).map(([c, n]) => `${n}× ${c}`).join(', ')})` : ''}`,
         s.backInServiceSeconds === null ? 'not back' : `${s.backInServiceSeconds.toFixed(1)} s`,
         `${s.outOfServiceSeconds.toFixed(1)} s`,
+        s.slotsBefore === s.slotsAfter ? String(s.slotsAfter) : `${s.slotsBefore} → ${s.slotsAfter}`,
       ]),
     ),
   ];
   for (const s of report.services.filter((x) => x.notInService.length > 0)) lines.push(`  ${s.service}: not in service at the end: ${s.notInService.join(', ')}`);
+  const seconds = (n: number | null) => (n === null ? 'not within the run' : `${n.toFixed(1)} s`);
+  for (const s of report.services) {
+    for (const g of s.gone) lines.push(`  ${s.service}: ${g.provider} (host down): not UP after ${seconds(g.downAfterSeconds)}, out of HAProxy after ${seconds(g.removedAfterSeconds)}`);
+  }
+  if (report.fewestServingMembers !== null) lines.push(`  zookeeper: at least ${report.fewestServingMembers} of ${report.members} members serving throughout`);
   return lines.join('\n') + '\n';
 }
 

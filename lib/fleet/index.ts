@@ -11,7 +11,7 @@ export { assertFleetAddress, FLEET_RANGE, FleetNetwork } from './fleet-network';
 export { cleanupEarlierRuns, DEFAULT_STATE_DIR } from './fleet-state';
 export type { TerraformCommandResult, TerraformPlanResult, TerraformWorkspaceOptions } from './terraform-apply';
 export { mapNullResourceToTerraformData, resourceSeconds, TerraformWorkspace } from './terraform-apply';
-export type { ChangeOptions, ChangeReport, RehearsalOptions, RehearsalStatus, ServiceChangeReport } from './rehearsal';
+export type { ChangeOptions, ChangeReport, DisruptionOptions, LoadOptions, LoadReport, RehearsalOptions, RehearsalStatus, ServiceChangeReport } from './rehearsal';
 export { Rehearsal } from './rehearsal';
 export type { FailedStep } from './apply-diagnosis';
 export { diagnoseApply, failedSteps } from './apply-diagnosis';

@@ -49,6 +49,8 @@ export interface ConsumerServiceStatus {
   readonly service: string;
   /** Servers with an address, from `show servers state`. */
   readonly servers: Array<{ readonly address: string; readonly port: number; readonly up: boolean }>;
+  /** Server slots of the backend, empty ones included. */
+  readonly slots: number;
   /** Why the admin socket could not be read. */
   readonly error?: string;
 }
@@ -61,16 +63,13 @@ export interface RehearsalStatus {
   readonly registryError?: string;
 }
 
-export interface ChangeOptions {
-  /** The second synthesis' cdktf output directory. */
-  readonly outdir: string;
-  /** @default the only stack in `outdir` */
-  readonly stack?: string;
+/** The bounded load sent through every consumer's local ports while something changes. */
+export interface LoadOptions {
   /** Bound of the load, in requests per consumer and service. @default 20000 */
   readonly loadRequests?: number;
   /** Bound of the load in time. @default 900 s */
   readonly loadSeconds?: number;
-  /** How long after the apply the providers may take to be back in service. @default 120 s */
+  /** How long after the change the providers may take to be back in service. @default 120 s */
   readonly settleSeconds?: number;
   /** How long every provider must stay in service to count as back (a flapping server does not). @default 20 s */
   readonly stableSeconds?: number;
@@ -78,11 +77,24 @@ export interface ChangeOptions {
   readonly onSample?: (elapsedSeconds: number, consumers: ConsumerServiceStatus[]) => void;
 }
 
+export interface ChangeOptions extends LoadOptions {
+  /** The second synthesis' cdktf output directory. */
+  readonly outdir: string;
+  /** @default the only stack in `outdir` */
+  readonly stack?: string;
+}
+
+export interface DisruptionOptions extends LoadOptions {
+  /** What is done, for the log: e.g. `app2 killed`. */
+  readonly description: string;
+  readonly action: () => Promise<void>;
+}
+
 export interface ServiceChangeReport {
   readonly service: string;
   /** Consumer hosts the load went through. */
   readonly consumers: string[];
-  /** `address:port` of the providers the second synthesis declares. */
+  /** `address:port` of the providers expected in service: those the synthesis declares, on running hosts. */
   readonly providers: string[];
   readonly requests: number;
   readonly failures: number;
@@ -96,17 +108,35 @@ export interface ServiceChangeReport {
   readonly outOfServiceSeconds: number;
   /** At the end: each provider not in service on a consumer, as `address:port on host`. */
   readonly notInService: string[];
+  /** Server slots of the service's backend (the most on any consumer) in the first and the last sample. */
+  readonly slotsBefore: number;
+  readonly slotsAfter: number;
+  /**
+   * Each declared provider whose host no longer runs: seconds from the start of the change until no
+   * consumer's HAProxy had it UP for good, and until none had it at all (null: not within the run).
+   */
+  readonly gone: Array<{ readonly provider: string; readonly downAfterSeconds: number | null; readonly removedAfterSeconds: number | null }>;
 }
 
-export interface ChangeReport {
+/** What the load saw while something changed. */
+export interface LoadReport {
+  readonly loadSeconds: number;
+  readonly services: ServiceChangeReport[];
+  /** ZooKeeper members sampled (those of both syntheses). */
+  readonly members: number;
+  /** The fewest members serving (leader or follower) in any sample; null without members. */
+  readonly fewestServingMembers: number | null;
+}
+
+export interface ChangeReport extends LoadReport {
   readonly applyExitCode: number | null;
   readonly applySeconds: number;
   /** Seconds per resource the apply changed. */
   readonly resourceSeconds: Record<string, number>;
   /** Hosts the second synthesis added to the fleet. */
   readonly addedHosts: string[];
-  readonly loadSeconds: number;
-  readonly services: ServiceChangeReport[];
+  /** Hosts the second synthesis no longer has, powered off after the apply. */
+  readonly retiredHosts: string[];
   /** The apply's output, for a failed apply. */
   readonly applyOutput: string;
 }
@@ -243,16 +273,68 @@ export class Rehearsal {
     const missing = Object.keys(stackVariables(next.json, this.variables).values).filter((v) => this.variables[v] === undefined);
     if (missing.length > 0) throw new Error(`the second synthesis has variable(s) the first did not have: ${missing.join(', ')}; rehearse it on its own`);
     const added = hosts.filter((h) => !this.numbers.has(h.hostname));
+    // Hosts the new synthesis no longer has are powered off after the apply, as deleting their VMs would.
+    const retired = before.hosts.filter((h) => !hosts.some((n) => n.hostname === h.hostname)).map((h) => this.fleet.host(h.hostname));
     this.numbers = fleetHostNumbers(hosts, this.numbers);
     await this.bootHosts(added);
     const mapped = this.mapStack({ ...next, hosts });
     await this.startBackends(mapped.documents);
 
+    let apply: TerraformCommandResult | undefined;
+    const measured = await this.underLoad(before.documents, mapped.documents, options, async () => {
+      workspace.updateStack(mapped.dir);
+      this.current = mapped;
+      this.log(`applying ${next.dir} onto the running fleet (mapped: ${mapped.dir})`);
+      apply = await workspace.apply();
+      if (apply.exitCode !== 0) return false;
+      for (const host of retired.filter((h) => h.running)) {
+        this.log(`${host.name}: no longer in the stack; powered off`);
+        await host.stop();
+      }
+      return true;
+    });
+    return {
+      applyExitCode: apply?.exitCode ?? null,
+      applySeconds: apply?.seconds ?? 0,
+      resourceSeconds: resourceSeconds(apply?.output ?? ''),
+      addedHosts: added.map((h) => h.hostname),
+      retiredHosts: retired.map((h) => h.name),
+      ...measured,
+      applyOutput: apply?.output ?? '',
+    };
+  }
+
+  /**
+   * Something done to the running fleet — a host killed, a member stopped — measured under load as a
+   * change is: the requests and failures, and the time until every provider on a running host was in
+   * service again; providers whose host no longer runs are expected out of the consumers' HAProxy.
+   */
+  public async disrupt(options: DisruptionOptions): Promise<LoadReport> {
+    const current = this.requireApplied();
+    return this.underLoad(current.documents, current.documents, options, async () => {
+      this.log(`under load: ${options.description}`);
+      await options.action();
+      return true;
+    });
+  }
+
+  /**
+   * Sends the bounded load through every consumer's local port of each service consumed before and
+   * after, runs `act`, and samples what the consumers' HAProxy serve and which members serve until
+   * every expected provider has been in service for `stableSeconds` (or `settleSeconds` ran out).
+   */
+  private async underLoad(
+    before: readonly SynthesizedHostDocument[],
+    after: readonly SynthesizedHostDocument[],
+    options: LoadOptions,
+    act: () => Promise<boolean>,
+  ): Promise<LoadReport> {
     const loadRequests = options.loadRequests ?? 20000;
     const loadSeconds = options.loadSeconds ?? 900;
     const settleMs = (options.settleSeconds ?? 120) * 1000;
-    const targets = loadTargets(before.documents, mapped.documents);
-    if (targets.length === 0) this.log('no consumer consumes a service in both syntheses: the change runs without load');
+    const stableMs = (options.stableSeconds ?? 20) * 1000;
+    const targets = loadTargets(before, after);
+    if (targets.length === 0) this.log('no consumer consumes a service in both syntheses: it runs without load');
     const stopFile = (t: LoadTarget) => `/run/smartstack-rehearsal-load-${t.service}.stop`;
     const loadStarted = Date.now();
     const loads = targets.map(async (t) => {
@@ -261,36 +343,37 @@ export class Rehearsal {
       return { target: t, result: parseLoadOutput(r.stdout) };
     });
 
-    const providers = providerAddresses(mapped.documents);
-    const samples: Array<{ at: number; inService: Map<string, boolean> }> = [];
+    const running = (hostname: string) => this.fleetInstance?.hosts.some((h) => h.name === hostname && h.running) ?? false;
+    const declared = providerHosts(after);
+    // The providers expected in service: those whose host runs.
+    const expected = (service: string) => (declared.get(service) ?? []).filter((p) => running(p.hostname)).map((p) => p.provider);
+    const members = [...new Map([...memberDocuments(before), ...memberDocuments(after)].map((m) => [m.doc.hostname, m])).values()];
+    const samples: Array<{ at: number; inService: Map<string, boolean>; view: ConsumerServiceStatus[]; serving: number }> = [];
     let sampling = true;
-    let lastView: ConsumerServiceStatus[] = [];
     const sampler = (async () => {
       while (sampling) {
         const at = Date.now();
-        const consumers = (lastView = await this.consumerStatus(mapped.documents).catch(() => [] as ConsumerServiceStatus[]));
-        samples.push({ at, inService: new Map(targets.map((t) => [t.service, allInService(t.service, providers.get(t.service) ?? [], consumers)])) });
+        const [consumers, modes] = await Promise.all([
+          this.consumerStatus(after).catch(() => [] as ConsumerServiceStatus[]),
+          Promise.all(members.filter((m) => running(m.doc.hostname)).map((m) => this.memberMode(m.doc.hostname, m.address, m.port).catch(() => ''))),
+        ]);
+        const serving = modes.filter((m) => m === 'leader' || m === 'follower').length;
+        samples.push({ at, view: consumers, serving, inService: new Map(targets.map((t) => [t.service, allInService(t.service, expected(t.service), consumers)])) });
         options.onSample?.((at - loadStarted) / 1000, consumers);
         await sleep(Math.max(0, 1000 - (Date.now() - at)));
       }
     })();
 
-    let apply: TerraformCommandResult | undefined;
-    let applyStarted = Date.now();
+    let actStarted = Date.now();
     try {
       await sleep(3000); // the load flows before anything changes
       this.checkRunning();
-      workspace.updateStack(mapped.dir);
-      this.current = mapped;
-      applyStarted = Date.now();
-      this.log(`applying ${next.dir} onto the running fleet (mapped: ${mapped.dir})`);
-      apply = await workspace.apply();
-      const applied = Date.now();
-      // Every provider back in service, and a little load after that, within the settle time.
-      const stableMs = (options.stableSeconds ?? 20) * 1000;
-      while (apply.exitCode === 0 && Date.now() - applied < settleMs + stableMs && this.checkRunning()) {
-        // In service since the apply ended, in every sample of the last stableMs.
-        const recent = samples.filter((x) => x.at > applied);
+      actStarted = Date.now();
+      const ok = await act();
+      const acted = Date.now();
+      while (ok && Date.now() - acted < settleMs + stableMs && this.checkRunning()) {
+        // In service since the action ended, in every sample of the last stableMs.
+        const recent = samples.filter((x) => x.at > acted);
         const since = recent.length > 0 ? recent[recent.length - 1].at - stableMs : Infinity;
         const stable = recent.length > 0 && recent[0].at <= since && recent.filter((x) => x.at >= since).every((x) => targets.every((t) => x.inService.get(t.service)));
         if (stable) break;
@@ -303,32 +386,40 @@ export class Rehearsal {
     sampling = false;
     await sampler;
 
-    const services = [...new Set(targets.map((t) => t.service))].map((service) => {
+    const lastView = samples.length > 0 ? samples[samples.length - 1].view : [];
+    const services = [...new Set(targets.map((t) => t.service))].map((service): ServiceChangeReport => {
       const mine = results.filter((r) => r.target.service === service);
       const sum = (pick: (r: LoadResult) => number) => mine.reduce((n, r) => n + pick(r.result), 0);
       const failuresByStatus: Record<string, number> = {};
       for (const r of mine) for (const [code, n] of Object.entries(r.result.failuresByStatus)) failuresByStatus[code] = (failuresByStatus[code] ?? 0) + n;
+      const providers = expected(service);
+      const slots = (view: ConsumerServiceStatus[]) => Math.max(0, ...view.filter((v) => v.service === service).map((v) => v.slots));
+      const gone = (declared.get(service) ?? []).filter((p) => !running(p.hostname)).map((p) => ({
+        provider: p.provider,
+        downAfterSeconds: lastSince(samples, actStarted, (x) => !x.view.some((v) => v.service === service && v.servers.some((sv) => sv.up && `${sv.address}:${sv.port}` === p.provider))),
+        removedAfterSeconds: lastSince(samples, actStarted, (x) => !x.view.some((v) => v.service === service && v.servers.some((sv) => `${sv.address}:${sv.port}` === p.provider))),
+      }));
       return {
         service,
         consumers: mine.map((r) => r.target.hostname),
-        providers: providers.get(service) ?? [],
+        providers,
         requests: sum((r) => r.requests),
         failures: sum((r) => r.failures),
         failuresByStatus,
-        ...convergence(samples.map((s) => ({ at: s.at, ok: s.inService.get(service) ?? false })), applyStarted),
+        ...convergence(samples.map((x) => ({ at: x.at, ok: x.inService.get(service) ?? false })), actStarted),
         notInService: lastView
           .filter((v) => v.service === service)
-          .flatMap((v) => (providers.get(service) ?? []).filter((p) => !v.servers.some((x) => x.up && `${x.address}:${x.port}` === p)).map((p) => `${p} on ${v.hostname}`)),
+          .flatMap((v) => providers.filter((p) => !v.servers.some((x) => x.up && `${x.address}:${x.port}` === p)).map((p) => `${p} on ${v.hostname}`)),
+        slotsBefore: slots(samples[0]?.view ?? []),
+        slotsAfter: slots(lastView),
+        gone,
       };
     });
     return {
-      applyExitCode: apply?.exitCode ?? null,
-      applySeconds: apply?.seconds ?? 0,
-      resourceSeconds: resourceSeconds(apply?.output ?? ''),
-      addedHosts: added.map((h) => h.hostname),
       loadSeconds: (Date.now() - loadStarted) / 1000,
       services,
-      applyOutput: apply?.output ?? '',
+      members: members.length,
+      fewestServingMembers: members.length === 0 || samples.length === 0 ? null : Math.min(...samples.map((x) => x.serving)),
     };
   }
 
@@ -434,6 +525,7 @@ export class Rehearsal {
         servers: (states ?? [])
           .filter((s) => s.backend === backend && s.port > 0 && s.address !== '0.0.0.0' && isInService(s))
           .map((s) => ({ address: s.address, port: s.port, up: s.operationalState === 2 && s.weight > 0 })),
+        slots: (states ?? []).filter((s) => s.backend === backend).length,
         ...(error !== undefined ? { error } : {}),
       }));
     }));
@@ -511,17 +603,25 @@ function loadTargets(before: readonly SynthesizedHostDocument[], after: readonly
   return targets;
 }
 
-/** `address:port` of every provider of each service, from the nerve configurations. */
-function providerAddresses(documents: readonly SynthesizedHostDocument[]): Map<string, string[]> {
-  const providers = new Map<string, string[]>();
+/** Every provider of each service (`address:port`) and its host, from the nerve configurations. */
+function providerHosts(documents: readonly SynthesizedHostDocument[]): Map<string, Array<{ hostname: string; provider: string }>> {
+  const providers = new Map<string, Array<{ hostname: string; provider: string }>>();
   for (const doc of documents) {
     const nerve = documentFile(doc, NERVE_CONFIG);
     if (nerve === undefined) continue;
     for (const [service, s] of Object.entries((JSON.parse(nerve) as NerveConfig).services)) {
-      providers.set(service, [...(providers.get(service) ?? []), `${s.host}:${s.port}`]);
+      providers.set(service, [...(providers.get(service) ?? []), { hostname: doc.hostname, provider: `${s.host}:${s.port}` }]);
     }
   }
   return providers;
+}
+
+/** Seconds from `since` until the samples held `holds` for good; null when the last one does not. */
+function lastSince<T extends { at: number }>(samples: readonly T[], since: number, holds: (x: T) => boolean): number | null {
+  if (samples.length === 0 || !holds(samples[samples.length - 1])) return null;
+  let i = samples.length - 1;
+  while (i > 0 && holds(samples[i - 1])) i--;
+  return Math.max(0, samples[i].at - since) / 1000;
 }
 
 /** Every provider is an up server of the service's backend on every consumer of it. */
