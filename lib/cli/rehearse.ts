@@ -238,7 +238,7 @@ export function renderLoadReport(headline: string, report: LoadReport): string {
   for (const s of report.services) {
     for (const g of s.gone) lines.push(`  ${s.service}: ${g.provider} (host down): not UP after ${seconds(g.downAfterSeconds)}, out of HAProxy after ${seconds(g.removedAfterSeconds)}`);
   }
-  if (report.fewestServingMembers !== null) lines.push(`  zookeeper: at least ${report.fewestServingMembers} of ${report.members} members serving throughout`);
+  if (report.fewestServingMembers !== null) lines.push(`  zookeeper: at least ${report.fewestMembersUp} of ${report.members} members up and ${report.fewestServingMembers} serving throughout`);
   return lines.join('\n') + '\n';
 }
 

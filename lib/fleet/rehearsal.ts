@@ -126,6 +126,8 @@ export interface LoadReport {
   readonly members: number;
   /** The fewest members serving (leader or follower) in any sample; null without members. */
   readonly fewestServingMembers: number | null;
+  /** The fewest members up (answering, serving or electing a leader) in any sample; null without members. */
+  readonly fewestMembersUp: number | null;
 }
 
 export interface ChangeReport extends LoadReport {
@@ -243,7 +245,7 @@ export class Rehearsal {
     const members = await Promise.all(memberDocuments(current.documents).map(async (m) => ({
       hostname: m.doc.hostname,
       address: m.address,
-      mode: await this.memberMode(m.doc.hostname, m.address, m.port),
+      mode: this.fleet.host(m.doc.hostname).running ? await this.memberMode(m.doc.hostname, m.address, m.port).catch(() => '') : '',
     })));
     const consumers = await this.consumerStatus(current.documents);
     try {
@@ -348,17 +350,18 @@ export class Rehearsal {
     // The providers expected in service: those whose host runs.
     const expected = (service: string) => (declared.get(service) ?? []).filter((p) => running(p.hostname)).map((p) => p.provider);
     const members = [...new Map([...memberDocuments(before), ...memberDocuments(after)].map((m) => [m.doc.hostname, m])).values()];
-    const samples: Array<{ at: number; inService: Map<string, boolean>; view: ConsumerServiceStatus[]; serving: number }> = [];
+    const samples: Array<{ at: number; inService: Map<string, boolean>; view: ConsumerServiceStatus[]; serving: number; up: number }> = [];
     let sampling = true;
     const sampler = (async () => {
       while (sampling) {
         const at = Date.now();
         const [consumers, modes] = await Promise.all([
           this.consumerStatus(after).catch(() => [] as ConsumerServiceStatus[]),
-          Promise.all(members.filter((m) => running(m.doc.hostname)).map((m) => this.memberMode(m.doc.hostname, m.address, m.port).catch(() => ''))),
+          Promise.all(members.filter((m) => running(m.doc.hostname)).map((m) => this.memberState(m.doc.hostname, m.address, m.port).catch(() => ''))),
         ]);
         const serving = modes.filter((m) => m === 'leader' || m === 'follower').length;
-        samples.push({ at, view: consumers, serving, inService: new Map(targets.map((t) => [t.service, allInService(t.service, expected(t.service), consumers)])) });
+        const up = modes.filter((m) => m !== '').length;
+        samples.push({ at, view: consumers, serving, up, inService: new Map(targets.map((t) => [t.service, allInService(t.service, expected(t.service), consumers)])) });
         options.onSample?.((at - loadStarted) / 1000, consumers);
         await sleep(Math.max(0, 1000 - (Date.now() - at)));
       }
@@ -420,6 +423,7 @@ export class Rehearsal {
       services,
       members: members.length,
       fewestServingMembers: members.length === 0 || samples.length === 0 ? null : Math.min(...samples.map((x) => x.serving)),
+      fewestMembersUp: members.length === 0 || samples.length === 0 ? null : Math.min(...samples.map((x) => x.up)),
     };
   }
 
@@ -486,6 +490,13 @@ export class Rehearsal {
 
   private async memberMode(hostname: string, address: string, port: number): Promise<string> {
     const r = await this.fleet.host(hostname).exec(`timeout 3 bash -c 'exec 3<>/dev/tcp/${address}/${port} && printf srvr >&3 && cat <&3' 2>/dev/null | sed -n 's/^Mode: //p'`, { timeoutMs: 10_000 });
+    return r.stdout.trim();
+  }
+
+  /** leader, follower, `up` for a member that answers but does not serve (electing), '' when it does not answer. */
+  private async memberState(hostname: string, address: string, port: number): Promise<string> {
+    const ask = (word: string) => `timeout 3 bash -c 'exec 3<>/dev/tcp/${address}/${port} && printf ${word} >&3 && cat <&3' 2>/dev/null`;
+    const r = await this.fleet.host(hostname).exec(`mode=$(${ask('srvr')} | sed -n 's/^Mode: //p'); [ -n "$mode" ] && echo "$mode" || { [ "$(${ask('ruok')})" = imok ] && echo up; }; true`, { timeoutMs: 10_000 });
     return r.stdout.trim();
   }
 
