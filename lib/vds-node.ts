@@ -267,7 +267,10 @@ export class VdsNode extends Construct {
     return index;
   }
 
-  /** The rendered `#cloud-config` document, as the host receives it. */
+  /**
+   * The rendered `#cloud-config` document, as the host receives it. The first rendering of any
+   * document writes the sidecars' parts: a service created afterwards cannot name a sidecar's host.
+   */
   public renderUserData(): string {
     return this.cloudConfig.render();
   }
