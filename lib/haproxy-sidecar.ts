@@ -9,6 +9,7 @@ import { NerveSpec, ProvidedServiceSpec, renderNerveConfig } from './render/nerv
 import { ConsumedServiceSpec, renderSynapseConfig, synapseConfig, SynapseSpec } from './render/synapse-config';
 import { renderTemplate } from './render/template';
 import { configSafe } from './schema/config-safe';
+import { deferUntilRead, runDeferred } from './deferred-work';
 import { SmartStackService } from './smartstack-service';
 import { ValidationError } from './validation-error';
 import { VdsNode } from './vds-node';
@@ -130,7 +131,8 @@ export interface ProviderOverride extends ProvideOptions {
 export interface HaproxySidecarProps {
   /**
    * Services that run on this host: nerve checks them and registers the healthy ones. Services
-   * that list this host in their `providers` are added without being listed here.
+   * that list this host in their `providers`, created before or after the sidecar, are added
+   * without being listed here.
    * @default none
    */
   readonly provides?: SmartStackService[];
@@ -178,6 +180,10 @@ const HAPROXY_PATHS = {
  * The SmartStack sidecar of one host: nerve registers the services the host provides, synapse keeps
  * a local HAProxy pointed at healthy instances of the services it consumes. Adds the agents'
  * configuration, units, users, packages and firewall rules to the host's cloud-init document.
+ *
+ * Its inputs are checked when it is created, and when a later service names its host in
+ * `providers`; the documents are written when the app is synthesized or a document is first read,
+ * so the order in which sidecars and services are created does not change them.
  */
 export class HaproxySidecar extends Construct {
   /** Whether the construct is a HaproxySidecar. */
@@ -192,18 +198,18 @@ export class HaproxySidecar extends Construct {
 
   public readonly host: VdsNode;
   public readonly runtime: AgentRuntime;
-  /** Provided services, sorted by name. */
-  public readonly provides: SmartStackService[];
   /** Consumed services, sorted by name. */
   public readonly consumes: SmartStackService[];
   public readonly statsPort: number;
   public readonly maxConnections: number;
-  /** The rendered `nerve.conf.json`, when the host provides a service. */
-  public readonly nerveConfigJson?: string;
-  /** The rendered `synapse.conf.json`, when the host consumes a service. */
-  public readonly synapseConfigJson?: string;
-  /** The haproxy.cfg HAProxy starts with before synapse first writes its own. */
-  public readonly haproxyBootstrapConfig?: string;
+
+  /** Provided services, each with the field that brought it (for messages). */
+  private readonly provided: Map<SmartStackService, string>;
+  private readonly overrides: Map<SmartStackService, ProvideOptions & { field: string }>;
+  private addedToHosts = false;
+  private nerveJson?: string;
+  private synapseJson?: string;
+  private bootstrapConfig?: string;
 
   public constructor(scope: VdsNode, id: string, props: HaproxySidecarProps = {}) {
     super(scope, id);
@@ -232,22 +238,15 @@ export class HaproxySidecar extends Construct {
       throw fail('maxConnections', this.maxConnections, 'expected a whole number from 1 to 1000000');
     }
 
-    const provided = this.collectProvided(fail, host, props.provides ?? []);
-    const overrides = this.collectOverrides(fail, provided, props.providerOverrides ?? []);
-    this.provides = [...provided.keys()].sort(byName);
+    this.provided = this.collectProvided(fail, host, props.provides ?? []);
+    this.overrides = this.collectOverrides(fail, this.provided, props.providerOverrides ?? []);
     this.consumes = this.collectConsumed(fail, props.consumes ?? []);
-    if (this.provides.length === 0 && this.consumes.length === 0) {
-      throw fail('provides', [], 'the sidecar neither provides nor consumes a service; list some in provides or consumes');
-    }
-    const guarded = [...this.provides, ...this.consumes].find((s) => s.ensemble.acls);
-    if (this.runtime.kind === AgentRuntimeKind.RUBY && guarded) {
-      throw fail('runtime', 'ruby', `Airbnb's nerve and synapse cannot authenticate to ZooKeeper, and ensemble ${guarded.ensemble.node.path} (of ${guarded.serviceName}) has ACLs: use AgentRuntime.node(), or acls: false on the ensemble`);
-    }
+    this.checkRuntimeReaches(fail, [...this.provides, ...this.consumes]);
 
     // Every port the sidecar's processes or its services use on this host, so clashes surface here.
     for (const service of this.provides) {
-      const override = overrides.get(service);
-      host.reservePort(override?.port ?? service.port, this, override?.port !== undefined ? `${override.field}.port` : `${provided.get(service)}.port`);
+      const override = this.overrides.get(service);
+      host.reservePort(override?.port ?? service.port, this, override?.port !== undefined ? `${override.field}.port` : `${this.provided.get(service)}.port`);
     }
     // The default statsPort is not the user's choice: a clash with it is the local port's to resolve.
     const onStatsPort = this.consumes.find((service) => service.localPort === this.statsPort);
@@ -260,7 +259,7 @@ export class HaproxySidecar extends Construct {
     }
     this.consumes.forEach((service) => host.reservePort(service.localPort!, this, `consumes[${service.serviceName}].localPort`));
     if (this.consumes.length > 0) host.reservePort(this.statsPort, this, 'statsPort');
-    if (this.provides.length > 0 && this.runtime.nerveMetricsPort !== undefined) {
+    if (this.provided.size > 0 && this.runtime.nerveMetricsPort !== undefined) {
       host.reservePort(this.runtime.nerveMetricsPort, this, 'runtime.nerveMetricsPort');
     }
     if (this.consumes.length > 0 && this.runtime.synapseMetricsPort !== undefined) {
@@ -268,24 +267,119 @@ export class HaproxySidecar extends Construct {
     }
 
     SmartStackService._sidecarCreated(host, this);
+    // A service created later may still name this host: whether there is work is known at synth.
+    this.node.addValidation({ validate: () => this.validateHasWork() });
+    // Written once every service exists, at the place in the host's steps, rules and checks the
+    // sidecar takes now: what else the program adds to the host stays before or after it.
+    const inPlace = host._keepPlace();
+    deferUntilRead(this, () => inPlace(() => this.addToHosts()));
+  }
+
+  /** Provided services, sorted by name: those listed, and those that name this host in `providers`. */
+  public get provides(): SmartStackService[] {
+    return [...this.provided.keys()].sort(byName);
+  }
+
+  /**
+   * The rendered `nerve.conf.json`, when the host provides a service. Reading it writes every
+   * sidecar's part of the app's documents: a service created afterwards cannot name a sidecar's host.
+   */
+  public get nerveConfigJson(): string | undefined {
+    runDeferred(this);
+    return this.nerveJson;
+  }
+
+  /** The rendered `synapse.conf.json`, when the host consumes a service. Reading it writes the documents, as `nerveConfigJson` does. */
+  public get synapseConfigJson(): string | undefined {
+    runDeferred(this);
+    return this.synapseJson;
+  }
+
+  /** The haproxy.cfg HAProxy starts with before synapse first writes its own. Reading it writes the documents, as `nerveConfigJson` does. */
+  public get haproxyBootstrapConfig(): string | undefined {
+    runDeferred(this);
+    return this.bootstrapConfig;
+  }
+
+  /**
+   * Whether the sidecar has written its part of the documents, after which no service can join it.
+   * @internal
+   */
+  public _isAddedToHosts(): boolean {
+    return this.addedToHosts;
+  }
+
+  /**
+   * Checks a service created after this sidecar that names its host in `providers` as the
+   * constructor checks the services it finds; changes nothing.
+   * @internal
+   */
+  public _checkLateProvided(service: SmartStackService): void {
+    const fail = (field: string, value: unknown, reason: string) => new ValidationError(this, 'HaproxySidecar', field, value, reason);
+    this.checkRuntimeReaches(fail, [service]);
+    this.host._checkPorts(this, this.latePorts(service));
+  }
+
+  /**
+   * Provides a service created after this sidecar that names its host in `providers`, as if it had
+   * existed when the sidecar was created. `_checkLateProvided` has passed.
+   * @internal
+   */
+  public _addLateProvided(service: SmartStackService): void {
+    this.latePorts(service).forEach(({ port, field }) => this.host.reservePort(port, this, field));
+    this.provided.set(service, `provides[${service.serviceName}]`);
+  }
+
+  /** The ports a late service takes: its own, and nerve's metrics port when it is the first provided. */
+  private latePorts(service: SmartStackService): Array<{ port: number; field: string }> {
+    const ports = [{ port: service.port, field: `provides[${service.serviceName}].port` }];
+    if (this.provided.size === 0 && this.runtime.nerveMetricsPort !== undefined) ports.push({ port: this.runtime.nerveMetricsPort, field: 'runtime.nerveMetricsPort' });
+    return ports;
+  }
+
+  private checkRuntimeReaches(fail: Fail, services: SmartStackService[]): void {
+    const guarded = services.find((s) => s.ensemble.acls);
+    if (this.runtime.kind === AgentRuntimeKind.RUBY && guarded) {
+      throw fail('runtime', 'ruby', `Airbnb's nerve and synapse cannot authenticate to ZooKeeper, and ensemble ${guarded.ensemble.node.path} (of ${guarded.serviceName}) has ACLs: use AgentRuntime.node(), or acls: false on the ensemble`);
+    }
+  }
+
+  private validateHasWork(): string[] {
+    if (this.provided.size > 0 || this.consumes.length > 0) return [];
+    return [
+      new ValidationError(this, 'HaproxySidecar', 'provides', [], "the sidecar neither provides nor consumes a service; list some in provides or consumes, or name its host in a service's providers").message,
+    ];
+  }
+
+  /**
+   * Adds the agents to this host's document, and this host to the documents and rollout of the
+   * others. Runs once, after every construct exists, in the order the sidecars were created.
+   */
+  private addToHosts(): void {
+    if (this.addedToHosts) return;
+    this.addedToHosts = true;
+    const host = this.host;
+    const provides = this.provides;
+    // Left to validation: the app does not synthesize.
+    if (provides.length === 0 && this.consumes.length === 0) return;
     const cc = host.cloudConfig;
     this.runtimePackages().forEach((p) => cc.addPackage(p));
-    this.nerveConfigJson = this.provides.length > 0 ? this.addNerve(host, overrides) : undefined;
+    this.nerveJson = provides.length > 0 ? this.addNerve(host, provides) : undefined;
     if (this.consumes.length > 0) {
-      [this.synapseConfigJson, this.haproxyBootstrapConfig] = this.addSynapseAndHaproxy(host);
+      [this.synapseJson, this.bootstrapConfig] = this.addSynapseAndHaproxy(host);
     }
-    this.addAgentsInstall(host);
-    for (const ensemble of new Set([...this.provides, ...this.consumes].map((s) => s.ensemble))) ensemble._addClient(host);
+    this.addAgentsInstall(host, provides);
+    for (const ensemble of new Set([...provides, ...this.consumes].map((s) => s.ensemble))) ensemble._addClient(host);
     if (this.consumes.length > 0) cc.addRunCommand(['systemctl', 'reload-or-restart', HAPROXY_UNIT]);
   }
 
   /** nerve: its config, user, unit, and the firewall rules of the provided ports. Returns the config. */
-  private addNerve(host: VdsNode, overrides: Map<SmartStackService, ProvideOptions>): string {
+  private addNerve(host: VdsNode, provides: SmartStackService[]): string {
     const cc = host.cloudConfig;
     const spec: NerveSpec = {
       instanceId: host.hostname,
-      services: this.provides.map((service): ProvidedServiceSpec => {
-        const override = overrides.get(service);
+      services: provides.map((service): ProvidedServiceSpec => {
+        const override = this.overrides.get(service);
         return {
           name: service.serviceName,
           host: host.privateAddress,
@@ -302,7 +396,7 @@ export class HaproxySidecar extends Construct {
       }),
       metricsPort: this.runtime.nerveMetricsPort,
     };
-    const nerveCredentials = this.provides
+    const nerveCredentials = provides
       .filter((s) => s.ensemble.acls)
       .map((s) => this.addCredentials(host, s.ensemble, ZookeeperEnsemble.registrarOf(s.serviceName), NERVE_UNIT));
     const json = renderNerveConfig(spec);
@@ -312,7 +406,7 @@ export class HaproxySidecar extends Construct {
       name: NERVE_UNIT,
       content: renderTemplate('nerve.service', {
         hostname: host.hostname,
-        services: serviceNames(this.provides),
+        services: serviceNames(provides),
         user: NERVE_USER,
         execStart: this.agentCommand('nerve', NERVE_CONFIG),
         credentials: nerveCredentials,
@@ -324,18 +418,18 @@ export class HaproxySidecar extends Construct {
     // closed to everyone else; consumers added later widen the rule (see addSynapseAndHaproxy).
     if (this.runtime.nerveMetricsPort !== undefined) {
       host.addReadinessCheck({
-        description: `nerve registers ${serviceNames(this.provides)} again`,
+        description: `nerve registers ${serviceNames(provides)} again`,
         script: renderTemplate('nerve-wait.sh', {
           hostname: host.hostname,
-          services: this.provides.map((s) => s.serviceName).join(' '),
+          services: provides.map((s) => s.serviceName).join(' '),
           metricsPort: this.runtime.nerveMetricsPort,
           unit: NERVE_UNIT,
           // Long enough for every check to rise, and for a new ZooKeeper session.
-          timeoutSeconds: Math.max(...this.provides.map((s) => Math.ceil(s.healthCheck.intervalSeconds * (s.healthCheck.rise + 1) + s.healthCheck.timeoutSeconds))) + 60,
+          timeoutSeconds: Math.max(...provides.map((s) => Math.ceil(s.healthCheck.intervalSeconds * (s.healthCheck.rise + 1) + s.healthCheck.timeoutSeconds))) + 60,
         }),
       });
     }
-    for (const [i, service] of this.provides.entries()) {
+    for (const [i, service] of provides.entries()) {
       const port = spec.services[i].port;
       const consumers = service._consumers().map((c) => `${c.privateAddress}/32`);
       cc.addFirewallRule(providedPortRule(service, port, [...service.clientNetworks, ...consumers]));
@@ -473,11 +567,11 @@ export class HaproxySidecar extends Construct {
   }
 
   /** The step that installs the agents; the pinned version is installed only when missing. */
-  private addAgentsInstall(host: VdsNode): void {
+  private addAgentsInstall(host: VdsNode, provides: SmartStackService[]): void {
     const cc = host.cloudConfig;
     if (this.runtime.kind === AgentRuntimeKind.RUBY) {
       const gems: Array<[string, string, boolean]> = [
-        ['nerve', this.runtime.nerveVersion, this.provides.length > 0],
+        ['nerve', this.runtime.nerveVersion, provides.length > 0],
         ['synapse', this.runtime.synapseVersion, this.consumes.length > 0],
       ];
       gems

@@ -4,6 +4,8 @@ import { HealthCheck, HealthCheckType } from './health-check';
 import { STATS_SECTION_NAME } from './render/synapse-config';
 import { configSafe } from './schema/config-safe';
 import { addConstructWarning } from './construct-warning';
+import { runDeferred } from './deferred-work';
+import type { HaproxySidecar } from './haproxy-sidecar';
 import { ValidationError } from './validation-error';
 import { VdsNode } from './vds-node';
 import { ZookeeperEnsemble } from './zookeeper-ensemble';
@@ -73,9 +75,9 @@ export interface SmartStackServiceProps {
    */
   readonly discoveryPath?: string;
   /**
-   * The hosts that provide the service. Each needs a `HaproxySidecar`, created after this
-   * service, which then provides it without listing it. Leave unset to declare providers only
-   * in the sidecars' `provides`.
+   * The hosts that provide the service. Each needs a `HaproxySidecar`, created before or after
+   * this service, which then provides it without listing it. Leave unset to declare providers
+   * only in the sidecars' `provides`.
    * @default - providers are the sidecars that list the service
    */
   readonly providers?: VdsNode[];
@@ -168,7 +170,7 @@ const RETRY_ON = [
 // tree for every host (which makes synth quadratic in the number of hosts).
 const declaredProviders = new WeakMap<VdsNode, SmartStackService[]>();
 const servicesByStack = new WeakMap<TerraformStack, SmartStackService[]>();
-const sidecarsByHost = new WeakMap<VdsNode, Construct>();
+const sidecarsByHost = new WeakMap<VdsNode, HaproxySidecar>();
 
 function lookup<K extends object>(map: WeakMap<K, SmartStackService[]>, key: K): SmartStackService[] {
   let list = map.get(key);
@@ -263,30 +265,34 @@ export class SmartStackService extends Construct {
       throw fail('keepDefaultServers', true, 'there are no defaultServers to keep');
     }
 
+    // Sidecars created before this service: each takes it as if it had existed then.
+    const earlierSidecars: HaproxySidecar[] = [];
     if (props.providers !== undefined) {
       const providers = [...props.providers];
       providers.forEach((host, i) => {
         if (!VdsNode.isVdsNode(host)) throw fail(`providers[${i}]`, String(host), 'expected a VdsNode');
         const j = providers.indexOf(host);
         if (j !== i) throw fail(`providers[${i}]`, host.hostname, `the same host as providers[${j}]`);
-        // A sidecar takes the services that name its host when it is created; it cannot take one later.
         const sidecar = sidecarsByHost.get(host);
-        if (sidecar) {
+        if (sidecar?._isAddedToHosts()) {
           throw fail(
             `providers[${i}]`,
             host.hostname,
-            `${sidecar.node.path} exists already and was created without this service: list the service in that sidecar's provides, or create the sidecar after this service`,
+            `${sidecar.node.path} has written its part of the host documents already (a document was read, or the app synthesized, before this service was created): create every service before reading documents`,
           );
         }
+        if (sidecar) earlierSidecars.push(sidecar);
       });
       this.providers = providers;
     }
 
     this.checkUniqueInStack(fail);
+    earlierSidecars.forEach((sidecar) => sidecar._checkLateProvided(this));
     // Recorded only once every check has passed: a rejected service leaves nothing behind.
     lookup(servicesByStack, TerraformStack.of(this)).push(this);
     this.ensemble._addService(this);
     for (const host of this.providers ?? []) lookup(declaredProviders, host).push(this);
+    earlierSidecars.forEach((sidecar) => sidecar._addLateProvided(this));
     this.node.addValidation({ validate: () => this.validateTopology() });
   }
 
@@ -343,10 +349,11 @@ export class SmartStackService extends Construct {
   }
 
   /**
-   * Records that a host has its sidecar, which takes the services declared on the host until now.
+   * Records that a host has its sidecar, which takes the services declared on the host until now
+   * and is handed those declared later.
    * @internal
    */
-  public static _sidecarCreated(host: VdsNode, sidecar: Construct): void {
+  public static _sidecarCreated(host: VdsNode, sidecar: HaproxySidecar): void {
     sidecarsByHost.set(host, sidecar);
   }
 
@@ -360,6 +367,8 @@ export class SmartStackService extends Construct {
 
   /** Runs at synth, when every sidecar exists. */
   private validateTopology(): string[] {
+    // Sidecars record their providers and consumers as they add to the documents.
+    runDeferred(this);
     const errors: string[] = [];
     for (const host of this.providers ?? []) {
       if (!this.providedOn.has(host)) {

@@ -16,6 +16,7 @@ import { renderTemplate } from './render/template';
 import { configSafe, configUnsafeReason } from './schema/config-safe';
 import { claimHostIdentity } from './stack-hosts';
 import { addConstructWarning } from './construct-warning';
+import { runDeferred, runDeferredAtSynth } from './deferred-work';
 import { ValidationError } from './validation-error';
 
 /** The operating system a VDS host runs. */
@@ -134,7 +135,9 @@ export class VdsNode extends Construct {
   public readonly delivery?: TerraformResource;
 
   private readonly ports = new Map<number, string>();
-  private readonly readinessChecks: ReadinessCheck[] = [];
+  /** The checks in order; a nested list is a place kept for a role that adds later (`_keepPlace`). */
+  private readonly readinessChecks: Array<ReadinessCheck | ReadinessCheck[]> = [];
+  private checkPlace?: ReadinessCheck[];
   private applyScript?: { userData: string; checks: number; script: string };
   private sshConnection?: nullResource.ResourceConfig['connection'];
   private deliveryProvisioners?: NonNullable<nullResource.ResourceConfig['provisioners']>;
@@ -182,6 +185,9 @@ export class VdsNode extends Construct {
     // Last of the checks: a rejected host claims nothing.
     claimHostIdentity(this, this.hostname, this.privateAddress, fail);
     this.cloudConfig = new CloudConfig();
+    // Sidecars add to the documents once every service that names their hosts exists.
+    this.cloudConfig._beforeRead(() => runDeferred(this));
+    runDeferredAtSynth(this);
     this.cloudConfig.addFile({ path: HOST_FILE_PATH, content: renderHostFile(this) });
 
     if (props.deliverOverSsh ?? true) {
@@ -202,16 +208,16 @@ export class VdsNode extends Construct {
    * @param field the owner's property that set the port
    */
   public reservePort(port: number, owner: IConstruct, field: string): void {
-    const kind = owner.constructor.name;
-    if (!Number.isInteger(port) || port < 1 || port > 65535) {
-      throw new ValidationError(owner, kind, field, port, 'expected a TCP port 1-65535');
-    }
-    const user = `${owner.node.path} (${field})`;
-    const existing = this.ports.get(port);
-    if (existing !== undefined && existing !== user) {
-      throw new ValidationError(owner, kind, field, port, `port ${port} on host ${this.hostname} is already used by ${existing}`);
-    }
-    this.ports.set(port, user);
+    this.claimPort(this.ports, port, owner, field);
+  }
+
+  /**
+   * Throws what `reservePort` would throw for each of the ports, in turn, and reserves none.
+   * @internal
+   */
+  public _checkPorts(owner: IConstruct, ports: Array<{ port: number; field: string }>): void {
+    const trial = new Map(this.ports);
+    ports.forEach(({ port, field }) => this.claimPort(trial, port, owner, field));
   }
 
   /** Who uses the port on this host (`path (field)`), or undefined when it is free. */
@@ -222,14 +228,49 @@ export class VdsNode extends Construct {
   /** Adds a check that each apply waits for, such as a ZooKeeper member rejoining its quorum. */
   public addReadinessCheck(check: ReadinessCheck): void {
     // The description is a comment line of the apply script: a newline in it would be a command.
-    const field = `readinessChecks[${this.readinessChecks.length}]`;
+    const field = `readinessChecks[${this.checkIndex()}]`;
     configSafe((f, v, r) => new ValidationError(this, 'VdsNode', f, v, r), `${field}.description`, check.description, 'text');
     if (typeof check.script !== 'string') throw new ValidationError(this, 'VdsNode', `${field}.script`, check.script, 'expected POSIX shell commands');
     this.cloudConfig.checkLiteralText(`${field}.script`, check.script);
-    this.readinessChecks.push(check);
+    (this.checkPlace ?? this.readinessChecks).push(check);
   }
 
-  /** The rendered `#cloud-config` document, as the host receives it. */
+  /**
+   * Keeps the current place in the host's ordered additions (document steps and firewall rules,
+   * readiness checks) for a role that adds later: what the returned function's callback adds to
+   * this host goes there, as if added now.
+   * @internal
+   */
+  public _keepPlace(): (add: () => void) => void {
+    const addToDocument = this.cloudConfig._keepPlace();
+    const checks: ReadinessCheck[] = [];
+    this.readinessChecks.push(checks);
+    return (add) =>
+      addToDocument(() => {
+        const outer = this.checkPlace;
+        this.checkPlace = checks;
+        try {
+          add();
+        } finally {
+          this.checkPlace = outer;
+        }
+      });
+  }
+
+  /** The index the next readiness check takes in the apply script. */
+  private checkIndex(): number {
+    let index = 0;
+    for (const entry of this.readinessChecks) {
+      index += Array.isArray(entry) ? entry.length : 1;
+      if (entry === this.checkPlace) break;
+    }
+    return index;
+  }
+
+  /**
+   * The rendered `#cloud-config` document, as the host receives it. The first rendering of any
+   * document writes the sidecars' parts: a service created afterwards cannot name a sidecar's host.
+   */
   public renderUserData(): string {
     return this.cloudConfig.render();
   }
@@ -238,16 +279,17 @@ export class VdsNode extends Construct {
   public renderApplyScript(): string {
     const userData = this.renderUserData();
     const cached = this.applyScript;
-    if (cached && cached.userData === userData && cached.checks === this.readinessChecks.length) return cached.script;
+    const checks = this.readinessChecks.flat();
+    if (cached && cached.userData === userData && cached.checks === checks.length) return cached.script;
     const agents = this.agentsArchive === undefined ? undefined : agentsPackage();
     const script = renderTemplate('apply-cloud-init.sh', {
       hostname: this.hostname,
       instanceId: `smartstack-${sha256Hex(userData).slice(0, 16)}`,
       packages: this.cloudConfig.packageNames,
       agents: agents && { version: agents.version, sha256: agents.sha256, archive: this.agentsArchive },
-      readinessChecks: this.readinessChecks.map((check) => ({ quotedDescription: shellQuote(check.description), script: check.script })),
+      readinessChecks: checks.map((check) => ({ quotedDescription: shellQuote(check.description), script: check.script })),
     });
-    this.applyScript = { userData, checks: this.readinessChecks.length, script };
+    this.applyScript = { userData, checks: checks.length, script };
     return script;
   }
 
@@ -295,6 +337,19 @@ export class VdsNode extends Construct {
     other.dependents++;
     // depends_on takes a bare address (`null_resource.name`), not an interpolation.
     this.delivery.dependsOn = [...(this.delivery.dependsOn ?? []), `${other.delivery.terraformResourceType}.${other.delivery.friendlyUniqueId}`];
+  }
+
+  private claimPort(ports: Map<number, string>, port: number, owner: IConstruct, field: string): void {
+    const kind = owner.constructor.name;
+    if (!Number.isInteger(port) || port < 1 || port > 65535) {
+      throw new ValidationError(owner, kind, field, port, 'expected a TCP port 1-65535');
+    }
+    const user = `${owner.node.path} (${field})`;
+    const existing = ports.get(port);
+    if (existing !== undefined && existing !== user) {
+      throw new ValidationError(owner, kind, field, port, `port ${port} on host ${this.hostname} is already used by ${existing}`);
+    }
+    ports.set(port, user);
   }
 
   /** Whether this host's delivery waits, directly or not, for `host`'s. */
@@ -412,10 +467,11 @@ function secretAwareTriggers(
 ): { [key: string]: string } {
   return Lazy.anyValue({
     produce: () => {
+      // Rendered before the values are taken: a rendering completes what roles add late.
+      const rendered = Object.entries(texts).map(([key, render]): [string, string] => [key, render()]);
       const triggers: Record<string, string> = { ...values() };
       const expressions = new Set<string>();
-      for (const [key, render] of Object.entries(texts)) {
-        const text = render();
+      for (const [key, text] of rendered) {
         triggers[key] = sha256Hex(text);
         secrets.expressionsIn(text).forEach((e) => expressions.add(e));
       }

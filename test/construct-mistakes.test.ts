@@ -4,11 +4,13 @@
  * that refused the value.
  */
 import { spawnSync } from 'child_process';
-import { mkdtempSync, writeFileSync } from 'fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
 import { App, TerraformStack } from 'cdktf';
-import { HaproxySidecar, OperatingSystem, SmartStackService, ValidationError, VdsNode } from '../lib';
+import { AgentRuntime, HaproxySidecar, OperatingSystem, SmartStackService, ValidationError, VdsNode } from '../lib';
+import { readSynthesizedDocuments, synthesizedDocumentVariables } from '../lib/cloud-init/synthesized-documents';
+import { fileContent } from './support/cloud-config-files';
 import { meshFixture, thrownMessage } from './support/sidecar-fixtures';
 
 function thrown(fn: () => unknown): Error {
@@ -116,23 +118,182 @@ describe('messages state the rule that refused the value', () => {
 });
 
 describe('a service that lists its providers', () => {
-  test('the sidecar created after the service provides it', () => {
-    const f = meshFixture();
-    const app1 = f.host('app1', 55);
-    const users = new SmartStackService(f.stack, 'users', { ensemble: f.zk, port: 8080, providers: [app1] });
-    const sidecar = new HaproxySidecar(app1, 'sidecar', {});
-    expect(sidecar.provides).toEqual([users]);
+  // One topology, three orders: only the line that creates users moves. users names app1 (whose
+  // sidecar lists nothing, and after which the program adds to app1 itself), app2 (which also
+  // provides orders) and web1 (which consumes orders); web2 consumes both and comes last, since it
+  // needs users to exist.
+  const ORDERS = ['service first', 'service between the sidecars', 'sidecars first'] as const;
+  type Order = (typeof ORDERS)[number];
+
+  function synthesize(order: Order) {
+    const outdir = mkdtempSync(join(tmpdir(), 'mistakes-order-'));
+    const app = new App({ outdir });
+    const stack = new TerraformStack(app, 'test');
+    const f = meshFixture({}, stack);
+    const [app1, app2, web1, web2] = [f.host('app1', 55), f.host('app2', 56), f.host('web1', 30), f.host('web2', 31)];
+    const orders = new SmartStackService(stack, 'orders', { ensemble: f.zk, port: 9000, localPort: 3211 });
+    let users: SmartStackService | undefined;
+    const createUsers = () => (users = new SmartStackService(stack, 'users', { ensemble: f.zk, port: 8080, localPort: 3210, providers: [app1, app2, web1] }));
+    if (order === 'service first') createUsers();
+    const sidecars = [new HaproxySidecar(app1, 'sidecar')];
+    app1.addReadinessCheck({ description: 'the app answers', script: 'true' });
+    app1.cloudConfig.addRunCommand(['touch', '/run/app-ready']);
+    app1.cloudConfig.addFirewallRule({ description: 'app metrics', ports: [9100], sources: ['10.10.0.0/24'] });
+    if (order === 'service between the sidecars') createUsers();
+    sidecars.push(new HaproxySidecar(app2, 'sidecar', { provides: [orders] }), new HaproxySidecar(web1, 'sidecar', { consumes: [orders] }));
+    if (order === 'sidecars first') createUsers();
+    sidecars.push(new HaproxySidecar(web2, 'sidecar', { consumes: [users!, orders] }));
+    app.synth();
+    const json = readFileSync(join(outdir, 'stacks', 'test', 'cdk.tf.json'), 'utf8');
+    const stackJson = JSON.parse(json);
+    const variables = Object.fromEntries(synthesizedDocumentVariables(stackJson).map((name) => [name, 'x'.repeat(32)]));
+    const documents = readSynthesizedDocuments(stackJson, variables);
+    const document = (hostname: string) => documents.find((d) => d.hostname === hostname)!;
+    const nerve = (hostname: string) => fileContent(document(hostname).userData, '/etc/smartstack/nerve.conf.json');
+    return { json, stackJson, document, nerve, sidecars, ports: [app1, app2, web1].map((h) => [8080, 3213].map((p) => h.findPortOwner(p))) };
+  }
+
+  test.each(ORDERS.slice(1))('created with the %s, the synthesized stack is byte for byte the one with the service first', (order) => {
+    const first = synthesize('service first');
+    const other = synthesize(order);
+    expect(other.json).toBe(first.json);
+    for (const host of ['app1', 'app2', 'web1']) {
+      expect(other.nerve(host)).toBe(first.nerve(host));
+      expect(Object.keys(JSON.parse(other.nerve(host)).services)).toEqual(host === 'app2' ? ['orders', 'users'] : ['users']);
+    }
+    expect(other.sidecars.map((s) => s.provides.map((p) => p.serviceName))).toEqual([['users'], ['orders', 'users'], ['users'], []]);
+    expect(other.ports).toEqual(first.ports);
   });
 
-  test('a sidecar created before the service is refused at the service, with the way out (not at synth)', () => {
+  test("what the program adds to a host after its sidecar stays after the sidecar's part, though that is written later", () => {
+    const app1 = synthesize('sidecars first').document('app1');
+    const before = (text: string, a: string, b: string) => expect(text.indexOf(a)).toBeLessThan(text.indexOf(b));
+    expect(app1.applyScript).toContain("begin 'the app answers'");
+    before(app1.applyScript, "begin 'nerve registers users again'", "begin 'the app answers'");
+    const steps = fileContent(app1.userData, '/usr/lib/smartstack/host-steps.sh');
+    expect(steps).toContain("run 'touch' '/run/app-ready'");
+    before(steps, "begin 'agents'\\'' package", "run 'touch' '/run/app-ready'");
+    const nft = fileContent(app1.userData, '/etc/smartstack/nftables.nft');
+    before(nft, 'comment "smartstack users provided"', 'comment "app metrics"');
+  });
+
+  test('whatever the order, providers roll in the order their sidecars were created', () => {
+    const { stackJson } = synthesize('sidecars first');
+    const resources = stackJson.resource.null_resource as Record<string, { depends_on?: string[] }>;
+    const waitsFor = (host: string) => resources[Object.keys(resources).find((k) => k.startsWith(`${host}_cloud-init`))!].depends_on ?? [];
+    expect(waitsFor('app1')).toEqual([]);
+    expect(waitsFor('app2')).toEqual([expect.stringMatching(/^null_resource\.app1_cloud-init/)]);
+    expect(waitsFor('web1')).toEqual([expect.stringMatching(/^null_resource\.app2_cloud-init/)]);
+  });
+
+  // Each mistake, made with the sidecar created before and after the service that names its host:
+  // the same message, from whichever of the two lines comes second (or from the line after both).
+  interface Mistake {
+    readonly service: () => unknown;
+    readonly sidecar: () => unknown;
+    readonly then?: () => unknown;
+  }
+  const mistakes: Array<[string, (f: ReturnType<typeof meshFixture>) => Mistake, string]> = [
+    [
+      'a provided port another role holds',
+      (f) => ({
+        service: () => new SmartStackService(f.stack, 'zk-proxy', { ensemble: f.zk, port: 2181, providers: [f.zk.members[0]] }),
+        sidecar: () => new HaproxySidecar(f.zk.members[0], 'sidecar'),
+      }),
+      "HaproxySidecar 'test/zk1/sidecar': provides[zk-proxy].port = 2181: port 2181 on host zk1 is already used by test/zk (clientPort)",
+    ],
+    [
+      "a provided port that is the sidecar's own nerve metrics port",
+      (f) => {
+        const app1 = f.host('app1', 55);
+        return {
+          service: () => new SmartStackService(f.stack, 'users', { ensemble: f.zk, port: 3300, providers: [app1] }),
+          sidecar: () => new HaproxySidecar(app1, 'sidecar', { runtime: AgentRuntime.node({ nerveMetricsPort: 3300 }) }),
+        };
+      },
+      "HaproxySidecar 'test/app1/sidecar': runtime.nerveMetricsPort = 3300: port 3300 on host app1 is already used by test/app1/sidecar (provides[users].port)",
+    ],
+    [
+      'the Ruby agents for a service of an ensemble with ACLs',
+      (f) => {
+        const app1 = f.host('app1', 55);
+        return {
+          service: () => new SmartStackService(f.stack, 'users', { ensemble: f.zk, port: 8080, providers: [app1] }),
+          sidecar: () => new HaproxySidecar(app1, 'sidecar', { runtime: AgentRuntime.ruby() }),
+        };
+      },
+      "HaproxySidecar 'test/app1/sidecar': runtime = \"ruby\": Airbnb's nerve and synapse cannot authenticate to ZooKeeper, and ensemble test/zk (of users) has ACLs: use AgentRuntime.node(), or acls: false on the ensemble",
+    ],
+    [
+      'a sidecar that lists a service whose providers leave its host out',
+      (f) => {
+        const [app1, app2] = [f.host('app1', 55), f.host('app2', 56)];
+        let pinned: SmartStackService;
+        return {
+          service: () => (pinned = new SmartStackService(f.stack, 'pinned', { ensemble: f.zk, port: 7000, providers: [app2] })),
+          sidecar: () => new HaproxySidecar(app2, 'sidecar'),
+          then: () => new HaproxySidecar(app1, 'sidecar', { provides: [pinned] }),
+        };
+      },
+      "HaproxySidecar 'test/app1/sidecar': provides[0] = \"pinned\": test/pinned lists its providers (app2) and app1 is not one of them",
+    ],
+    [
+      'an override of a service that names another host',
+      (f) => {
+        const [app1, app2] = [f.host('app1', 55), f.host('app2', 56)];
+        const orders = new SmartStackService(f.stack, 'orders', { ensemble: f.zk, port: 9000 });
+        let pinned: SmartStackService;
+        return {
+          service: () => (pinned = new SmartStackService(f.stack, 'pinned', { ensemble: f.zk, port: 7000, providers: [app2] })),
+          sidecar: () => new HaproxySidecar(app2, 'sidecar'),
+          then: () => new HaproxySidecar(app1, 'sidecar', { provides: [orders], providerOverrides: [{ service: pinned, weight: 0 }] }),
+        };
+      },
+      "HaproxySidecar 'test/app1/sidecar': providerOverrides[0].service = \"pinned\": not a service this sidecar provides",
+    ],
+  ];
+
+  describe.each(['service first', 'sidecar first'])('%s', (order) => {
+    test.each(mistakes)('%s is refused, naming the construct, the field and the value', (_, make, expected) => {
+      const m = make(meshFixture());
+      const [a, b] = order === 'service first' ? [m.service, m.sidecar] : [m.sidecar, m.service];
+      a();
+      if (m.then) b();
+      expect(thrownMessage(m.then ?? b)).toBe(expected);
+    });
+  });
+
+  test('a service refused by a sidecar created before it leaves nothing behind', () => {
+    const f = meshFixture();
+    const zk1 = f.zk.members[0];
+    const sidecar = new HaproxySidecar(zk1, 'sidecar');
+    expect(() => new SmartStackService(f.stack, 'zk-proxy', { ensemble: f.zk, port: 2181, providers: [zk1] })).toThrow(/provides\[zk-proxy\]\.port = 2181/);
+    expect(sidecar.provides).toEqual([]);
+    expect(zk1.findPortOwner(3213)).toBeUndefined();
+    // Its name is free: the stack did not record it.
+    const proxy = new SmartStackService(f.stack, 'zk-proxy-again', { serviceName: 'zk-proxy', ensemble: f.zk, port: 7000, providers: [zk1] });
+    expect(sidecar.provides).toEqual([proxy]);
+  });
+
+  test('a service created after the documents were read cannot join a sidecar, and says why', () => {
     const f = meshFixture();
     const app1 = f.host('app1', 55);
     const orders = new SmartStackService(f.stack, 'orders', { ensemble: f.zk, port: 9000, localPort: 3211 });
     new HaproxySidecar(app1, 'sidecar', { consumes: [orders] });
-    const message = thrownMessage(() => new SmartStackService(f.stack, 'users', { ensemble: f.zk, port: 8080, providers: [app1] }));
-    expect(message).toBe(
-      "SmartStackService 'test/users': providers[0] = \"app1\": test/app1/sidecar exists already and was created without this service: " +
-        "list the service in that sidecar's provides, or create the sidecar after this service",
+    app1.renderUserData();
+    expect(thrownMessage(() => new SmartStackService(f.stack, 'users', { ensemble: f.zk, port: 8080, providers: [app1] }))).toBe(
+      "SmartStackService 'test/users': providers[0] = \"app1\": test/app1/sidecar has written its part of the host documents already " +
+        '(a document was read, or the app synthesized, before this service was created): create every service before reading documents',
+    );
+  });
+
+  test('a sidecar that lists nothing and that no service names fails synth, naming provides', () => {
+    const app = new App({ outdir: mkdtempSync(join(tmpdir(), 'mistakes-')) });
+    const stack = new TerraformStack(app, 'test');
+    const f = meshFixture({}, stack);
+    new HaproxySidecar(f.host('app1', 55), 'sidecar');
+    expect(() => app.synth()).toThrow(
+      "HaproxySidecar 'test/app1/sidecar': provides = []: the sidecar neither provides nor consumes a service; list some in provides or consumes, or name its host in a service's providers",
     );
   });
 

@@ -105,9 +105,44 @@ export class CloudConfig {
   private readonly units = new Map<string, SystemdUnit>();
   /** By description and ports; sources kept as a set, since consumers widen a rule one by one. */
   private readonly firewallRules = new Map<string, { rule: FirewallRule; sources: Set<string> }>();
-  private readonly steps: HostStep[] = [];
+  /** The rules' keys in order; a nested list is a place kept for a role that adds later (`_keepPlace`). */
+  private readonly ruleOrder: Array<string | string[]> = [];
+  /** The steps in order, with kept places nested as for the rules. */
+  private readonly steps: Array<HostStep | HostStep[]> = [];
+  /** The kept place additions go to, while a role fills it. */
+  private place?: { steps: HostStep[]; rules: string[] };
   /** The last rendering; synth asks for the document several times per host. */
   private rendered?: string;
+  private beforeRead?: () => void;
+
+  /**
+   * Runs before the document is read (rendered, or its rules, packages or units listed), so that
+   * roles which add to it late have added.
+   * @internal
+   */
+  public _beforeRead(hook: () => void): void {
+    this.beforeRead = hook;
+  }
+
+  /**
+   * Keeps the current place in the ordered parts of the document (steps, firewall rules) for a role
+   * that adds to it later: what the returned function's callback adds goes there, as if added now.
+   * @internal
+   */
+  public _keepPlace(): (add: () => void) => void {
+    const place = { steps: [] as HostStep[], rules: [] as string[] };
+    this.steps.push(place.steps);
+    this.ruleOrder.push(place.rules);
+    return (add) => {
+      const outer = this.place;
+      this.place = place;
+      try {
+        add();
+      } finally {
+        this.place = outer;
+      }
+    };
+  }
 
   /**
    * Adds a file. Adding the same path twice with the same content is allowed; with different
@@ -179,8 +214,12 @@ export class CloudConfig {
     // A role that learns of more peers later widens its rule rather than adding a second one.
     const key = `${rule.description}\n${rule.ports.join()}`;
     const existing = this.firewallRules.get(key);
-    if (existing) rule.sources.forEach((s) => existing.sources.add(s));
-    else this.firewallRules.set(key, { rule: { ...rule, ports: [...rule.ports] }, sources: new Set(rule.sources) });
+    if (existing) {
+      rule.sources.forEach((s) => existing.sources.add(s));
+    } else {
+      this.firewallRules.set(key, { rule: { ...rule, ports: [...rule.ports] }, sources: new Set(rule.sources) });
+      (this.place?.rules ?? this.ruleOrder).push(key);
+    }
   }
 
   /** Adds a command (argv form) run on every apply, after files, packages and disks; the apply fails if it fails. */
@@ -195,12 +234,22 @@ export class CloudConfig {
 
   /** Adds a step run on every apply, after files, packages and disks, in the order added. */
   public addStep(step: HostStep): void {
-    const field = `steps[${this.steps.length}]`;
+    const field = `steps[${this.stepIndex()}]`;
     safe(`${field}.description`, step.description, 'text');
     if (typeof step.script !== 'string') throw fail(`${field}.script`, step.script, 'expected POSIX shell commands');
     this.checkLiteralText(`${field}.script`, step.script);
     this.rendered = undefined;
-    this.steps.push({ description: step.description, script: step.script });
+    (this.place?.steps ?? this.steps).push({ description: step.description, script: step.script });
+  }
+
+  /** The index the next step takes in the rendered list. */
+  private stepIndex(): number {
+    let index = 0;
+    for (const entry of this.steps) {
+      index += Array.isArray(entry) ? entry.length : 1;
+      if (entry === this.place?.steps) break;
+    }
+    return index;
   }
 
   /**
@@ -222,11 +271,16 @@ export class CloudConfig {
 
   /** The firewall rules added so far, in order. */
   public get rules(): FirewallRule[] {
-    return [...this.firewallRules.values()].map(({ rule, sources }) => ({ ...rule, sources: [...sources] }));
+    this.beforeRead?.();
+    return this.ruleOrder.flat().map((key) => {
+      const { rule, sources } = this.firewallRules.get(key)!;
+      return { ...rule, sources: [...sources] };
+    });
   }
 
   /** The Debian packages the document installs, sorted: those added, and those its firewall and disks need. */
   public get packageNames(): string[] {
+    this.beforeRead?.();
     const packages = new Set(this.packages);
     if (this.firewallRules.size > 0) packages.add('nftables');
     // The tools that make each filesystem.
@@ -236,11 +290,13 @@ export class CloudConfig {
 
   /** The systemd units added so far, sorted by name. */
   public get systemdUnits(): SystemdUnit[] {
+    this.beforeRead?.();
     return [...this.units.values()].sort((a, b) => a.name.localeCompare(b.name));
   }
 
   /** Renders the `#cloud-config` document. Deterministic: the same additions give the same bytes. */
   public render(): string {
+    this.beforeRead?.();
     this.rendered ??= this.renderDocument();
     return this.rendered;
   }
@@ -285,7 +341,7 @@ export class CloudConfig {
           type: fs.filesystem ?? 'ext4',
           options: (fs.mountOptions ?? DEFAULT_MOUNT_OPTIONS).join(','),
         })),
-        steps: this.steps.map((step) => ({ quotedDescription: shellQuote(step.description), script: step.script })),
+        steps: this.steps.flat().map((step) => ({ quotedDescription: shellQuote(step.description), script: step.script })),
         units: units.map((u) => u.name),
         restart: units.filter((u) => (u.restartOnApply ?? true) && u.startInputs === undefined).map((u) => u.name),
         reloaded: units.filter((u) => u.startInputs !== undefined).map((u) => ({ name: u.name, inputs: u.startInputs })),

@@ -70,8 +70,9 @@ export const TARGETS: InjectionTarget[] = [
     valid: segments(/^[A-Za-z0-9._:+-]{1,12}$/).filter((p) => !/\/\.\.?(\/|$)/.test(p)).map((p) => `/dev${p}`),
   },
   {
-    kind: 'VdsNode', field: 'readinessChecks[2].description', sample: 'the app answers', alphabet: 'az09 .:-#\u00e9' + HOSTILE,
-    // After the member's own check and nerve's.
+    kind: 'VdsNode', field: 'readinessChecks[1].description', sample: 'the app answers', alphabet: 'az09 .:-#\u00e9' + HOSTILE,
+    // After the member's own check. nerve's goes before it, but only once the sidecar writes its part
+    // (at synth): a check is named by how many were added before it.
     input: (v) => ({ extra: (host) => host.addReadinessCheck({ description: v, script: 'true' }) }),
   },
   // Ids get a prefix: an empty id, or one of another construct, is the constructs library's error.
