@@ -350,7 +350,7 @@ export class Rehearsal {
     // The providers expected in service: those whose host runs.
     const expected = (service: string) => (declared.get(service) ?? []).filter((p) => running(p.hostname)).map((p) => p.provider);
     const members = [...new Map([...memberDocuments(before), ...memberDocuments(after)].map((m) => [m.doc.hostname, m])).values()];
-    const samples: Array<{ at: number; inService: Map<string, boolean>; view: ConsumerServiceStatus[]; serving: number; up: number }> = [];
+    const samples: Array<{ at: number; inService: Map<string, boolean>; view: ConsumerServiceStatus[]; serving: number; up: number; goneOut: boolean }> = [];
     let sampling = true;
     const sampler = (async () => {
       while (sampling) {
@@ -361,7 +361,9 @@ export class Rehearsal {
         ]);
         const serving = modes.filter((m) => m === 'leader' || m === 'follower').length;
         const up = modes.filter((m) => m !== '').length;
-        samples.push({ at, view: consumers, serving, up, inService: new Map(targets.map((t) => [t.service, allInService(t.service, expected(t.service), consumers)])) });
+        // Providers whose host no longer runs must be out of every consumer's HAProxy before the change counts as settled.
+        const goneOut = targets.every((t) => (declared.get(t.service) ?? []).filter((p) => !running(p.hostname)).every((p) => !consumers.some((v) => v.service === t.service && v.servers.some((x) => `${x.address}:${x.port}` === p.provider))));
+        samples.push({ at, view: consumers, serving, up, goneOut, inService: new Map(targets.map((t) => [t.service, allInService(t.service, expected(t.service), consumers)])) });
         options.onSample?.((at - loadStarted) / 1000, consumers);
         await sleep(Math.max(0, 1000 - (Date.now() - at)));
       }
@@ -378,7 +380,7 @@ export class Rehearsal {
         // In service since the action ended, in every sample of the last stableMs.
         const recent = samples.filter((x) => x.at > acted);
         const since = recent.length > 0 ? recent[recent.length - 1].at - stableMs : Infinity;
-        const stable = recent.length > 0 && recent[0].at <= since && recent.filter((x) => x.at >= since).every((x) => targets.every((t) => x.inService.get(t.service)));
+        const stable = recent.length > 0 && recent[0].at <= since && recent.filter((x) => x.at >= since).every((x) => x.goneOut && targets.every((t) => x.inService.get(t.service)));
         if (stable) break;
         await sleep(500);
       }
