@@ -19,8 +19,10 @@ rehearsal cannot map stops it before anything boots, naming the address and wher
 With --then, a second synthesis of the same stack is applied onto the running fleet while a bounded
 load goes through every consumer's local port of each service, and the rehearsal reports per
 service the requests, the failed ones and the seconds until every provider was back in service
-(on every consumer, and stayed so for --stable-seconds);
-then it destroys the fleet and exits (0 when the apply succeeded and every provider is back).
+(on every consumer, and stayed so for --stable-seconds), the server slots, and the fewest
+ZooKeeper members up meanwhile. New hosts of the second synthesis are booted before its apply;
+hosts it no longer has are powered off after it, as deleting their VMs would.
+Then it destroys the fleet and exits (0 when the apply succeeded and every provider is back).
 Without --then it runs until Ctrl-C. Ctrl-C or SIGTERM destroys the fleet at any point.
 
 options:
