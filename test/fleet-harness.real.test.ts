@@ -7,6 +7,7 @@ import { parse } from 'yaml';
 import { assertFleetAddress, cleanupEarlierRuns, Fleet, FLEET_IMAGE_PACKAGES, FleetHost, fleetPrerequisites, resourceSeconds, TerraformWorkspace } from '../lib/fleet';
 import { runBounded } from '../lib/fleet/bounded-command';
 import { mountPointsUnder } from '../lib/fleet/fleet-state';
+import { hostCgroupDirs } from '../lib/fleet/host-cgroup';
 import { synthesizeExample } from './support/example-synth';
 import { terraformAvailable } from './support/terraform-offline';
 
@@ -65,6 +66,15 @@ describeFleet('fleet harness: real Debian hosts as systemd containers', () => {
     expect(() => assertFleetAddress('10.0.0.1', 'privateAddress')).toThrow('privateAddress = "10.0.0.1"');
     await expect(fleet.network.assertRoute('198.19.0.7')).rejects.toThrow(`expected a host address in ${fleet.network.cidr}`);
     await expect(fleet.addHost({ name: 'gamma', address: '172.16.0.5' })).rejects.toThrow('gamma.address = "172.16.0.5": outside 198.18.0.0/15');
+  });
+
+  test('each host boots in a cgroup of its own, so the hosts\' units never share one', async () => {
+    const cgroupOf = (pid: number) => readFileSync(`/proc/${pid}/cgroup`, 'utf8').split('\n').filter((l) => /^0::|name=systemd/.test(l));
+    const [a, b] = [cgroupOf(alpha.initPid!), cgroupOf(beta.initPid!)];
+    expect(a.length).toBeGreaterThan(0);
+    for (const line of [...a, ...b]) expect(line).toMatch(/:\/cdktf-smartstack-fleet\/[^/]+\/payload\/init\.scope$/);
+    expect(a.filter((line) => b.includes(line))).toEqual([]);
+    for (const host of [alpha, beta]) expect((await host.exec('systemctl is-system-running')).stdout.trim()).toBe('running');
   });
 
   test('a host has its static address, no default route and no name server', async () => {
@@ -197,6 +207,7 @@ describeFleet('fleet harness: real Debian hosts as systemd containers', () => {
     expect(loops).toHaveLength(2);
     await fleet.destroy();
     for (const pid of inits) expect(existsSync(`/proc/${pid}`)).toBe(false);
+    for (const dir of [alpha, beta].flatMap((h) => hostCgroupDirs(h.machine))) expect(existsSync(dir)).toBe(false);
     expect(mountPointsUnder(fleet.workDir)).toEqual([]);
     expect(existsSync(`/sys/class/net/${fleet.network.bridge}`)).toBe(false);
     expect(existsSync(fleet.workDir)).toBe(false);

@@ -152,13 +152,19 @@ describe('smartstack rehearse (command line)', () => {
   test('a machine without root, debootstrap or terraform is told exactly which is missing', () => {
     // As an unprivileged user whose PATH has neither /usr/sbin (debootstrap) nor /usr/local/bin (terraform).
     chmodSync(outdir, 0o755);
-    const asNobody = process.getuid?.() === 0 ? ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'] : [];
-    const r = spawnSync(asNobody[0] ?? process.execPath, [...asNobody.slice(1), ...(asNobody.length > 0 ? [process.execPath] : []), SMARTSTACK, 'rehearse', outdir], {
-      encoding: 'utf8',
-      timeout: 60_000,
-      cwd: tmpdir(),
-      env: { PATH: '/usr/bin:/bin' },
-    });
+    const options = { encoding: 'utf8' as const, timeout: 60_000, cwd: tmpdir(), env: { PATH: '/usr/bin:/bin' } };
+    let r;
+    if (process.getuid?.() === 0) {
+      // The checkout may sit below a folder only root can enter: nobody runs it from a bind mount of
+      // the package in a mount namespace of its own.
+      const mountPoint = mkdtempSync(join(tmpdir(), 'package-'));
+      chmodSync(mountPoint, 0o755);
+      const script = 'mount --bind "$1" "$2" && exec setpriv --reuid=65534 --regid=65534 --clear-groups "$3" "$2/bin/smartstack" rehearse "$4"';
+      r = spawnSync('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script, 'sh', join(SMARTSTACK, '..', '..'), mountPoint, process.execPath, outdir], options);
+      rmSync(mountPoint, { recursive: true, force: true });
+    } else {
+      r = spawnSync(process.execPath, [SMARTSTACK, 'rehearse', outdir], options);
+    }
     expect(r.status).toBe(2);
     expect(r.stderr).toContain('smartstack rehearse: this machine cannot rehearse:');
     expect(r.stderr).toMatch(/- not root \(uid \d+\)/);

@@ -41,6 +41,8 @@ export async function diagnoseApply(output: string, hosts: readonly FleetHost[])
     const read = await host
       .exec(
         'systemctl --failed --no-legend --plain 2>&1 | sed "s/^/failed unit: /"; ' +
+          'for unit in $(systemctl --failed --no-legend --plain | cut -d" " -f1); do echo "--- journal of $unit"; journalctl --no-pager -o short-precise -b -n 10 -u "$unit" 2>&1; done; ' +
+          'echo "--- journal (end)"; ' +
           'journalctl --no-pager -o short-precise -n 60 2>&1; ' +
           'echo "--- /var/log/cloud-init-output.log (end)"; tail -n 40 /var/log/cloud-init-output.log 2>&1',
         { timeoutMs: 20_000 },

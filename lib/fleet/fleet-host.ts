@@ -5,6 +5,7 @@ import { join } from 'path';
 import { CommandResult, runBounded, runChecked, tail } from './bounded-command';
 import { FleetNetwork } from './fleet-network';
 import { FleetState, HostRecord, loopDevicesOf } from './fleet-state';
+import { hostCgroupDirs, makeHostCgroups } from './host-cgroup';
 import { containerInitOf, killRecorded, processRef, ProcessRef, sleep, waitGone } from './owned-process';
 
 /** A data disk: a sparse file on a loop device, seen inside the host as `/dev/disk/by-id/<id>`. */
@@ -238,9 +239,20 @@ export class FleetHost {
       '--link-journal=no',
       ...this.attached.map((d) => `--bind=${d.loopDevice}`),
     ];
+    const cgroups = hostCgroupDirs(this.machine);
+    this.context.state.update(() => {
+      this.record.cgroups = cgroups;
+    });
+    makeHostCgroups(cgroups);
     const logFd = openSync(this.consoleLog, 'a');
-    writeFileSync(logFd, `\n=== boot ${new Date().toISOString()}: systemd-nspawn ${args.join(' ')}\n`);
-    const child = spawn('systemd-nspawn', args, { detached: true, stdio: ['ignore', logFd, logFd], env: { PATH: HOST_PATH, LANG: 'C.UTF-8' } });
+    writeFileSync(logFd, `\n=== boot ${new Date().toISOString()}: systemd-nspawn ${args.join(' ')} (cgroups ${cgroups.join(', ')})\n`);
+    // The shell moves itself into the host's own cgroups, then becomes systemd-nspawn (same PID).
+    const enter = 'for dir in $FLEET_CGROUPS; do echo $$ >"$dir/cgroup.procs" || exit 97; done; exec systemd-nspawn "$@"';
+    const child = spawn('sh', ['-c', enter, 'sh', ...args], {
+      detached: true,
+      stdio: ['ignore', logFd, logFd],
+      env: { PATH: HOST_PATH, LANG: 'C.UTF-8', FLEET_CGROUPS: cgroups.join(' ') },
+    });
     closeSync(logFd);
     child.unref();
     this.nspawn = child;
@@ -260,7 +272,8 @@ export class FleetHost {
     const state = await this.exec(`timeout ${left} systemctl is-system-running --wait`, { timeoutMs: (left + 5) * 1000 });
     const seconds = (Date.now() - started) / 1000;
     this.bootSeconds.push(seconds);
-    this.context.log(`${this.name}: ${this.address} booted in ${seconds.toFixed(1)} s (systemd: ${state.stdout.trim() || 'no answer'})`);
+    const failed = state.stdout.trim() === 'running' ? '' : (await this.exec('systemctl --failed --no-legend --plain | cut -d" " -f1 | xargs')).stdout.trim();
+    this.context.log(`${this.name}: ${this.address} booted in ${seconds.toFixed(1)} s (systemd: ${state.stdout.trim() || 'no answer'}${failed ? `; failed: ${failed}` : ''})`);
   }
 
   /** The overlay on the image, the host's identity files, and its disk files. */

@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'fs';
 import { join } from 'path';
 import { runBounded } from './bounded-command';
+import { removeHostCgroups } from './host-cgroup';
 import { containerInitOf, isAlive, killRecorded, processRef, ProcessRef, waitGone } from './owned-process';
 
 /** Where every run records what it made, so a later run can undo a run that was killed. */
@@ -16,6 +17,8 @@ export interface HostRecord {
   init?: ProcessRef;
   /** Sparse disk files; the loop devices bound to them are found with `losetup -j`. */
   diskFiles: string[];
+  /** The host's own cgroup directories (see host-cgroup.ts). */
+  cgroups?: string[];
 }
 
 export interface RunRecord {
@@ -126,6 +129,10 @@ async function cleanupRun(record: RunRecord, log: (line: string) => void): Promi
         else problems.push(`losetup -d ${device}: ${r.output.trim()}`);
       }
     }
+  }
+  for (const host of record.hosts) {
+    const left = removeHostCgroups(host.cgroups ?? []);
+    if (left.length > 0) problems.push(`${host.name}: cgroups still in use: ${left.join(', ')}`);
   }
   if (record.bridge) {
     const mac = linkMac(record.bridge.name);
