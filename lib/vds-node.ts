@@ -17,6 +17,7 @@ import { configSafe, configUnsafeReason } from './schema/config-safe';
 import { claimHostIdentity } from './stack-hosts';
 import { addConstructWarning } from './construct-warning';
 import { runDeferred, runDeferredAtSynth } from './deferred-work';
+import { ListWithPlaces } from './list-with-places';
 import { ValidationError } from './validation-error';
 
 /** The operating system a VDS host runs. */
@@ -135,9 +136,8 @@ export class VdsNode extends Construct {
   public readonly delivery?: TerraformResource;
 
   private readonly ports = new Map<number, string>();
-  /** The checks in order; a nested list is a place kept for a role that adds later (`_keepPlace`). */
-  private readonly readinessChecks: Array<ReadinessCheck | ReadinessCheck[]> = [];
-  private checkPlace?: ReadinessCheck[];
+  /** The checks in order, with places kept for roles that add later (`_keepPlace`). */
+  private readonly readinessChecks = new ListWithPlaces<ReadinessCheck>();
   private applyScript?: { userData: string; checks: number; script: string };
   private sshConnection?: nullResource.ResourceConfig['connection'];
   private deliveryProvisioners?: NonNullable<nullResource.ResourceConfig['provisioners']>;
@@ -228,11 +228,11 @@ export class VdsNode extends Construct {
   /** Adds a check that each apply waits for, such as a ZooKeeper member rejoining its quorum. */
   public addReadinessCheck(check: ReadinessCheck): void {
     // The description is a comment line of the apply script: a newline in it would be a command.
-    const field = `readinessChecks[${this.checkIndex()}]`;
+    const field = `readinessChecks[${this.readinessChecks.nextIndex()}]`;
     configSafe((f, v, r) => new ValidationError(this, 'VdsNode', f, v, r), `${field}.description`, check.description, 'text');
     if (typeof check.script !== 'string') throw new ValidationError(this, 'VdsNode', `${field}.script`, check.script, 'expected POSIX shell commands');
     this.cloudConfig.checkLiteralText(`${field}.script`, check.script);
-    (this.checkPlace ?? this.readinessChecks).push(check);
+    this.readinessChecks.push(check);
   }
 
   /**
@@ -242,29 +242,9 @@ export class VdsNode extends Construct {
    * @internal
    */
   public _keepPlace(): (add: () => void) => void {
-    const addToDocument = this.cloudConfig._keepPlace();
-    const checks: ReadinessCheck[] = [];
-    this.readinessChecks.push(checks);
-    return (add) =>
-      addToDocument(() => {
-        const outer = this.checkPlace;
-        this.checkPlace = checks;
-        try {
-          add();
-        } finally {
-          this.checkPlace = outer;
-        }
-      });
-  }
-
-  /** The index the next readiness check takes in the apply script. */
-  private checkIndex(): number {
-    let index = 0;
-    for (const entry of this.readinessChecks) {
-      index += Array.isArray(entry) ? entry.length : 1;
-      if (entry === this.checkPlace) break;
-    }
-    return index;
+    const fillDocument = this.cloudConfig._keepPlace();
+    const fillChecks = this.readinessChecks.keepPlace();
+    return (add) => fillDocument(() => fillChecks(add));
   }
 
   /**
@@ -279,7 +259,7 @@ export class VdsNode extends Construct {
   public renderApplyScript(): string {
     const userData = this.renderUserData();
     const cached = this.applyScript;
-    const checks = this.readinessChecks.flat();
+    const checks = this.readinessChecks.items();
     if (cached && cached.userData === userData && cached.checks === checks.length) return cached.script;
     const agents = this.agentsArchive === undefined ? undefined : agentsPackage();
     const script = renderTemplate('apply-cloud-init.sh', {

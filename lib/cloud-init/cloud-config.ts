@@ -1,4 +1,5 @@
 import { Scalar, stringify } from 'yaml';
+import { ListWithPlaces } from '../list-with-places';
 import { renderNftables } from '../render/nftables';
 import { shellQuote } from '../render/shell-word';
 import { renderTemplate } from '../render/template';
@@ -105,12 +106,10 @@ export class CloudConfig {
   private readonly units = new Map<string, SystemdUnit>();
   /** By description and ports; sources kept as a set, since consumers widen a rule one by one. */
   private readonly firewallRules = new Map<string, { rule: FirewallRule; sources: Set<string> }>();
-  /** The rules' keys in order; a nested list is a place kept for a role that adds later (`_keepPlace`). */
-  private readonly ruleOrder: Array<string | string[]> = [];
-  /** The steps in order, with kept places nested as for the rules. */
-  private readonly steps: Array<HostStep | HostStep[]> = [];
-  /** The kept place additions go to, while a role fills it. */
-  private place?: { steps: HostStep[]; rules: string[] };
+  /** The rules' keys in order, with places kept for roles that add later (`_keepPlace`). */
+  private readonly ruleOrder = new ListWithPlaces<string>();
+  /** The steps in order, with places kept as for the rules. */
+  private readonly steps = new ListWithPlaces<HostStep>();
   /** The last rendering; synth asks for the document several times per host. */
   private rendered?: string;
   private beforeRead?: () => void;
@@ -130,18 +129,9 @@ export class CloudConfig {
    * @internal
    */
   public _keepPlace(): (add: () => void) => void {
-    const place = { steps: [] as HostStep[], rules: [] as string[] };
-    this.steps.push(place.steps);
-    this.ruleOrder.push(place.rules);
-    return (add) => {
-      const outer = this.place;
-      this.place = place;
-      try {
-        add();
-      } finally {
-        this.place = outer;
-      }
-    };
+    const fillSteps = this.steps.keepPlace();
+    const fillRules = this.ruleOrder.keepPlace();
+    return (add) => fillSteps(() => fillRules(add));
   }
 
   /**
@@ -218,7 +208,7 @@ export class CloudConfig {
       rule.sources.forEach((s) => existing.sources.add(s));
     } else {
       this.firewallRules.set(key, { rule: { ...rule, ports: [...rule.ports] }, sources: new Set(rule.sources) });
-      (this.place?.rules ?? this.ruleOrder).push(key);
+      this.ruleOrder.push(key);
     }
   }
 
@@ -234,22 +224,12 @@ export class CloudConfig {
 
   /** Adds a step run on every apply, after files, packages and disks, in the order added. */
   public addStep(step: HostStep): void {
-    const field = `steps[${this.stepIndex()}]`;
+    const field = `steps[${this.steps.nextIndex()}]`;
     safe(`${field}.description`, step.description, 'text');
     if (typeof step.script !== 'string') throw fail(`${field}.script`, step.script, 'expected POSIX shell commands');
     this.checkLiteralText(`${field}.script`, step.script);
     this.rendered = undefined;
-    (this.place?.steps ?? this.steps).push({ description: step.description, script: step.script });
-  }
-
-  /** The index the next step takes in the rendered list. */
-  private stepIndex(): number {
-    let index = 0;
-    for (const entry of this.steps) {
-      index += Array.isArray(entry) ? entry.length : 1;
-      if (entry === this.place?.steps) break;
-    }
-    return index;
+    this.steps.push({ description: step.description, script: step.script });
   }
 
   /**
@@ -272,7 +252,7 @@ export class CloudConfig {
   /** The firewall rules added so far, in order. */
   public get rules(): FirewallRule[] {
     this.beforeRead?.();
-    return this.ruleOrder.flat().map((key) => {
+    return this.ruleOrder.items().map((key) => {
       const { rule, sources } = this.firewallRules.get(key)!;
       return { ...rule, sources: [...sources] };
     });
@@ -341,7 +321,7 @@ export class CloudConfig {
           type: fs.filesystem ?? 'ext4',
           options: (fs.mountOptions ?? DEFAULT_MOUNT_OPTIONS).join(','),
         })),
-        steps: this.steps.flat().map((step) => ({ quotedDescription: shellQuote(step.description), script: step.script })),
+        steps: this.steps.items().map((step) => ({ quotedDescription: shellQuote(step.description), script: step.script })),
         units: units.map((u) => u.name),
         restart: units.filter((u) => (u.restartOnApply ?? true) && u.startInputs === undefined).map((u) => u.name),
         reloaded: units.filter((u) => u.startInputs !== undefined).map((u) => ({ name: u.name, inputs: u.startInputs })),
