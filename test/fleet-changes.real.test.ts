@@ -5,6 +5,7 @@ import { join } from 'path';
 import { buildApp, OsloStackOptions } from '../examples/main';
 import { renderChangeReport, renderLoadReport, rehearsePrerequisites } from '../lib/cli/rehearse';
 import { ChangeReport, LoadReport, Rehearsal, ServiceChangeReport } from '../lib/fleet/rehearsal';
+import { describeWhenPresent } from './support/describe-when';
 import { eventually } from './support/eventually';
 
 /*
@@ -16,13 +17,7 @@ import { eventually } from './support/eventually';
  *
  * `npm run figures:changes` runs this file alone; it prints the README's table at the end.
  */
-const missing = rehearsePrerequisites();
-if (missing.length > 0) {
-  const message = `change figures skipped — this machine lacks:\n  - ${missing.join('\n  - ')}`;
-  if (process.env.CI) throw new Error(message.replace('skipped', 'cannot run under CI'));
-  console.warn(message);
-}
-const describeFleet = missing.length === 0 ? describe : describe.skip;
+const describeFleet = describeWhenPresent('change figures', rehearsePrerequisites());
 
 const MINUTE = 60_000;
 const made: string[] = [];

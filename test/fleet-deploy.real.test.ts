@@ -1,10 +1,10 @@
 import { randomBytes } from 'crypto';
 import { mkdtempSync } from 'fs';
 import { join } from 'path';
-import { diagnoseApply, Fleet, FleetHost, fleetPrerequisites, resourceSeconds, TerraformCommandResult, TerraformWorkspace } from '../lib/fleet';
+import { diagnoseApply, Fleet, FleetHost, resourceSeconds, TerraformCommandResult, TerraformWorkspace } from '../lib/fleet';
+import { describeWhenPresent, fleetTestPrerequisites, FLEET_PACKAGES_HINT } from './support/describe-when';
 import { FLEET_HOSTS, synthesizeFleetStack, userServiceUnit } from './support/fleet-stack';
 import { eventually } from './support/eventually';
-import { terraformAvailable } from './support/terraform-offline';
 
 /*
  * The deploy as a user runs it: the default example's topology, synthesized for six real Debian 12
@@ -14,13 +14,7 @@ import { terraformAvailable } from './support/terraform-offline';
  * Terraform cannot download the null provider here: the stack's null_resources run as terraform_data,
  * with the same connection and provisioners.
  */
-const missing = [...fleetPrerequisites(), ...(terraformAvailable() ? [] : ['terraform is not on the PATH (install terraform >= 1.4)'])];
-if (missing.length > 0) {
-  const message = `fleet deploy tests skipped — this machine lacks:\n  - ${missing.join('\n  - ')}\n(as root on Debian: apt-get install debootstrap systemd-container openssh-client)`;
-  if (process.env.CI) throw new Error(message.replace('skipped', 'cannot run under CI'));
-  console.warn(message);
-}
-const describeFleet = missing.length === 0 ? describe : describe.skip;
+const describeFleet = describeWhenPresent('fleet deploy tests', fleetTestPrerequisites(), FLEET_PACKAGES_HINT);
 
 const MINUTE = 60_000;
 const timings: string[] = [];

@@ -1,11 +1,11 @@
 import { createHash, randomBytes } from 'crypto';
 import { mkdtempSync } from 'fs';
 import { join } from 'path';
-import { diagnoseApply, Fleet, FleetHost, fleetPrerequisites, resourceSeconds, TerraformCommandResult, TerraformWorkspace } from '../lib/fleet';
+import { diagnoseApply, Fleet, FleetHost, resourceSeconds, TerraformCommandResult, TerraformWorkspace } from '../lib/fleet';
 import { fourLetterWord } from '../lib/local/four-letter-word';
+import { describeWhenPresent, fleetTestPrerequisites, FLEET_PACKAGES_HINT } from './support/describe-when';
 import { FLEET_HOSTS, fleetMemberHost, FleetStackOptions, synthesizeFleetStack, userServiceUnit } from './support/fleet-stack';
 import { eventually } from './support/eventually';
-import { terraformAvailable } from './support/terraform-offline';
 
 /*
  * Membership changes of the ensemble as a user makes them: a new synthesis with another `members`
@@ -14,13 +14,7 @@ import { terraformAvailable } from './support/terraform-offline';
  * follower replaced by a new host at a new address (zk6); then the leader replaced (zk7). Meanwhile a probe asks every member `srvr` every
  * 200 ms and records whether a quorum of the old and of the new membership served at each sample.
  */
-const missing = [...fleetPrerequisites(), ...(terraformAvailable() ? [] : ['terraform is not on the PATH (install terraform >= 1.4)'])];
-if (missing.length > 0) {
-  const message = `fleet ensemble-change tests skipped — this machine lacks:\n  - ${missing.join('\n  - ')}\n(as root on Debian: apt-get install debootstrap systemd-container openssh-client)`;
-  if (process.env.CI) throw new Error(message.replace('skipped', 'cannot run under CI'));
-  console.warn(message);
-}
-const describeFleet = missing.length === 0 ? describe : describe.skip;
+const describeFleet = describeWhenPresent('fleet ensemble-change tests', fleetTestPrerequisites(), FLEET_PACKAGES_HINT);
 
 const MINUTE = 60_000;
 const PROBE_INTERVAL_MS = 200;

@@ -4,12 +4,12 @@ import { join } from 'path';
 import { provider as nullProvider, resource as nullResource } from '@cdktf/provider-null';
 import { App, TerraformStack, TerraformVariable } from 'cdktf';
 import { parse } from 'yaml';
-import { assertFleetAddress, cleanupEarlierRuns, Fleet, FLEET_IMAGE_PACKAGES, FleetHost, fleetPrerequisites, resourceSeconds, TerraformWorkspace } from '../lib/fleet';
+import { assertFleetAddress, cleanupEarlierRuns, Fleet, FLEET_IMAGE_PACKAGES, FleetHost, resourceSeconds, TerraformWorkspace } from '../lib/fleet';
 import { runBounded } from '../lib/fleet/bounded-command';
 import { mountPointsUnder } from '../lib/fleet/fleet-state';
 import { hostCgroupDirs } from '../lib/fleet/host-cgroup';
+import { describeWhenPresent, fleetTestPrerequisites, FLEET_PACKAGES_HINT } from './support/describe-when';
 import { synthesizeExample } from './support/example-synth';
-import { terraformAvailable } from './support/terraform-offline';
 
 /*
  * The fleet harness itself: real Debian 12 hosts (systemd containers on an overlay of a debootstrap
@@ -19,15 +19,7 @@ import { terraformAvailable } from './support/terraform-offline';
  *
  * Slow: the image is built once per package list (about 2-4 minutes) and cached under /var/cache.
  */
-const missing = [...fleetPrerequisites(), ...(terraformAvailable() ? [] : ['terraform is not on the PATH (install terraform >= 1.4)'])];
-if (missing.length > 0) {
-  const what = 'test/fleet-harness.real.test.ts (Debian hosts as systemd containers, terraform apply over SSH, kill/restart, cleanup)';
-  const why = `this machine lacks:\n  - ${missing.join('\n  - ')}\nAs root on Debian/Ubuntu: apt-get install debootstrap systemd-container openssh-client`;
-  if (process.env.CI) throw new Error(`cannot run ${what} under CI: ${why}`);
-  const message = `SKIPPED ${what}: ${why}`;
-  console.warn(message);
-}
-const describeFleet = missing.length === 0 ? describe : describe.skip;
+const describeFleet = describeWhenPresent('test/fleet-harness.real.test.ts (Debian hosts as systemd containers, terraform apply over SSH, kill/restart, cleanup)', fleetTestPrerequisites(), FLEET_PACKAGES_HINT);
 
 const MINUTE = 60_000;
 const timings: string[] = [];

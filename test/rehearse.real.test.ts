@@ -7,6 +7,7 @@ import { renderChangeReport, renderRehearsalStatus, rehearsePrerequisites } from
 import { TerraformCommandResult } from '../lib/fleet';
 import { ChangeReport, Rehearsal, RehearsalStatus } from '../lib/fleet/rehearsal';
 import { connectionHosts } from '../lib/fleet/terraform-apply';
+import { describeWhenPresent } from './support/describe-when';
 import { eventually } from './support/eventually';
 
 /*
@@ -15,13 +16,7 @@ import { eventually } from './support/eventually';
  * applied with terraform with every address mapped onto the fleet, then a second synthesis that
  * changes the health check's rise on every sidecar host applied under load through web1's local port.
  */
-const missing = rehearsePrerequisites();
-if (missing.length > 0) {
-  const message = `rehearse tests skipped — this machine lacks:\n  - ${missing.join('\n  - ')}`;
-  if (process.env.CI) throw new Error(message.replace('skipped', 'cannot run under CI'));
-  console.warn(message);
-}
-const describeFleet = missing.length === 0 ? describe : describe.skip;
+const describeFleet = describeWhenPresent('rehearse tests', rehearsePrerequisites());
 
 const MINUTE = 60_000;
 const figures: string[] = [];

@@ -245,7 +245,8 @@ export class Rehearsal {
     const members = await Promise.all(memberDocuments(current.documents).map(async (m) => ({
       hostname: m.doc.hostname,
       address: m.address,
-      mode: this.fleet.host(m.doc.hostname).running ? await this.memberMode(m.doc.hostname, m.address, m.port).catch(() => '') : '',
+      // A member that answers but does not serve (electing) has no mode.
+      mode: this.fleet.host(m.doc.hostname).running ? (await this.memberState(m.doc.hostname, m.address, m.port).catch(() => '')).replace(/^up$/, '') : '',
     })));
     const consumers = await this.consumerStatus(current.documents);
     try {
@@ -488,11 +489,6 @@ export class Rehearsal {
       fresh.forEach((b) => this.backends.add(`${doc.hostname} ${JSON.stringify(b)}`));
       this.log(`${doc.hostname}: stand-in for ${fresh.map((b) => `${b.service} on ${b.address}:${b.ports.join(',')}`).join(', ')}`);
     }));
-  }
-
-  private async memberMode(hostname: string, address: string, port: number): Promise<string> {
-    const r = await this.fleet.host(hostname).exec(`timeout 3 bash -c 'exec 3<>/dev/tcp/${address}/${port} && printf srvr >&3 && cat <&3' 2>/dev/null | sed -n 's/^Mode: //p'`, { timeoutMs: 10_000 });
-    return r.stdout.trim();
   }
 
   /** leader, follower, `up` for a member that answers but does not serve (electing), '' when it does not answer. */
