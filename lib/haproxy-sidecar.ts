@@ -406,7 +406,6 @@ export class HaproxySidecar extends Construct {
       name: NERVE_UNIT,
       content: renderTemplate('nerve.service', {
         hostname: host.hostname,
-        services: serviceNames(provides),
         user: NERVE_USER,
         execStart: this.agentCommand('nerve', NERVE_CONFIG),
         credentials: nerveCredentials,
