@@ -15,13 +15,14 @@ import { fileContent } from './support/cloud-config-files';
 import { CloudInitSchema } from './support/cloud-init-schema';
 import { fuzzParameters } from './support/fuzz-parameters';
 import { checkHaproxyConfig } from './support/haproxy-process';
-import { attempt, InjectionTarget, TARGETS, valuesFor } from './support/injection-targets';
+import { attempt, InjectionTarget, TARGETS, valuesFor, YAML_SCALARS } from './support/injection-targets';
 import { World } from './support/injection-world';
 import { arrivingRegistration, synapseOutput } from './support/registration-fuzz';
 import { haproxyCheck } from './support/sidecar-haproxy';
 import { evaluateWithTerraform, terraformAvailable } from './support/terraform-offline';
 
 const RUNS = 5;
+const FIXED_SEEDS = [120193992];
 const SECRETS = { zk_secret: 'fuzz-secret-'.padEnd(40, 'x') };
 // Properties that reach the nftables ruleset.
 const FIREWALL_FIELDS = new Set(['privateAddress', 'privateNetwork', 'clientNetworks[0]', 'node.path', 'serviceName', 'firewallRule.description', 'firewallRule.sources[0]']);
@@ -80,16 +81,18 @@ describe('accepted values make files the real programs accept', () => {
 
   test.each(TARGETS.map((t) => [`${t.kind} ${t.field}`, t] as const))('%s', async (_name, target: InjectionTarget) => {
     let accepted = 0;
-    await fc.assert(
-      fc.asyncProperty(valuesFor(target, true), async (value) => {
-        const { world } = attempt(target, value);
-        if (!world) return;
-        accepted++;
-        expect({ field: target.field, value, problems: await verdicts(target, world) }).toEqual({ field: target.field, value, problems: {} });
-      }),
-      // The sample first, so there is always an accepted value to check.
-      fuzzParameters(RUNS, [[target.sample]]),
-    );
+    const property = fc.asyncProperty(valuesFor(target, true), async (value) => {
+      const { world } = attempt(target, value);
+      if (!world) return;
+      accepted++;
+      expect({ field: target.field, value, problems: await verdicts(target, world) }).toEqual({ field: target.field, value, problems: {} });
+    });
+    // The sample first, so there is always an accepted value to check.
+    await fc.assert(property, fuzzParameters(RUNS, [[target.sample]]));
+    // Fixed cases: every YAML 1.1 special scalar, and seeds that once found a bug (120193992 wrote
+    // file.content "<<" unquoted, which YAML 1.1 reads as a merge key).
+    await fc.assert(property, { numRuns: RUNS + YAML_SCALARS.length, seed: FIXED_SEEDS[0], examples: YAML_SCALARS.map((s) => [s] as [string]) });
+    for (const seed of FIXED_SEEDS.slice(1)) await fc.assert(property, { numRuns: RUNS, seed });
     expect(accepted).toBeGreaterThan(0);
   });
 });

@@ -1,4 +1,3 @@
-import { Scalar, stringify } from 'yaml';
 import { ListWithPlaces } from '../list-with-places';
 import { renderNftables } from '../render/nftables';
 import { shellQuote } from '../render/shell-word';
@@ -7,6 +6,7 @@ import { configSafe, ConfigValueKind } from '../schema/config-safe';
 import { ValidationError } from '../validation-error';
 import { ApplyTimeSecrets } from './apply-time-secrets';
 import { HOST_STEPS, unitPath } from './host-paths';
+import { stringifyYaml11 } from './yaml-1-1';
 
 /** A file that cloud-init writes (`write_files`). */
 export interface CloudConfigFile {
@@ -337,27 +337,8 @@ export class CloudConfig {
     }));
     doc.runcmd = [['sh', HOST_STEPS]];
 
-    // cloud-init reads YAML 1.1, where a plain `on`, `no` or `1:20` is not a string: quote for it.
-    return '#cloud-config\n' + stringify(quoteForPyYaml(doc), { lineWidth: 0, version: '1.1' });
+    return '#cloud-config\n' + stringifyYaml11(doc);
   }
-}
-
-/**
- * PyYAML refuses a tab in a plain scalar, turns a CR in a block scalar into a line break, and reads
- * a plain `=` or `<<` as YAML 1.1's value and merge types: such strings go double-quoted.
- */
-function quoteForPyYaml(value: unknown): unknown {
-  if (typeof value === 'string') {
-    if (!(value.includes('\r') || (value.includes('\t') && !value.includes('\n')) || value === '=' || value === '<<')) return value;
-    const scalar = new Scalar(value);
-    scalar.type = 'QUOTE_DOUBLE';
-    return scalar;
-  }
-  if (Array.isArray(value)) return value.map(quoteForPyYaml);
-  if (value !== null && typeof value === 'object') {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, quoteForPyYaml(v)]));
-  }
-  return value;
 }
 
 const DEFAULT_MOUNT_OPTIONS = ['defaults', 'noatime', 'nofail'];

@@ -189,7 +189,10 @@ const FRAGMENTS = [
   'on', 'yes', 'null', '0644', '1:20', 'ExecStart=/bin/sh', '\nserver evil 10.6.6.6:80', '\nbogus: key', 'COMMANDS', 'é', '😀', 'A', 'z', '0', '9',
 ];
 /** Values YAML 1.1 (cloud-init's reader) resolves to something other than a string. */
-const YAML_SCALARS = ['on', 'off', 'yes', 'no', 'y', 'n', 'true', 'null', '~', '0644', '1_000', '1:20', '0x1f', '.inf', '2001-01-01', '=', '<<'];
+export const YAML_SCALARS = [
+  'on', 'Off', 'YES', 'no', 'y', 'n', 'true', 'False', 'null', 'NULL', '~', '0644', '0_7', '0b1_0', '-0x1f', '+12', '1_000', '1:20', '-190:20:30',
+  '1:20.5', '1.', '+.5', '1.5e+3', '.inf', '-.Inf', '.NaN', '2001-01-01', '2001-1-1 1:02:03', '2001-12-14t21:59:43.10-05:00', '=', '<<', '!', '&', '*',
+];
 
 /**
  * What the fuzzed values are made of: full Unicode, attack fragments, and near-valid values built
