@@ -182,6 +182,8 @@ async function main(): Promise<void> {
       console.log(`| ${i + 1}: rise -> ${r.rise} | ${r.requests} | ${r.failed} | ${r.convergedMs === undefined ? `not within ${CONVERGE_LIMIT_MS / 1000} s` : `${(r.convergedMs / 1000).toFixed(1)} s`} | ${r.slots} | ${r.wrongServers.join(', ') || 'none'} | ${r.reloads} |`);
     }
     console.log(`\n${total} failed of ${sent} requests over ${results.length} changes`);
+    // Failed requests are a figure; a change that never converged means the benchmark no longer works.
+    if (results.some((r) => r.convergedMs === undefined)) process.exitCode = 1;
   } finally {
     await zk?.close();
     for (const a of agents.values()) await a.stop();

@@ -95,7 +95,8 @@ export async function runSuite(argv: string[]): Promise<void> {
   const table = renderTable(rows);
   const command = `ts-node -P tsconfig.dev.json bench/run.ts${quick ? ' --quick' : ''}${only.length < BENCHMARKS.length ? ` --only ${only.join(',')}` : ''}`;
   const totalSeconds = round((Date.now() - started) / 1000, 1);
-  const file = join(__dirname, 'results.json');
+  // The full run's figures are kept in the repository; a quick run (the CI smoke) must not replace them.
+  const file = join(__dirname, quick ? 'results.quick.json' : 'results.json');
   writeFileSync(file, `${JSON.stringify({ command, mode: quick ? 'quick' : 'full', startedAt: new Date(started).toISOString(), totalSeconds, durationsSeconds: durations, machine, rows, results }, null, 2)}\n`);
 
   console.log(`\ncdktf-smartstack benchmarks (${quick ? 'quick' : 'full'}) on ${machine.cores} cores, ${Math.round(machine.memoryMiB / 1024)} GiB, node ${machine.node}, ${machine.haproxy}, ${machine.zookeeper}, ${machine.wrk}`);
@@ -103,6 +104,12 @@ export async function runSuite(argv: string[]): Promise<void> {
   console.log(table);
   printProfile(results.synth);
   console.log(`\nall figures: ${file}`);
+  // A benchmark that fails is a failed run: a smoke in CI must not pass over one that no longer runs.
+  const failed = only.filter((name) => (results[name] as { error?: string } | undefined)?.error !== undefined);
+  if (failed.length > 0) {
+    console.error(`bench: ${failed.length} of ${only.length} benchmarks failed: ${failed.join(', ')}`);
+    process.exitCode = 1;
+  }
 }
 
 /** The synth profile's details, when one was taken: where the time goes, by TypeScript line. */
