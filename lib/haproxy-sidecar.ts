@@ -11,7 +11,7 @@ import { renderTemplate } from './render/template';
 import { configSafe } from './schema/config-safe';
 import { deferUntilRead, runDeferred } from './deferred-work';
 import { SmartStackService } from './smartstack-service';
-import { ValidationError } from './validation-error';
+import { ValidationError } from './model/validation-error';
 import { VdsNode } from './vds-node';
 import { ZookeeperEnsemble } from './zookeeper-ensemble';
 

@@ -1,12 +1,12 @@
 import { TerraformStack } from 'cdktf';
 import { Construct } from 'constructs';
-import { HealthCheck, HealthCheckType } from './health-check';
+import { HealthCheck, HealthCheckType } from './model/health-check';
 import { STATS_SECTION_NAME } from './render/synapse-config';
 import { configSafe } from './schema/config-safe';
 import { addConstructWarning } from './construct-warning';
 import { runDeferred } from './deferred-work';
 import type { HaproxySidecar } from './haproxy-sidecar';
-import { ValidationError } from './validation-error';
+import { ValidationError } from './model/validation-error';
 import { VdsNode } from './vds-node';
 import { ZookeeperEnsemble } from './zookeeper-ensemble';
 

@@ -4,7 +4,7 @@ import { join } from 'path';
 import { provider as nullProvider, resource as nullResource } from '@cdktf/provider-null';
 import { AssetType, Lazy, TerraformAsset, TerraformResource, TerraformStack, TerraformVariable, Token } from 'cdktf';
 import { Construct, IConstruct } from 'constructs';
-import { cidrContains, unicastAddressProblem } from './address';
+import { cidrContains, unicastAddressProblem } from './model/address';
 import { agentsPackage } from './cloud-init/agents-package';
 import { ApplyTimeSecrets } from './cloud-init/apply-time-secrets';
 import { CloudConfig } from './cloud-init/cloud-config';
@@ -17,8 +17,8 @@ import { configSafe, configUnsafeReason } from './schema/config-safe';
 import { claimHostIdentity } from './stack-hosts';
 import { addConstructWarning } from './construct-warning';
 import { runDeferred, runDeferredAtSynth } from './deferred-work';
-import { ListWithPlaces } from './list-with-places';
-import { ValidationError } from './validation-error';
+import { ListWithPlaces } from './cloud-init/list-with-places';
+import { ValidationError } from './model/validation-error';
 
 /** The operating system a VDS host runs. */
 export enum OperatingSystem {

@@ -8,7 +8,7 @@ import { FirewallRule } from './cloud-init/cloud-config';
 import { unitPath, ZOO_CFG, ZOO_CFG_DYNAMIC, ZOOKEEPER_CONFIG_DIR, ZOOKEEPER_LIVE_CONFIG_SUBDIR, ZOOKEEPER_MYID, ZOOKEEPER_UNIT } from './cloud-init/host-paths';
 import { configSafe, configUnsafeReason } from './schema/config-safe';
 import { addConstructWarning } from './construct-warning';
-import { ValidationError } from './validation-error';
+import { ValidationError } from './model/validation-error';
 import { VdsNode } from './vds-node';
 
 /** Properties of a {@link ZookeeperEnsemble}. Every knob has a production default. */

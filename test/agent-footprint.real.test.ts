@@ -10,7 +10,7 @@ import { tmpdir } from 'os';
 import { join } from 'path';
 import { CreateMode, ZkSession } from '../lib/agent/zk-session';
 import { renderHaproxyConfig } from '../lib/render/haproxy-config';
-import { loadSynapseConfig } from '../lib/schema/synapse-config-loader';
+import { loadSynapseConfig } from '../lib/agent/synapse-config-loader';
 import { startBackend, TestBackend } from './support/agent-backend';
 import { AgentProcess, spawnAgent } from './support/agent-process';
 import { freePort, HaproxyProcess, startHaproxy } from './support/haproxy-process';

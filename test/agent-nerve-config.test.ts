@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
-import { loadNerveConfig, parseNerveConfig } from '../lib/schema/nerve-config-loader';
+import { loadNerveConfig, parseNerveConfig } from '../lib/agent/nerve-config-loader';
 
 const service = {
   host: '10.10.0.21',

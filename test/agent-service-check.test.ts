@@ -1,5 +1,5 @@
 import { ServiceCheck } from '../lib/agent/service-check';
-import { LoadedNerveCheck } from '../lib/schema/nerve-config-loader';
+import { LoadedNerveCheck } from '../lib/agent/nerve-config-loader';
 import { startBackend, TestBackend } from './support/agent-backend';
 import { freePort } from './support/haproxy-process';
 

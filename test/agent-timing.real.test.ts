@@ -12,7 +12,7 @@ import { join } from 'path';
 import { isInService } from '../lib/agent/haproxy-runtime';
 import { CreateMode, ZkSession } from '../lib/agent/zk-session';
 import { renderHaproxyConfig } from '../lib/render/haproxy-config';
-import { loadSynapseConfig } from '../lib/schema/synapse-config-loader';
+import { loadSynapseConfig } from '../lib/agent/synapse-config-loader';
 import { startBackend, TestBackend } from './support/agent-backend';
 import { AgentProcess, spawnAgent } from './support/agent-process';
 import { startRequestLoop } from './support/agent-request-loop';

@@ -8,8 +8,8 @@ import { tmpdir } from 'os';
 import { join } from 'path';
 import { ConfigError } from '../lib/schema/config-error';
 import { decodeRegistration } from '../lib/schema/registration-codec';
-import { loadNerveConfig, parseNerveConfig } from '../lib/schema/nerve-config-loader';
-import { loadSynapseConfig, parseSynapseConfig } from '../lib/schema/synapse-config-loader';
+import { loadNerveConfig, parseNerveConfig } from '../lib/agent/nerve-config-loader';
+import { loadSynapseConfig, parseSynapseConfig } from '../lib/agent/synapse-config-loader';
 import { compatibilityTable, NERVE_KEYS, SYNAPSE_KEYS } from '../lib/schema/upstream-keys';
 import { renderHaproxyConfig } from '../lib/render/haproxy-config';
 

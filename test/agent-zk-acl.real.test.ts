@@ -15,7 +15,7 @@ import { Logger } from '../lib/agent/log';
 import { ZkRegistration } from '../lib/agent/zk-registration';
 import { CreateMode, ZkSession } from '../lib/agent/zk-session';
 import { renderHaproxyConfig } from '../lib/render/haproxy-config';
-import { loadSynapseConfig } from '../lib/schema/synapse-config-loader';
+import { loadSynapseConfig } from '../lib/agent/synapse-config-loader';
 import { readZookeeperCredentials, zookeeperDigest } from '../lib/schema/zookeeper-credentials';
 import { startBackend, TestBackend } from './support/agent-backend';
 import { AgentProcess, LogRecord, spawnAgent } from './support/agent-process';

@@ -1,7 +1,7 @@
 import { isInService } from '../lib/agent/haproxy-runtime';
 import { HaproxyServerSlot, renderHaproxyConfig } from '../lib/render/haproxy-config';
 import { SynapseConfig } from '../lib/schema/synapse-config';
-import { parseSynapseConfig } from '../lib/schema/synapse-config-loader';
+import { parseSynapseConfig } from '../lib/agent/synapse-config-loader';
 import { ARTICLE_SYNAPSE_CONF } from './support/haproxy-fixtures';
 import { checkHaproxyConfig, freePort, startHaproxy } from './support/haproxy-process';
 

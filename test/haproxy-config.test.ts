@@ -1,7 +1,7 @@
 import { renderHaproxyConfig, slotName } from '../lib/render/haproxy-config';
 import { haproxySafe, haproxyUnsafeReason, isIpAddress } from '../lib/schema/haproxy-safe';
 import { SynapseConfig } from '../lib/schema/synapse-config';
-import { parseSynapseConfig } from '../lib/schema/synapse-config-loader';
+import { parseSynapseConfig } from '../lib/agent/synapse-config-loader';
 import { ARTICLE_SYNAPSE_CONF } from './support/haproxy-fixtures';
 
 function config(overrides: Partial<SynapseConfig['haproxy']> = {}): SynapseConfig {

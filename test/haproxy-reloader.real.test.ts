@@ -5,7 +5,7 @@ import { HaproxyReloader, ReloadError } from '../lib/agent/haproxy-reloader';
 import { isInService } from '../lib/agent/haproxy-runtime';
 import { Logger } from '../lib/agent/log';
 import { renderHaproxyConfig } from '../lib/render/haproxy-config';
-import { parseSynapseConfig } from '../lib/schema/synapse-config-loader';
+import { parseSynapseConfig } from '../lib/agent/synapse-config-loader';
 import { freePort, startHaproxy } from './support/haproxy-process';
 
 const quiet = new Logger({}, 'error', () => undefined);

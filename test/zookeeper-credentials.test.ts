@@ -5,8 +5,8 @@
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
-import { parseNerveConfig } from '../lib/schema/nerve-config-loader';
-import { parseSynapseConfig } from '../lib/schema/synapse-config-loader';
+import { parseNerveConfig } from '../lib/agent/nerve-config-loader';
+import { parseSynapseConfig } from '../lib/agent/synapse-config-loader';
 import { readZookeeperCredentials, zookeeperDigest } from '../lib/schema/zookeeper-credentials';
 
 const PASSWORD = '0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef';

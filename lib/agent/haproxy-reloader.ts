@@ -4,7 +4,7 @@ import { dirname, join } from 'path';
 import { HaproxyMaster, HaproxyRuntime } from './haproxy-runtime';
 import { Logger } from './log';
 import { HaproxyServerSlot, renderHaproxyConfig, serverStateFilePath } from '../render/haproxy-config';
-import { LoadedSynapseConfig } from '../schema/synapse-config-loader';
+import { LoadedSynapseConfig } from './synapse-config-loader';
 import { SynapseConfig, SynapseServiceConfig } from '../schema/synapse-config';
 
 /** Why a reload did not happen. */

@@ -6,7 +6,7 @@ import { ZkRegistration } from './zk-registration';
 import { registerZkSessionMetrics } from './zk-session-metrics';
 import { ZkSession, ZkSessionOptions } from './zk-session';
 import { ConfigError } from '../schema/config-error';
-import { LoadedNerveConfig, LoadedNerveService, loadNerveConfig } from '../schema/nerve-config-loader';
+import { LoadedNerveConfig, LoadedNerveService, loadNerveConfig } from './nerve-config-loader';
 import { encodeChildNamePrefix, encodeRegistration } from '../schema/registration-codec';
 import { Registration } from '../schema/registration';
 import { readZookeeperCredentials } from '../schema/zookeeper-credentials';

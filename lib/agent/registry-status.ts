@@ -22,6 +22,14 @@ export interface RegisteredService {
   readonly error?: string;
 }
 
+/** One ZooKeeper member, as its four-letter words describe it. */
+export interface MemberStatus {
+  readonly hostname: string;
+  readonly address: string;
+  /** leader, follower, or '' when the member does not serve. */
+  readonly mode: string;
+}
+
 /** What ZooKeeper says is registered under a base path (`/services` by default). */
 export interface RegistryStatus {
   readonly zk: string;

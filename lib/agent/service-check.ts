@@ -1,7 +1,7 @@
 import { ClientRequest, IncomingMessage, request as httpRequest } from 'http';
 import { request as httpsRequest } from 'https';
 import { connect } from 'net';
-import { LoadedNerveCheck } from '../schema/nerve-config-loader';
+import { LoadedNerveCheck } from './nerve-config-loader';
 
 /** One probe's outcome. */
 export interface ProbeResult {

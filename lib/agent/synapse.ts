@@ -15,7 +15,7 @@ import { HaproxyServerSlot, renderedSlots } from '../render/haproxy-config';
 import { isIpAddress } from '../schema/haproxy-safe';
 import { Registration } from '../schema/registration';
 import { SynapseConfig } from '../schema/synapse-config';
-import { fillServerOptions, LoadedSynapseConfig, LoadedSynapseService } from '../schema/synapse-config-loader';
+import { fillServerOptions, LoadedSynapseConfig, LoadedSynapseService } from './synapse-config-loader';
 import { readZookeeperCredentials } from '../schema/zookeeper-credentials';
 
 export interface SynapseOptions {

@@ -3,7 +3,7 @@ import { writeFileSync } from 'fs';
 import { parse } from 'yaml';
 import { readSynthesizedDocuments, readSynthesizedStack, synthesizedDocumentVariables } from '../cloud-init/synthesized-documents';
 import { describeMesh, DescribedHost } from '../local/mesh-description';
-import { renderDot, renderMermaid } from '../render/mesh-graph';
+import { renderDot, renderMermaid } from './mesh-graph';
 import { ParsedCommand, UsageError } from './command-line';
 import { chooseStack } from './synth-output';
 

@@ -9,8 +9,8 @@ import { Synapse } from '../agent/synapse';
 import { ZkSessionOptions } from '../agent/zk-session';
 import { ConfigError } from '../schema/config-error';
 import { ConfigReader } from '../schema/config-reader';
-import { loadNerveConfig } from '../schema/nerve-config-loader';
-import { loadSynapseConfig } from '../schema/synapse-config-loader';
+import { loadNerveConfig } from '../agent/nerve-config-loader';
+import { loadSynapseConfig } from '../agent/synapse-config-loader';
 import { readZookeeperCredentials } from '../schema/zookeeper-credentials';
 import { closestName, CommandSpec, OptionSpec, parseCommandLine, ParsedCommand, renderCommandHelp, renderMainHelp, UsageError } from './command-line';
 

@@ -1,9 +1,9 @@
-import { ListWithPlaces } from '../list-with-places';
+import { ListWithPlaces } from './list-with-places';
 import { renderNftables } from '../render/nftables';
 import { shellQuote } from '../render/shell-word';
 import { renderTemplate } from '../render/template';
 import { configSafe, ConfigValueKind } from '../schema/config-safe';
-import { ValidationError } from '../validation-error';
+import { ValidationError } from '../model/validation-error';
 import { ApplyTimeSecrets } from './apply-time-secrets';
 import { HOST_STEPS, unitPath } from './host-paths';
 import { stringifyYaml11 } from './yaml-1-1';

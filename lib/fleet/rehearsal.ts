@@ -3,10 +3,9 @@ import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync
 import { join } from 'path';
 import { parse } from 'yaml';
 import { isInService, parseServersState } from '../agent/haproxy-runtime';
-import { RegistryStatus } from '../agent/registry-status';
+import { MemberStatus, RegistryStatus } from '../agent/registry-status';
 import { NERVE_CONFIG, SYNAPSE_CONFIG, ZOO_CFG } from '../cloud-init/host-paths';
 import { readSynthesizedDocuments, SynthesizedHostDocument } from '../cloud-init/synthesized-documents';
-import type { MemberStatus } from '../local/local-mesh';
 import { NerveConfig } from '../schema/nerve-config';
 import { SynapseConfig } from '../schema/synapse-config';
 import { diagnoseApply } from './apply-diagnosis';

@@ -1,5 +1,5 @@
 import { parse } from 'yaml';
-import { cidrContains } from '../address';
+import { cidrContains } from '../model/address';
 import { HOST_FILE_PATH, parseHostFile } from '../cloud-init/host-file';
 import { HOST_STEPS } from '../cloud-init/host-paths';
 

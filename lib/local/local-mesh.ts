@@ -4,7 +4,7 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, 
 import { tmpdir } from 'os';
 import { join } from 'path';
 import { HaproxyMaster, HaproxyProcessList, HaproxyRuntime } from '../agent/haproxy-runtime';
-import { RegisteredInstance, RegistryStatus, registryStatus } from '../agent/registry-status';
+import { MemberStatus, RegisteredInstance, RegistryStatus, registryStatus } from '../agent/registry-status';
 import { CREDENTIALS_DIR, HAPROXY_BOOTSTRAP, NERVE_CONFIG, NERVE_UNIT, SYNAPSE_CONFIG, SYNAPSE_UNIT, unitPath, ZOO_CFG, ZOO_CFG_DYNAMIC, ZOOKEEPER_LIVE_CONFIG_SUBDIR, ZOOKEEPER_MYID, ZOOKEEPER_UNIT } from '../cloud-init/host-paths';
 import { readSynthesizedDocuments, readSynthesizedStack, synthesizedDocumentVariables } from '../cloud-init/synthesized-documents';
 import { NerveConfig } from '../schema/nerve-config';
@@ -50,13 +50,6 @@ export interface MeshProcess {
   /** The folder it runs in. */
   readonly cwd: string;
   child: ChildProcess;
-}
-
-export interface MemberStatus {
-  readonly hostname: string;
-  readonly address: string;
-  /** leader, follower, or '' when the member does not serve. */
-  readonly mode: string;
 }
 
 /** What nerve on a providing host last said about a service's check. */

@@ -1,4 +1,4 @@
-import { HealthCheck, HealthCheckType } from '../health-check';
+import { HealthCheck, HealthCheckType } from '../model/health-check';
 import { NerveCheckConfig, NerveConfig, NerveServiceConfig } from '../schema/nerve-config';
 
 /** One service a host provides, already validated. */

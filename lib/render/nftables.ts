@@ -1,11 +1,16 @@
-import { FirewallRule } from '../cloud-init/cloud-config';
+/** What the ruleset needs of a firewall rule (CloudConfig's `FirewallRule` is one). */
+export interface NftablesRule {
+  readonly description: string;
+  readonly ports: number[];
+  readonly sources: string[];
+}
 
 /**
  * Renders the host's `inet smartstack` table. It only narrows: for each managed port it accepts
  * the allowed sources and drops everyone else, and leaves every other port (SSH among them) to
  * whatever firewall the host already has. Loading it replaces the previous version atomically.
  */
-export function renderNftables(rules: FirewallRule[]): string {
+export function renderNftables(rules: NftablesRule[]): string {
   const lines = [
     '# Managed by cdktf-smartstack. Loaded by smartstack-firewall.service.',
     'table inet smartstack',
@@ -29,10 +34,10 @@ export function renderNftables(rules: FirewallRule[]): string {
   return lines.join('\n');
 }
 
-function portList(rule: FirewallRule): string {
+function portList(rule: NftablesRule): string {
   return [...new Set(rule.ports)].sort((a, b) => a - b).join(', ');
 }
 
-function comment(rule: FirewallRule): string {
+function comment(rule: NftablesRule): string {
   return rule.description.replace(/[^A-Za-z0-9 ,._:/-]/g, '_');
 }

@@ -1,4 +1,4 @@
-import { HealthCheck, HealthCheckType } from '../health-check';
+import { HealthCheck, HealthCheckType } from '../model/health-check';
 import { SynapseConfig, SynapseHaproxyConfig, SynapseServiceConfig } from '../schema/synapse-config';
 
 /** A server HAProxy uses while the service has no registrations. */

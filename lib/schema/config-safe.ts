@@ -1,4 +1,4 @@
-import { isHostname, isIpv4, isIpv4Cidr } from '../address';
+import { isHostname, isIpv4, isIpv4Cidr } from '../model/address';
 import { HaproxyValueKind, haproxyUnsafeReason } from './haproxy-safe';
 
 /**

@@ -1,4 +1,4 @@
-import { isIpv4 } from '../address';
+import { isIpv4 } from '../model/address';
 
 /**
  * The one whitelist every string bound for `haproxy.cfg` or the HAProxy runtime socket passes.

@@ -1,8 +1,8 @@
-import { readConfigFile, readServiceConfDir } from './config-file';
-import { ConfigReader, JsonObject } from './config-reader';
-import { isLabelValue } from './registration-codec';
-import { LabelValue } from './registration';
-import { auditKeys, NERVE_KEYS } from './upstream-keys';
+import { readConfigFile, readServiceConfDir } from '../schema/config-file';
+import { ConfigReader, JsonObject } from '../schema/config-reader';
+import { isLabelValue } from '../schema/registration-codec';
+import { LabelValue } from '../schema/registration';
+import { auditKeys, NERVE_KEYS } from '../schema/upstream-keys';
 
 /** A health check with every default applied; durations in milliseconds. */
 export interface LoadedNerveCheck {

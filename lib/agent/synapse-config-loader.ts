@@ -1,9 +1,9 @@
-import { ConfigError } from './config-error';
-import { readConfigFile, readServiceConfDir } from './config-file';
-import { ConfigReader, JsonObject } from './config-reader';
-import { haproxyUnsafeReason, HaproxyUnsafeValueError } from './haproxy-safe';
-import { SynapseConfig, SynapseHaproxyConfig, SynapseServer, SynapseServiceConfig } from './synapse-config';
-import { auditKeys, SYNAPSE_KEYS } from './upstream-keys';
+import { ConfigError } from '../schema/config-error';
+import { readConfigFile, readServiceConfDir } from '../schema/config-file';
+import { ConfigReader, JsonObject } from '../schema/config-reader';
+import { haproxyUnsafeReason, HaproxyUnsafeValueError } from '../schema/haproxy-safe';
+import { SynapseConfig, SynapseHaproxyConfig, SynapseServer, SynapseServiceConfig } from '../schema/synapse-config';
+import { auditKeys, SYNAPSE_KEYS } from '../schema/upstream-keys';
 import { DEFAULT_BIND_ADDRESS, DEFAULT_SERVER_SLOTS, renderHaproxyConfig } from '../render/haproxy-config';
 
 /** A consumed service with every default applied. */
