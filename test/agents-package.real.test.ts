@@ -33,8 +33,25 @@ describe("the agents' package", () => {
     expect(nerve.status).toBe(2);
     expect(nerve.stderr).toContain('missing.json');
     expect(nerve.stderr).not.toContain('Cannot find module');
-    const load = spawnSync(process.execPath, ['-e', 'require(process.argv[1])', join(dir, 'package', 'lib', 'cli', 'main.js')], { cwd: work, encoding: 'utf8' });
+    // Every module it holds loads with what it holds: the explicit list left nothing out.
+    const modules = listing.stdout.split('\n').map((line) => line.split(' ').pop()!).filter((path) => path.endsWith('.js') && !path.includes('/node_modules/'));
+    const load = spawnSync(process.execPath, ['-e', 'for (const m of process.argv.slice(1)) require(m)', ...modules.map((m) => join(dir, m))], { cwd: work, encoding: 'utf8' });
     expect(load.stderr).toBe('');
     expect(load.status).toBe(0);
+    const local = run(['local', 'cdktf.out']);
+    expect({ status: local.status, stderr: local.stderr }).toEqual({
+      status: 2,
+      stderr: "smartstack local: not on this host: the agents' package holds nerve, synapse and status; run 'smartstack local' where the stack is synthesized\n",
+    });
+  });
+
+  test('holds what the agents run and nothing of the constructs, the tools or the tests', () => {
+    const paths = spawnSync('tar', ['-tzf', '-'], { input: agentsPackage().archive, encoding: 'utf8' }).stdout.split('\n').filter(Boolean);
+    const ours = paths.filter((p) => !p.startsWith('package/node_modules/'));
+    const folders = [...new Set(ours.map((p) => p.split('/').slice(1, -1).join('/')))].sort();
+    expect(folders).toEqual(['', 'bin', 'lib/agent', 'lib/cli', 'lib/model', 'lib/render', 'lib/render/templates', 'lib/schema']);
+    expect(ours.filter((p) => p.startsWith('package/lib/cli/'))).toEqual(['package/lib/cli/command-line.js', 'package/lib/cli/main.js']);
+    const forbidden = /^package\/(lib\/(fleet|local|cloud-init)\/|lib\/[^/]+\.js$|test\/|bench\/|examples\/)|\.ts$/;
+    expect(ours.filter((p) => forbidden.test(p))).toEqual([]);
   });
 });

@@ -1,4 +1,4 @@
-import { readFileSync } from 'fs';
+import { existsSync, readFileSync } from 'fs';
 import { Server } from 'http';
 import { join } from 'path';
 import { isLogLevel, Logger, LogLevel } from '../agent/log';
@@ -151,11 +151,18 @@ const REHEARSE: CommandSpec = {
 };
 
 const COMMANDS: readonly CommandSpec[] = [NERVE, SYNAPSE, STATUS, LOCAL, GRAPH, REHEARSE];
+/** The tools' commands, by their modules in this folder. */
+const TOOL_MODULES: Record<string, string> = { local: 'local-command', graph: 'graph-command', rehearse: 'rehearse' };
 
 /** Runs the command line; resolves with the exit code (the agents resolve on SIGTERM/SIGINT). */
 export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const [first, ...rest] = argv;
-  // Loaded only when asked for: the agents never need the fleet code.
+  // The tools' commands are loaded only when asked for: the agents' package on a host does not hold them.
+  const missing = TOOL_MODULES[first ?? ''] !== undefined && !existsSync(join(__dirname, `${TOOL_MODULES[first!]}.js`));
+  if (missing) {
+    process.stderr.write(`smartstack ${first}: not on this host: the agents' package holds nerve, synapse and status; run 'smartstack ${first}' where the stack is synthesized\n`);
+    return EXIT_USAGE;
+  }
   if (first === 'rehearse') return (await import('./rehearse')).runRehearse(rest);
   if (first === undefined) {
     process.stderr.write(renderMainHelp(COMMANDS));
@@ -191,7 +198,6 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
         return runGraph(parsed);
       }
       default: {
-        // Loaded on demand: the agents on a host never need the local-mesh code.
         const { runLocal } = await import('./local-command');
         return await runLocal(parsed);
       }

@@ -29,8 +29,17 @@ export function agentsPackage(): AgentsPackage {
 }
 
 /**
- * Builds the archive from a package folder: `package.json`, `bin/`, the compiled `lib/**\/*.js` and
- * templates, and each runtime dependency (found as Node would find it) under `node_modules/`.
+ * What the agents run, by layer (lib/README.md): the command's entry point and the layers below the
+ * constructs that the agents use. Nothing of the constructs, the document, the tools (local, fleet)
+ * or the tests; a test unpacks the archive and checks both.
+ */
+export const AGENT_FILES: readonly string[] = ['bin/smartstack', 'lib/cli/main.js', 'lib/cli/command-line.js'];
+export const AGENT_FOLDERS: readonly string[] = ['lib/agent', 'lib/render', 'lib/schema', 'lib/model'];
+
+/**
+ * Builds the archive from a package folder: `package.json`, {@link AGENT_FILES}, the compiled
+ * JavaScript and templates of {@link AGENT_FOLDERS}, and each runtime dependency (found as Node
+ * would find it) under `node_modules/`.
  */
 export function buildAgentsPackage(root: string): AgentsPackage {
   const manifest = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
@@ -41,9 +50,11 @@ export function buildAgentsPackage(root: string): AgentsPackage {
   // The host needs only what runs: the manifest without the construct side's peer dependencies.
   const hostManifest = { name: manifest.name, version: manifest.version, license: manifest.license, main: manifest.main, bin: manifest.bin, dependencies: manifest.dependencies };
   entries.push({ path: 'package/package.json', content: Buffer.from(JSON.stringify(hostManifest, null, 2) + '\n'), executable: false });
-  for (const file of walk(join(root, 'bin'))) entries.push(fileEntry(root, file, 'package'));
-  for (const file of walk(join(root, 'lib'))) {
-    if (file.endsWith('.js') || file.endsWith('.mustache')) entries.push(fileEntry(root, file, 'package'));
+  for (const file of AGENT_FILES) entries.push(fileEntry(root, join(root, file), 'package'));
+  for (const folder of AGENT_FOLDERS) {
+    for (const file of walk(join(root, folder))) {
+      if (file.endsWith('.js') || file.endsWith('.mustache')) entries.push(fileEntry(root, file, 'package'));
+    }
   }
   for (const [name, dir] of runtimeDependencies(root, manifest)) {
     for (const file of walk(dir, ['node_modules'])) entries.push(fileEntry(dir, file, `package/node_modules/${name}`));
