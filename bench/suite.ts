@@ -4,6 +4,7 @@
  */
 import { writeFileSync } from 'fs';
 import { join } from 'path';
+import { runAgentFootprint } from './agent-footprint';
 import { runConvergence } from './convergence';
 import { runFanout } from './fanout';
 import { machineFacts } from './machine';
@@ -13,13 +14,13 @@ import { runSynthScale } from './synth-scale';
 import { renderTable, Row } from './table';
 import { removeTranspiledTree } from './transpile';
 
-const BENCHMARKS = ['synth', 'overhead', 'fanout', 'convergence'] as const;
+const BENCHMARKS = ['synth', 'overhead', 'fanout', 'convergence', 'footprint'] as const;
 type BenchName = (typeof BENCHMARKS)[number];
 
 /** Seconds each benchmark may start new work in; each finishes what it started. */
 const BUDGET_S: Record<'quick' | 'full', Record<BenchName, number>> = {
-  quick: { synth: 50, overhead: 40, fanout: 45, convergence: 45 },
-  full: { synth: 330, overhead: 150, fanout: 210, convergence: 210 },
+  quick: { synth: 50, overhead: 40, fanout: 45, convergence: 45, footprint: 60 },
+  full: { synth: 330, overhead: 150, fanout: 210, convergence: 210, footprint: 180 },
 };
 
 /** What every benchmark gets. */
@@ -37,6 +38,7 @@ const RUNNERS: Record<BenchName, Runner> = {
   overhead: runSidecarOverhead,
   fanout: runFanout,
   convergence: runConvergence,
+  footprint: runAgentFootprint,
 };
 
 export function parseArgs(argv: string[]): { quick: boolean; only: BenchName[] } {

@@ -37,6 +37,7 @@ describe('synapse keys with a real HAProxy and ZooKeeper', () => {
   let dir: string;
   let synapse: AgentProcess;
   let runtime: HaproxyRuntime;
+  let metricsPort: number;
   const ports: { [service: string]: number } = {};
   const backends: TestBackend[] = [];
   const pidFile = (): string => join(dir, 'haproxy.pid');
@@ -50,6 +51,7 @@ describe('synapse keys with a real HAProxy and ZooKeeper', () => {
     dir = mkdtempSync(join(tmpdir(), 'synapse-keys-'));
     cluster = await startLocalCluster(3);
     for (const s of ['templated', 'sticky', 'weighted', 'unweighted', 'overridden', 'ordered', 'templated-weight', 'tls']) ports[s] = await freePort();
+    metricsPort = await freePort();
     zk = new ZkSession(cluster.connectString, { sessionTimeoutMs: 10000 });
     await zk.start(20000);
     backends.push(await startBackend('127.0.0.51'), await startBackend('127.0.0.52'), await startBackend('127.0.0.53'));
@@ -94,6 +96,7 @@ describe('synapse keys with a real HAProxy and ZooKeeper', () => {
       },
       file_output: { output_directory: join(dir, 'out') },
       zk_session_timeout: 7,
+      metrics_port: metricsPort,
     }));
     runtime = new HaproxyRuntime(join(dir, 'admin.sock'));
     synapse = spawnAgent(['synapse', '--config', join(dir, 'synapse.conf.json')]);
@@ -133,8 +136,13 @@ describe('synapse keys with a real HAProxy and ZooKeeper', () => {
     expect((await runtime.serversState('templated-weight')).find(isInService)?.weight).toBe(4);
     const reloads = (): number => synapse.logs().filter((r) => r.msg === 'haproxy reloaded for a new config shape').length;
     const before = reloads();
-    // Longer than synapse's periodic comparison with HAProxy (10 s): a text that did not read back would reload there.
-    await new Promise((r) => setTimeout(r, 11000));
+    // A text that did not read back would reload at the next comparison with HAProxy (at most 10 s away).
+    const syncs = async () => {
+      const text = await httpGet(`http://127.0.0.1:${metricsPort}/metrics`);
+      return text.split('\n').filter((l) => l.startsWith('synapse_syncs_total{result="ok"}')).reduce((n, l) => n + Number(l.split(' ').pop()), 0);
+    };
+    const syncsBefore = await syncs();
+    await eventually('the next comparison with HAProxy', async () => ((await syncs()) > syncsBefore ? true : undefined), 15000);
     expect(reloads()).toBe(before);
   }, 30000);
 

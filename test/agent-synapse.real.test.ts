@@ -218,7 +218,8 @@ describe('smartstack synapse with a real HAProxy and a real ZooKeeper ensemble',
     expect(await synapse.stop('SIGTERM')).toBe(0);
     synapse = startSynapse();
     await synapse.waitForLog((r) => r.msg === 'instances changed' && r.service === 'users');
-    await new Promise((r) => setTimeout(r, 500));
+    // The sync that follows the first full view is where a restart would change something.
+    await eventually('a sync after the first view', async () => ((await metric('synapse_syncs_total{result="ok"}').catch(() => 0)) >= 1 ? true : undefined));
     const after = (await haproxy.runtime.serversState('users')).map((s) => [s.server, s.address, s.port, isInService(s)]);
     expect(after).toEqual(before);
     expect(synapse.logs().filter((r) => r.msg === 'server added' || r.msg === 'server removed' || String(r.msg).startsWith('haproxy reloaded'))).toEqual([]);

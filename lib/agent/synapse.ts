@@ -51,10 +51,12 @@ export class Synapse {
   private readonly runtime?: HaproxyRuntime;
   private readonly master?: HaproxyMaster;
   private readonly reloader: HaproxyReloader;
-  private readonly syncRun = new CoalescedRun(() => this.syncOnce());
+  /**
+   * The one loop: discovery events, a new HAProxy worker, retries, rate-limited reloads and the
+   * periodic resync all ask it for a sync by some time, and one sync serves every ask before it.
+   */
+  private readonly syncRun: CoalescedRun;
   private stopped = false;
-  private retryTimer?: NodeJS.Timeout;
-  private resyncTimer?: NodeJS.Timeout;
   private workerTimer?: NodeJS.Timeout;
   private lastWorker?: string;
   private lastReloadAt = 0;
@@ -81,6 +83,9 @@ export class Synapse {
     if (h.doSocket && h.socketFilePath !== undefined) this.runtime = new HaproxyRuntime(h.socketFilePath);
     if (h.masterSocketFilePath !== undefined) this.master = new HaproxyMaster(h.masterSocketFilePath);
     this.reloader = new HaproxyReloader(config, this.runtime, this.master, options.log, options.haproxyBinary);
+    // A restarted HAProxy comes back with the servers of its config file: with the runtime socket, a
+    // sync at least every RESYNC_MS puts ours back (without it every sync is a reload).
+    this.syncRun = new CoalescedRun(() => this.syncOnce(), this.runtime ? RESYNC_MS : undefined);
     const metrics = options.metrics;
     this.restartDelayMs = config.haproxy.restartIntervalMs;
 
@@ -120,9 +125,7 @@ export class Synapse {
     }
     for (const session of this.sessions.values()) void session.start();
     for (const watcher of this.watchers) watcher.start();
-    // A restarted HAProxy comes back with the servers of its config file; this puts ours back.
-    // Only with the runtime socket: without it every sync is a reload.
-    if (this.runtime) this.resyncTimer = setInterval(() => this.schedule(), RESYNC_MS);
+    if (this.runtime) this.syncRun.requestWithin(RESYNC_MS);
     // A reload or restart seen on the master CLI is checked at once rather than at the next resync.
     if (this.runtime && this.master) this.workerTimer = setInterval(() => void this.checkWorker(), WORKER_POLL_MS);
   }
@@ -141,8 +144,6 @@ export class Synapse {
   public async stop(): Promise<void> {
     this.stopped = true;
     this.syncRun.stop();
-    clearTimeout(this.retryTimer);
-    clearInterval(this.resyncTimer);
     clearInterval(this.workerTimer);
     this.watchers.forEach((w) => w.stop());
     await Promise.all([...this.sessions.values()].map((s) => s.close()));
@@ -206,22 +207,27 @@ export class Synapse {
     return true;
   }
 
-  /** Runs a sync soon; syncs never overlap and a request during one runs another after it. */
+  /** Runs a sync now; syncs never overlap and a request during one runs another after it. */
   private schedule(): void {
     this.syncRun.request();
   }
 
+  /** Runs a sync within `ms`, or sooner when anything else asks for one. */
+  private scheduleWithin(ms: number): void {
+    this.syncRun.requestWithin(ms);
+  }
+
   private async syncOnce(): Promise<void> {
+    const syncs = this.options.metrics?.counter('synapse_syncs_total', 'Comparisons of HAProxy with discovery (and the changes they made), by result.');
     try {
       await this.sync();
+      syncs?.inc({ result: 'ok' });
     } catch (e) {
+      syncs?.inc({ result: 'error' });
       // A config HAProxy rejects, or a reload that is switched off, is not cured by retrying.
       const final = e instanceof ReloadError && (e.stage === 'check' || e.stage === 'disabled');
       this.options.log.error(final ? 'could not bring haproxy in line; waiting for the next change' : 'could not bring haproxy in line; retrying', { error: e as Error });
-      if (!final && !this.stopped) {
-        clearTimeout(this.retryTimer);
-        this.retryTimer = setTimeout(() => this.schedule(), RETRY_MS);
-      }
+      if (!final) this.scheduleWithin(RETRY_MS);
     }
   }
 
@@ -336,8 +342,7 @@ export class Synapse {
     this.unfixedLogged = false;
     if (deferred) {
       // Checked again shortly; the file is rewritten once the removal is made.
-      clearTimeout(this.retryTimer);
-      this.retryTimer = setTimeout(() => this.schedule(), RETRY_MS);
+      this.scheduleWithin(RETRY_MS);
       return;
     }
     const { backends, counts } = placedBackends(this.config.services, slots, plans, this.config.config);
@@ -380,8 +385,7 @@ export class Synapse {
     const wait = this.lastReloadAt + this.restartDelayMs - Date.now();
     if (wait > 0) {
       // Rate limit: the run-time part is done; the rest follows after the interval.
-      clearTimeout(this.retryTimer);
-      this.retryTimer = setTimeout(() => this.schedule(), wait);
+      this.scheduleWithin(wait);
       return false;
     }
     const { backends, counts } = placedBackends(this.config.services, slots, plans, this.config.config);
@@ -416,8 +420,7 @@ export class Synapse {
     if (!h.doWrites || !h.doReloads || h.configFilePath === undefined || h.reloadCommand === undefined || this.stopped) return false;
     const wait = this.lastReloadAt + this.restartDelayMs - Date.now();
     if (wait > 0) {
-      clearTimeout(this.retryTimer);
-      this.retryTimer = setTimeout(() => this.schedule(), wait);
+      this.scheduleWithin(wait);
       return true;
     }
     const plans = new Map<string, BackendPlan>();
@@ -438,8 +441,7 @@ export class Synapse {
     this.options.metrics?.counter('synapse_reloads_total', 'HAProxy reloads by result.').inc({ result: 'started' });
     for (const [name, servers] of Object.entries(backends)) this.inService.set(name, servers.length);
     // The next sync reads the new HAProxy's slots; give it a moment to open its socket.
-    clearTimeout(this.retryTimer);
-    this.retryTimer = setTimeout(() => this.schedule(), 200);
+    this.scheduleWithin(200);
     return true;
   }
 
