@@ -11,6 +11,8 @@ import { renderTemplate } from './render/template';
 import { configSafe } from './schema/config-safe';
 import { deferUntilRead, runDeferred } from './deferred-work';
 import { SmartStackService } from './smartstack-service';
+import { ManifestBuilder } from './mesh-manifest';
+import { ManifestSidecar } from './model/manifest';
 import { ValidationError } from './model/validation-error';
 import { VdsNode } from './vds-node';
 import { ZookeeperEnsemble } from './zookeeper-ensemble';
@@ -373,6 +375,40 @@ export class HaproxySidecar extends Construct {
     if (this.consumes.length > 0) cc.addRunCommand(['systemctl', 'reload-or-restart', HAPROXY_UNIT]);
   }
 
+  /**
+   * Tells the manifest what the host's agents read and listen on.
+   * @internal
+   */
+  public _describeInto(manifest: ManifestBuilder): void {
+    if (this.provides.length > 0 || this.consumes.length > 0) manifest.addSidecar(this.host.hostname, this.describe());
+  }
+
+  private describe(): ManifestSidecar {
+    const provides = this.provides;
+    const consumes = this.consumes.length > 0;
+    const ensembles = (services: SmartStackService[]) => [...new Set(services.map((s) => s.ensemble))].filter((e) => e.acls);
+    const credentialFiles = [
+      ...provides.filter((s) => s.ensemble.acls).map((s) => credentials(ZookeeperEnsemble.registrarOf(s.serviceName), s.ensemble, NERVE_UNIT).id),
+      ...(consumes ? ensembles(this.consumes).map((e) => credentials('reader', e, SYNAPSE_UNIT).id) : []),
+    ];
+    return {
+      runtime: this.runtime.kind === AgentRuntimeKind.NODE ? 'node' : 'ruby',
+      ...(provides.length > 0 ? { nerveConfig: NERVE_CONFIG } : {}),
+      ...(consumes ? {
+        synapseConfig: SYNAPSE_CONFIG,
+        haproxyBootstrapConfig: HAPROXY_BOOTSTRAP,
+        haproxyConfig: HAPROXY_PATHS.configFilePath,
+        haproxyAdminSocket: HAPROXY_PATHS.adminSocketPath,
+        haproxyMasterSocket: HAPROXY_PATHS.masterSocketPath,
+      } : {}),
+      units: [...(provides.length > 0 ? [NERVE_UNIT] : []), ...(consumes ? [HAPROXY_UNIT, SYNAPSE_UNIT] : [])],
+      ...(consumes ? { statsPort: this.statsPort } : {}),
+      ...(provides.length > 0 && this.runtime.nerveMetricsPort !== undefined ? { nerveMetricsPort: this.runtime.nerveMetricsPort } : {}),
+      ...(consumes && this.runtime.synapseMetricsPort !== undefined ? { synapseMetricsPort: this.runtime.synapseMetricsPort } : {}),
+      credentials: [...new Set(credentialFiles)].sort(),
+    };
+  }
+
   /** nerve: its config, user, unit, and the firewall rules of the provided ports. Returns the config. */
   private addNerve(host: VdsNode, provides: SmartStackService[]): string {
     const cc = host.cloudConfig;
@@ -432,7 +468,7 @@ export class HaproxySidecar extends Construct {
       const port = spec.services[i].port;
       const consumers = service._consumers().map((c) => `${c.privateAddress}/32`);
       cc.addFirewallRule(providedPortRule(service, port, [...service.clientNetworks, ...consumers]));
-      service._addProvider(host, port);
+      service._addProvider(host, port, spec.services[i].weight);
     }
     return json;
   }

@@ -6,6 +6,8 @@ import { configSafe } from './schema/config-safe';
 import { addConstructWarning } from './construct-warning';
 import { runDeferred } from './deferred-work';
 import type { HaproxySidecar } from './haproxy-sidecar';
+import { ManifestBuilder } from './mesh-manifest';
+import { ManifestService } from './model/manifest';
 import { ValidationError } from './model/validation-error';
 import { VdsNode } from './vds-node';
 import { ZookeeperEnsemble } from './zookeeper-ensemble';
@@ -218,7 +220,7 @@ export class SmartStackService extends Construct {
   public readonly clientNetworks: string[];
 
   /** Hosts that provide the service, and the port it has there. */
-  private readonly providedOn = new Map<VdsNode, number>();
+  private readonly providedOn = new Map<VdsNode, { port: number; weight?: number }>();
   private readonly providerOrder: VdsNode[] = [];
   private readonly consumedOn = new Set<VdsNode>();
   private warnedUnprovided = false;
@@ -300,9 +302,9 @@ export class SmartStackService extends Construct {
    * Records that a host's sidecar provides this service.
    * @internal
    */
-  public _addProvider(host: VdsNode, port: number): void {
+  public _addProvider(host: VdsNode, port: number, weight?: number): void {
     if (!this.providedOn.has(host)) this.providerOrder.push(host);
-    this.providedOn.set(host, port);
+    this.providedOn.set(host, { port, weight });
     // Batches of maxUnavailableProviders: each provider is applied after the one that many places before it.
     const previous = this.providerOrder[this.providerOrder.length - 1 - this.maxUnavailableProviders];
     if (previous !== undefined) host._applyAfter(previous, `providers of ${this.serviceName} roll ${this.maxUnavailableProviders} at a time`);
@@ -321,7 +323,7 @@ export class SmartStackService extends Construct {
    * @internal
    */
   public _providers(): Array<[VdsNode, number]> {
-    return [...this.providedOn.entries()];
+    return [...this.providedOn.entries()].map(([host, { port }]) => [host, port]);
   }
 
   /**
@@ -330,6 +332,44 @@ export class SmartStackService extends Construct {
    */
   public _consumers(): VdsNode[] {
     return [...this.consumedOn];
+  }
+
+  /**
+   * Tells the manifest about the service, with its providers in rollout order.
+   * @internal
+   */
+  public _describeInto(manifest: ManifestBuilder): void {
+    manifest.addService(this.describe());
+  }
+
+  private describe(): ManifestService {
+    const check = this.healthCheck;
+    return {
+      name: this.serviceName,
+      construct: this.node.path,
+      ensemble: this.ensemble.node.path,
+      discoveryPath: this.discoveryPath,
+      port: this.port,
+      ...(this.localPort !== undefined ? { localPort: this.localPort } : {}),
+      mode: this.mode,
+      check: {
+        type: check.type === HealthCheckType.HTTP ? 'http' : 'tcp',
+        ...(check.path !== undefined ? { path: check.path } : {}),
+        ...(check.expectStatus !== undefined ? { expectStatus: check.expectStatus } : {}),
+        ...(check.expectBody !== undefined ? { expectBody: check.expectBody } : {}),
+        intervalSeconds: check.intervalSeconds,
+        timeoutSeconds: check.timeoutSeconds,
+        rise: check.rise,
+        fall: check.fall,
+      },
+      clientNetworks: [...this.clientNetworks],
+      providers: this.providerOrder.map((host) => {
+        const { port, weight } = this.providedOn.get(host)!;
+        return { host: host.hostname, port, ...(weight !== undefined ? { weight } : {}) };
+      }),
+      consumers: [...this.consumedOn].map((h) => h.hostname).sort(),
+      rollout: { maxUnavailableProviders: this.maxUnavailableProviders },
+    };
   }
 
   /** Names, discovery paths and local ports are the mesh's addresses: two services cannot share one. */

@@ -18,6 +18,8 @@ import { claimHostIdentity } from './stack-hosts';
 import { addConstructWarning } from './construct-warning';
 import { runDeferred, runDeferredAtSynth } from './deferred-work';
 import { ListWithPlaces } from './cloud-init/list-with-places';
+import { ManifestBuilder, writeManifestAtSynth } from './mesh-manifest';
+import { ManifestHost } from './model/manifest';
 import { ValidationError } from './model/validation-error';
 
 /** The operating system a VDS host runs. */
@@ -145,6 +147,9 @@ export class VdsNode extends Construct {
   private readonly appliedAfter = new Set<VdsNode>();
   private dependents = 0;
   private agentsArchive?: string;
+  /** Where the manifest finds what Terraform places on the host. */
+  private deliveredFiles?: { sshPort: number; staging: string };
+  private readonly scripts: Array<{ name: string; resource: TerraformResource; destination: string }> = [];
 
   public constructor(scope: Construct, id: string, props: VdsNodeProps) {
     super(scope, id);
@@ -188,6 +193,7 @@ export class VdsNode extends Construct {
     // Sidecars add to the documents once every service that names their hosts exists.
     this.cloudConfig._beforeRead(() => runDeferred(this));
     runDeferredAtSynth(this);
+    writeManifestAtSynth(this);
     this.cloudConfig.addFile({ path: HOST_FILE_PATH, content: renderHostFile(this) });
 
     if (props.deliverOverSsh ?? true) {
@@ -353,7 +359,7 @@ export class VdsNode extends Construct {
   public _runScriptOverSsh(scope: Construct, id: string, name: string, render: () => string, secrets: ApplyTimeSecrets): TerraformResource | undefined {
     if (!this.sshConnection || !this.delivery) return undefined;
     const staging = `/tmp/smartstack-${name}-${this.hostname}`;
-    return new nullResource.Resource(scope, id, {
+    const resource = new nullResource.Resource(scope, id, {
       triggers: secretAwareTriggers(scope, secrets, { script_sha256: render }),
       connection: this.sshConnection,
       dependsOn: [this.delivery],
@@ -363,6 +369,44 @@ export class VdsNode extends Construct {
         { type: 'remote-exec', inline: [`sh ${staging}/${name}.sh; status=$?; rm -rf ${staging}; exit $status`] },
       ],
     });
+    this.scripts.push({ name, resource, destination: `${staging}/${name}.sh` });
+    return resource;
+  }
+
+  /**
+   * Tells the manifest about the host; its roles tell theirs.
+   * @internal
+   */
+  public _describeInto(manifest: ManifestBuilder): void {
+    manifest.addHost(this.describe());
+  }
+
+  private describe(): Omit<ManifestHost, 'roles' | 'sidecar' | 'zookeeper'> {
+    const delivery = this.delivery;
+    const files = this.deliveredFiles;
+    // Logical ids are final only at synth (they can be overridden until then).
+    const address = (resource: TerraformResource) => `${resource.terraformResourceType}.${resource.friendlyUniqueId}`;
+    return {
+      name: this.hostname,
+      construct: this.node.path,
+      privateAddress: this.privateAddress,
+      privateNetwork: this.privateNetwork,
+      memoryMiB: this.memoryMiB,
+      operatingSystem: this.operatingSystem,
+      disks: this.disks.map((d) => ({ name: d.name, device: d.device })),
+      ...(delivery && files ? {
+        delivery: {
+          sshAddress: this.sshAddress,
+          sshUser: this.sshUser,
+          sshPort: files.sshPort,
+          userData: { resource: address(delivery), destination: `${files.staging}/user-data` },
+          applyScript: { resource: address(delivery), destination: `${files.staging}/apply.sh` },
+        },
+      } : {}),
+      scripts: this.scripts
+        .map((x) => ({ name: x.name, resource: address(x.resource), destination: x.destination }))
+        .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
+    };
   }
 
   private validateDisks(fail: (field: string, value: unknown, reason: string) => Error): void {
@@ -415,7 +459,7 @@ export class VdsNode extends Construct {
       },
       { type: 'remote-exec', inline: [`sh ${staging}/apply.sh`] },
     ];
-    return new nullResource.Resource(this, 'cloud-init', {
+    const resource = new nullResource.Resource(this, 'cloud-init', {
       triggers: secretAwareTriggers(this, secrets, {
         cloud_init_sha256: () => this.renderUserData(),
         apply_script_sha256: () => this.renderApplyScript(),
@@ -423,6 +467,8 @@ export class VdsNode extends Construct {
       connection: this.sshConnection,
       provisioners: this.deliveryProvisioners,
     });
+    this.deliveredFiles = { sshPort, staging };
+    return resource;
   }
 }
 

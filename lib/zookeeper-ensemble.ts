@@ -8,6 +8,8 @@ import { FirewallRule } from './cloud-init/cloud-config';
 import { unitPath, ZOO_CFG, ZOO_CFG_DYNAMIC, ZOOKEEPER_CONFIG_DIR, ZOOKEEPER_LIVE_CONFIG_SUBDIR, ZOOKEEPER_MYID, ZOOKEEPER_UNIT } from './cloud-init/host-paths';
 import { configSafe, configUnsafeReason } from './schema/config-safe';
 import { addConstructWarning } from './construct-warning';
+import { ManifestBuilder } from './mesh-manifest';
+import { ManifestEnsemble } from './model/manifest';
 import { ValidationError } from './model/validation-error';
 import { VdsNode } from './vds-node';
 
@@ -172,6 +174,8 @@ export class ZookeeperEnsemble extends Construct {
 
   private secret?: string;
   private readonly secretName: string;
+  /** What the manifest tells of the ensemble besides the public fields. */
+  private readonly layout: Pick<ManifestEnsemble, 'quorumPort' | 'electionPort' | 'clientNetworks' | 'dataDir' | 'dataLogDir'>;
   private readonly aclSecrets = new ApplyTimeSecrets();
   private readonly aclServices: AclService[] = [];
   private readonly passwords = new Map<string, string>();
@@ -270,6 +274,7 @@ export class ZookeeperEnsemble extends Construct {
     this.members = members;
     this.memberIds = ids;
     this.clientPort = clientPort;
+    this.layout = { quorumPort, electionPort, clientNetworks, dataDir, dataLogDir };
     const servers: ZooCfgServer[] = members.map((m, i) => ({ myid: ids[i], address: m.privateAddress, quorumPort, electionPort, clientPort }));
     const memberAddresses = members.map((m) => `${m.privateAddress}/32`);
 
@@ -466,6 +471,25 @@ export class ZookeeperEnsemble extends Construct {
    */
   public get membershipScript(): string {
     return Lazy.stringValue({ produce: () => (this.renderMembership ? this.aclSecrets.resolveIn(this, escapeTerraformTemplate(this.renderMembership())) : '') });
+  }
+
+  /**
+   * Tells the manifest about the ensemble and its members.
+   * @internal
+   */
+  public _describeInto(manifest: ManifestBuilder): void {
+    manifest.addEnsemble(this.describe(), { config: ZOO_CFG, unit: ZOOKEEPER_UNIT });
+  }
+
+  private describe(): ManifestEnsemble {
+    return {
+      construct: this.node.path,
+      members: this.members.map((m, i) => ({ host: m.hostname, id: this.memberIds[i], address: m.privateAddress })),
+      clientPort: this.clientPort,
+      ...this.layout,
+      clientNetworks: [...this.layout.clientNetworks],
+      acls: this.acls,
+    };
   }
 
   /** The identity of the registrars of a service (nerve on the hosts that provide it). */
