@@ -9,7 +9,7 @@ import { tmpdir } from 'os';
 import { join } from 'path';
 import { App, TerraformStack } from 'cdktf';
 import { AgentRuntime, HaproxySidecar, OperatingSystem, SmartStackService, ValidationError, VdsNode } from '../lib';
-import { readSynthesizedDocuments, synthesizedDocumentVariables } from '../lib/cloud-init/synthesized-documents';
+import { readSynthesizedDocuments, readSynthesizedStack, synthesizedDocumentVariables } from '../lib/cloud-init/synthesized-documents';
 import { fileContent } from './support/cloud-config-files';
 import { meshFixture, thrownMessage } from './support/sidecar-fixtures';
 
@@ -145,9 +145,10 @@ describe('a service that lists its providers', () => {
     sidecars.push(new HaproxySidecar(web2, 'sidecar', { consumes: [users!, orders] }));
     app.synth();
     const json = readFileSync(join(outdir, 'stacks', 'test', 'cdk.tf.json'), 'utf8');
-    const stackJson = JSON.parse(json);
-    const variables = Object.fromEntries(synthesizedDocumentVariables(stackJson).map((name) => [name, 'x'.repeat(32)]));
-    const documents = readSynthesizedDocuments(stackJson, variables);
+    const synthesized = readSynthesizedStack(outdir, 'test');
+    const stackJson = synthesized.terraform as Record<string, any>;
+    const variables = Object.fromEntries(synthesizedDocumentVariables(synthesized).map((name) => [name, 'x'.repeat(32)]));
+    const documents = readSynthesizedDocuments(synthesized, variables);
     const document = (hostname: string) => documents.find((d) => d.hostname === hostname)!;
     const nerve = (hostname: string) => fileContent(document(hostname).userData, '/etc/smartstack/nerve.conf.json');
     return { json, stackJson, document, nerve, sidecars, ports: [app1, app2, web1].map((h) => [8080, 3213].map((p) => h.findPortOwner(p))) };

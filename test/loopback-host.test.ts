@@ -4,6 +4,7 @@ import { join } from 'path';
 import { Testing, TerraformStack } from 'cdktf';
 import { VdsNode } from '../lib';
 import { readSynthesizedDocuments } from '../lib/cloud-init/synthesized-documents';
+import { buildManifest } from '../lib/mesh-manifest';
 import { layOutLoopbackHosts } from '../lib/local/loopback-host';
 
 describe('layOutLoopbackHosts', () => {
@@ -14,7 +15,8 @@ describe('layOutLoopbackHosts', () => {
     path: '/etc/demo/demo.cfg',
     content: 'bind 127.0.0.1:3210\npeer=10.10.0.22:8080\nslot 0.0.0.0:0\nnet 10.10.0.0/24\nstate-file /var/lib/demo/state\nsocket "/run/demo.sock"\nbinary /usr/sbin/demo\nurl http://localhost/etc/x\n',
   });
-  const documents = readSynthesizedDocuments(JSON.parse(Testing.synth(stack)));
+  const terraform = JSON.parse(Testing.synth(stack));
+  const documents = readSynthesizedDocuments({ manifest: buildManifest(stack), terraform });
   const workdir = mkdtempSync(join(tmpdir(), 'smartstack-layout-'));
   const [h1, h2] = layOutLoopbackHosts(documents, workdir, '127.88');
 

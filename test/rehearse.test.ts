@@ -2,8 +2,10 @@ import { spawnSync } from 'child_process';
 import { chmodSync, cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
+import { App, TerraformStack } from 'cdktf';
 import { buildApp } from '../examples/main';
-import { readSynthesizedDocuments } from '../lib/cloud-init/synthesized-documents';
+import { HaproxySidecar, SmartStackService, VdsNode, ZookeeperEnsemble } from '../lib';
+import { readSynthesizedDocuments, readSynthesizedStack, SynthesizedStack } from '../lib/cloud-init/synthesized-documents';
 import { consumerLoadScript, parseLoadOutput } from '../lib/fleet/consumer-load';
 import { convergence, Rehearsal, stackVariables } from '../lib/fleet/rehearsal';
 import { serviceBackends } from '../lib/fleet/service-backend';
@@ -15,6 +17,7 @@ const KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFleetHostKeyForTheTest00000000
 
 let outdir: string;
 let stackJson: Record<string, any>;
+let stack: SynthesizedStack;
 const made: string[] = [];
 afterAll(() => made.forEach((dir) => rmSync(dir, { recursive: true, force: true })));
 
@@ -22,7 +25,8 @@ beforeAll(() => {
   outdir = mkdtempSync(join(tmpdir(), 'rehearse-unit-'));
   made.push(outdir);
   buildApp(outdir).synth();
-  stackJson = JSON.parse(readFileSync(join(outdir, 'stacks', 'oslo', 'cdk.tf.json'), 'utf8'));
+  stack = readSynthesizedStack(outdir, 'oslo');
+  stackJson = stack.terraform as Record<string, any>;
 }, 120_000);
 
 function placements(hosts: StackHost[]) {
@@ -43,7 +47,7 @@ function changedOutdir(change: (json: Record<string, any>) => void): string {
 
 describe('the default example mapped onto a fleet', () => {
   test('each host keeps its host part, its disks by id', () => {
-    const hosts = stackHosts(stackJson);
+    const hosts = stackHosts(stack);
     expect(hosts.map((h) => [h.hostname, h.privateAddress, fleetHostNumbers(hosts).get(h.hostname), h.diskIds])).toEqual([
       ['app1', '10.10.0.55', 55, []],
       ['app2', '10.10.0.56', 56, []],
@@ -55,8 +59,8 @@ describe('the default example mapped onto a fleet', () => {
   });
 
   test('no 10.x address remains; connections, zoo.cfg, firewall rules, nerve and synapse use the fleet addresses and keys', () => {
-    const hosts = stackHosts(stackJson);
-    const mapped = mapStackOntoFleet(stackJson, hosts, placements(hosts), '198.18.7.0/24') as Record<string, any>;
+    const hosts = stackHosts(stack);
+    const mapped = mapStackOntoFleet(stack, hosts, placements(hosts), '198.18.7.0/24') as Record<string, any>;
     const text = JSON.stringify(mapped);
     expect(text.match(/(?<![\d.])10\.\d+\.\d+\.\d+/g)).toBeNull();
     expect(connectionHosts(mapped).sort()).toEqual(['198.18.7.11', '198.18.7.12', '198.18.7.13', '198.18.7.30', '198.18.7.55', '198.18.7.56']);
@@ -65,7 +69,7 @@ describe('the default example mapped onto a fleet', () => {
     }
     // zk_acl runs on zk3: it goes to zk3's fleet host.
     expect(Object.entries(mapped.resource.null_resource).find(([name]) => name.startsWith('zk_acl'))![1]).toMatchObject({ connection: { host: '198.18.7.13' } });
-    const docs = readSynthesizedDocuments(mapped, { zk_secret: 'x'.repeat(64) });
+    const docs = readSynthesizedDocuments({ manifest: stack.manifest, terraform: mapped }, { zk_secret: 'x'.repeat(64) });
     const zk1 = docs.find((d) => d.hostname === 'zk1')!;
     expect(zk1.privateAddress).toBe('198.18.7.11');
     expect(zk1.userData).toContain('server.1=198.18.7.11:2888:3888');
@@ -78,15 +82,39 @@ describe('the default example mapped onto a fleet', () => {
   test('an address the mapping does not know fails, naming it and where it is', () => {
     const json = JSON.parse(JSON.stringify(stackJson));
     json.output.extra = { value: 'backup at 10.10.0.99:22' };
-    const hosts = stackHosts(json);
-    expect(() => mapStackOntoFleet(json, hosts, placements(hosts), '198.18.7.0/24')).toThrow('10.10.0.99 at output.extra.value');
+    const hosts = stackHosts(stack);
+    expect(() => mapStackOntoFleet({ manifest: stack.manifest, terraform: json }, hosts, placements(hosts), '198.18.7.0/24')).toThrow('10.10.0.99 at output.extra.value');
   });
 
   test('a connection to an address that is no host fails, naming the resource', () => {
     const json = JSON.parse(JSON.stringify(stackJson));
     json.resource.null_resource.other = { connection: { type: 'ssh', host: '192.0.2.7' } };
-    const hosts = stackHosts(json);
-    expect(() => mapStackOntoFleet(json, hosts, placements(hosts), '198.18.7.0/24')).toThrow('null_resource.other connects to "192.0.2.7", which is no VdsNode\'s address');
+    const hosts = stackHosts(stack);
+    expect(() => mapStackOntoFleet({ manifest: stack.manifest, terraform: json }, hosts, placements(hosts), '198.18.7.0/24')).toThrow('null_resource.other connects to "192.0.2.7", which is no VdsNode\'s address');
+  });
+
+  test("networks the stack opens ports to (an operators' network) become the fleet's network", () => {
+    const dir = mkdtempSync(join(tmpdir(), 'rehearse-networks-'));
+    made.push(dir);
+    const app = new App({ outdir: dir });
+    const oslo = new TerraformStack(app, 'oslo');
+    const members = [11, 12, 13].map((n, i) => new VdsNode(oslo, `zk${i + 1}`, {
+      privateAddress: `10.10.0.${n}`, memoryMiB: 2048,
+      disks: [{ name: 'data', device: `/dev/disk/by-id/virtio-zk${i + 1}-data` }, { name: 'log', device: `/dev/disk/by-id/virtio-zk${i + 1}-log` }],
+    }));
+    const ensemble = new ZookeeperEnsemble(oslo, 'zk', { members, dataDisk: 'data', txnLogDisk: 'log', clientNetworks: ['10.20.9.0/24'] });
+    const users = new SmartStackService(oslo, 'users', { ensemble, port: 8080, localPort: 3210, clientNetworks: ['10.20.8.0/24'] });
+    new HaproxySidecar(new VdsNode(oslo, 'app1', { privateAddress: '10.10.0.55', memoryMiB: 1024 }), 'sidecar', { provides: [users] });
+    new HaproxySidecar(new VdsNode(oslo, 'web1', { privateAddress: '10.10.0.30', memoryMiB: 1024 }), 'sidecar', { consumes: [users] });
+    app.synth();
+    const synthesized = readSynthesizedStack(dir, 'oslo');
+    const hosts = stackHosts(synthesized);
+    const mapped = mapStackOntoFleet(synthesized, hosts, placements(hosts), '198.18.7.0/24');
+    expect(JSON.stringify(mapped).match(/(?<![\d.])10\.\d+\.\d+\.\d+/g)).toBeNull();
+    const docs = readSynthesizedDocuments({ manifest: synthesized.manifest, terraform: mapped }, { zk_secret: 'x'.repeat(64) });
+    // ZooKeeper's client port, and the provided port, open to the fleet's network where the stack named its own.
+    expect(docs.find((d) => d.hostname === 'zk1')!.userData).toMatch(/tcp dport \{ 2181 \} ip saddr \{[^}]*198\.18\.7\.0\/24[^}]*\} accept/);
+    expect(docs.find((d) => d.hostname === 'app1')!.userData).toMatch(/tcp dport \{ 8080 \} ip saddr \{[^}]*198\.18\.7\.0\/24[^}]*\} accept/);
   });
 
   test('host numbers: a taken or reserved last octet gets the lowest free one', () => {
@@ -108,10 +136,10 @@ describe('rehearsal inputs', () => {
   });
 
   test('a disk that is not named by id is refused before anything boots, naming the host and the device', () => {
-    const dir = changedOutdir((json) => {
-      const text = JSON.stringify(json).replace(/\/dev\/disk\/by-id\/virtio-zk2-data/g, '/dev/vdb');
-      Object.assign(json, JSON.parse(text));
-    });
+    const byKernelName = (text: string) => text.replace(/\/dev\/disk\/by-id\/virtio-zk2-data/g, '/dev/vdb');
+    const dir = changedOutdir((json) => Object.assign(json, JSON.parse(byKernelName(JSON.stringify(json)))));
+    const manifest = join(dir, 'stacks', 'oslo', 'smartstack.json');
+    writeFileSync(manifest, byKernelName(readFileSync(manifest, 'utf8')));
     expect(() => new Rehearsal({ outdir: dir })).toThrow('host zk2: disk device = "/dev/vdb": the rehearsal makes disks by their /dev/disk/by-id/ name only');
   });
 

@@ -15,10 +15,10 @@ export function runGraph(args: ParsedCommand): number {
   const format = (args.values.format as string | undefined) ?? 'mermaid';
   if (!FORMATS.includes(format)) throw new UsageError(`--format ${format}: expected one of ${FORMATS.join(', ')}`, 'graph');
   const stack = chooseStack('graph', outdir, args.values.stack as string | undefined);
-  const stackJson = readSynthesizedStack(outdir, stack);
+  const synthesized = readSynthesizedStack(outdir, stack);
   // The picture needs no secret: any value lets the documents be read.
-  const variables = Object.fromEntries(synthesizedDocumentVariables(stackJson).map((name) => [name, 'x'.repeat(64)]));
-  const hosts = readSynthesizedDocuments(stackJson, variables).map((doc): DescribedHost => {
+  const variables = Object.fromEntries(synthesizedDocumentVariables(synthesized).map((name) => [name, 'x'.repeat(64)]));
+  const hosts = readSynthesizedDocuments(synthesized, variables).map((doc): DescribedHost => {
     const writeFiles = ((parse(doc.userData) ?? {}) as { write_files?: Array<{ path: string; content?: string }> }).write_files ?? [];
     return { hostname: doc.hostname, address: doc.privateAddress, privateAddress: doc.privateAddress, files: new Map(writeFiles.map((f) => [f.path, f.content ?? ''])) };
   });

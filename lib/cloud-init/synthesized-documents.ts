@@ -1,14 +1,24 @@
-import { readFileSync } from 'fs';
+import { existsSync, readFileSync } from 'fs';
 import { join } from 'path';
 import { parse } from 'yaml';
+import { Manifest, MANIFEST_FILE, ManifestFile, ManifestHost, parseManifest } from '../model/manifest';
 import { HOST_FILE_PATH, parseHostFile } from './host-file';
 import { evaluateTerraformTemplate, templateVariables } from './terraform-template';
+
+/** A synthesized stack as its tools read it: the manifest, and the Terraform it points into. */
+export interface SynthesizedStack {
+  readonly manifest: Manifest;
+  /** The stack's `cdk.tf.json`, parsed. */
+  readonly terraform: unknown;
+}
 
 /** One host's cloud-init document as found in a synthesized stack. */
 export interface SynthesizedHostDocument {
   readonly hostname: string;
-  /** The host's address on the private network. */
+  /** The host's address on the private network, as its document's host file says. */
   readonly privateAddress: string;
+  /** The host as the manifest describes it. */
+  readonly host: ManifestHost;
   /** The `#cloud-config` text as the host receives it (Terraform escapes undone). */
   readonly userData: string;
   /** The apply script as the host receives it. */
@@ -17,64 +27,69 @@ export interface SynthesizedHostDocument {
   readonly scripts: Map<string, string>;
 }
 
-const STAGED = /^\/tmp\/smartstack-([a-z0-9-]+)\/(user-data|apply\.sh)$/;
-// `_runScriptOverSsh` stages script NAME for HOST at /tmp/smartstack-NAME-HOST/NAME.sh.
-const STAGED_SCRIPT = /^\/tmp\/smartstack-([a-z0-9-]+)\/([a-z0-9-]+)\.sh$/;
-
 /** Undoes the escaping of literal `${` and `%{` in a Terraform JSON string. */
 export function unescapeTerraformTemplate(text: string): string {
   return text.replace(/\$\{"(\$+)"\}\{/g, '$1{').replace(/%%\{/g, '%{');
 }
 
 /**
- * Reads every host's document from a synthesized stack (`cdktf.out/stacks/<name>/cdk.tf.json`):
- * the content of the file provisioners that VdsNode emits, evaluated as Terraform would at apply.
+ * Reads the document, apply script and further scripts of every host the stack delivers over SSH,
+ * where the manifest says Terraform places them, evaluated as Terraform would at apply.
  *
  * @param variables values of the Terraform variables the contents refer to (secrets)
  */
-export function readSynthesizedDocuments(stackJson: unknown, variables: Record<string, string> = {}): SynthesizedHostDocument[] {
-  const hosts = new Map<string, { userData?: string; applyScript?: string; scripts: Map<string, string> }>();
-  const entry = (hostname: string) => hosts.get(hostname) ?? hosts.set(hostname, { scripts: new Map() }).get(hostname)!;
-  for (const file of stagedFiles(stackJson)) {
-    const content = evaluateTerraformTemplate(file.content, variables);
-    const document = STAGED.exec(file.destination);
-    const script = STAGED_SCRIPT.exec(file.destination);
-    if (document?.[2] === 'user-data') entry(document[1]).userData = content;
-    else if (document?.[2] === 'apply.sh') entry(document[1]).applyScript = content;
-    else if (script && script[1].startsWith(`${script[2]}-`)) entry(script[1].slice(script[2].length + 1)).scripts.set(script[2], content);
+export function readSynthesizedDocuments(stack: SynthesizedStack, variables: Record<string, string> = {}): SynthesizedHostDocument[] {
+  const read = (file: ManifestFile) => evaluateTerraformTemplate(placedFileContent(stack.terraform, file), variables);
+  return stack.manifest.hosts
+    .filter((host) => host.delivery !== undefined)
+    .map((host) => {
+      const userData = read(host.delivery!.userData);
+      return {
+        hostname: host.name,
+        privateAddress: hostFileOf(host.name, userData).privateAddress,
+        host,
+        userData,
+        applyScript: read(host.delivery!.applyScript),
+        scripts: new Map(host.scripts.map((script) => [script.name, read(script)])),
+      };
+    });
+}
+
+/** The Terraform variables that the files the manifest points at refer to. */
+export function synthesizedDocumentVariables(stack: SynthesizedStack): string[] {
+  const files = stack.manifest.hosts.flatMap((h) => [...(h.delivery ? [h.delivery.userData, h.delivery.applyScript] : []), ...h.scripts]);
+  return [...new Set(files.flatMap((f) => templateVariables(placedFileContent(stack.terraform, f))))].sort();
+}
+
+/**
+ * The content of the file provisioner the manifest points at, as written in the Terraform JSON.
+ * Also found under `terraform_data` when the JSON was rewritten from `null_resource` for a provider-less apply.
+ */
+export function placedFileContent(terraform: unknown, file: ManifestFile): string {
+  const [type, name] = file.resource.split('.');
+  const resources = (terraform as { resource?: Record<string, Record<string, { provisioner?: Array<{ file?: { destination?: string; content?: string } }> }>> }).resource ?? {};
+  const resource = resources[type]?.[name] ?? (type === 'null_resource' ? resources.terraform_data?.[name] : undefined);
+  if (!resource) throw new Error(`the manifest names ${file.resource}, which the stack's Terraform does not hold: synthesize the stack again`);
+  const content = (resource.provisioner ?? []).find((p) => p.file?.destination === file.destination)?.file?.content;
+  if (typeof content !== 'string') throw new Error(`${file.resource} has no file provisioner with destination ${file.destination}, where the manifest says it is: synthesize the stack again`);
+  return content;
+}
+
+/**
+ * Reads a stack of a cdktf output directory: its manifest (`smartstack.json`) and its Terraform.
+ * A stack without a manifest was synthesized by another version, or holds no VdsNode.
+ */
+export function readSynthesizedStack(outdir: string, stack: string): SynthesizedStack & { readonly dir: string } {
+  const dir = join(outdir, 'stacks', stack);
+  const manifestFile = join(dir, MANIFEST_FILE);
+  if (!existsSync(manifestFile)) {
+    throw new Error(`${manifestFile} is missing: stack ${stack} was synthesized by another version of cdktf-smartstack, or has no VdsNode; synthesize it again`);
   }
-  return [...hosts.entries()]
-    .filter(([, e]) => e.userData !== undefined && e.applyScript !== undefined)
-    .map(([hostname, e]) => ({
-      hostname,
-      privateAddress: hostFileOf(hostname, e.userData!).privateAddress,
-      userData: e.userData!,
-      applyScript: e.applyScript!,
-      scripts: e.scripts,
-    }))
-    .sort((a, b) => a.hostname.localeCompare(b.hostname));
-}
-
-/** The Terraform variables that the staged files of a synthesized stack refer to. */
-export function synthesizedDocumentVariables(stackJson: unknown): string[] {
-  return [...new Set(stagedFiles(stackJson).flatMap((f) => templateVariables(f.content)))].sort();
-}
-
-function stagedFiles(stackJson: unknown): Array<{ content: string; destination: string }> {
-  const resources = (stackJson as { resource?: { null_resource?: Record<string, { provisioner?: unknown[] }> } }).resource?.null_resource ?? {};
-  const files: Array<{ content: string; destination: string }> = [];
-  for (const resource of Object.values(resources)) {
-    for (const provisioner of resource.provisioner ?? []) {
-      const file = (provisioner as { file?: { content?: string; destination?: string } }).file;
-      if (file?.content && file.destination) files.push({ content: file.content, destination: file.destination });
-    }
-  }
-  return files;
-}
-
-/** Reads a stack's synthesized JSON from a cdktf output directory. */
-export function readSynthesizedStack(outdir: string, stack: string): unknown {
-  return JSON.parse(readFileSync(join(outdir, 'stacks', stack, 'cdk.tf.json'), 'utf8'));
+  return {
+    dir,
+    manifest: parseManifest(readFileSync(manifestFile, 'utf8'), manifestFile),
+    terraform: JSON.parse(readFileSync(join(dir, 'cdk.tf.json'), 'utf8')),
+  };
 }
 
 function hostFileOf(hostname: string, userData: string) {

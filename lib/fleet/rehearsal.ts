@@ -1,11 +1,11 @@
 import { randomBytes } from 'crypto';
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'fs';
 import { join } from 'path';
 import { parse } from 'yaml';
 import { isInService, parseServersState } from '../agent/haproxy-runtime';
 import { MemberStatus, RegistryStatus } from '../agent/registry-status';
-import { NERVE_CONFIG, SYNAPSE_CONFIG, ZOO_CFG } from '../cloud-init/host-paths';
-import { readSynthesizedDocuments, SynthesizedHostDocument } from '../cloud-init/synthesized-documents';
+import { CREDENTIALS_DIR } from '../cloud-init/host-paths';
+import { readSynthesizedDocuments, readSynthesizedStack, SynthesizedHostDocument, SynthesizedStack } from '../cloud-init/synthesized-documents';
 import { NerveConfig } from '../schema/nerve-config';
 import { SynapseConfig } from '../schema/synapse-config';
 import { diagnoseApply } from './apply-diagnosis';
@@ -160,7 +160,7 @@ export class Rehearsal {
   /** Names of the variables given a random value. */
   public readonly generated: string[];
   private readonly log: (line: string) => void;
-  private readonly firstStack: { dir: string; json: unknown; hosts: StackHost[] };
+  private readonly firstStack: ReadStack & { hosts: StackHost[] };
   private numbers: Map<string, number>;
   private creating?: Promise<Fleet>;
   private fleetInstance?: Fleet;
@@ -176,14 +176,14 @@ export class Rehearsal {
   public constructor(private readonly options: RehearsalOptions) {
     this.log = options.log ?? (() => undefined);
     const first = readStack(options.outdir, options.stack);
-    const hosts = stackHosts(first.json);
+    const hosts = stackHosts(first);
     this.firstStack = { ...first, hosts };
     this.numbers = fleetHostNumbers(hosts);
-    const { values, generated } = stackVariables(first.json, options.variables ?? {});
+    const { values, generated } = stackVariables(first.terraform, options.variables ?? {});
     this.variables = values;
     this.generated = generated;
     // The same mapping with stand-in keys: an address it cannot map fails before anything is booted.
-    mapStackOntoFleet(first.json, hosts, this.placements(hosts, '198.18.0', () => 'ssh-ed25519 AAAA'), '198.18.0.0/24');
+    mapStackOntoFleet(first, hosts, this.placements(hosts, '198.18.0', () => 'ssh-ed25519 AAAA'), '198.18.0.0/24');
   }
 
   /** The fleet, once booted. */
@@ -265,14 +265,14 @@ export class Rehearsal {
     const before = this.requireApplied();
     if (!workspace) throw new Error('rehearsal: nothing applied yet');
     const next = readStack(options.outdir, options.stack);
-    const hosts = stackHosts(next.json);
+    const hosts = stackHosts(next);
     for (const h of hosts) {
       const old = before.hosts.find((o) => o.hostname === h.hostname);
       if (old && old.privateAddress !== h.privateAddress) {
         throw new Error(`host ${h.hostname}: privateAddress changes from ${old.privateAddress} to ${h.privateAddress}; the rehearsal keeps a host's address (give the new host a new name)`);
       }
     }
-    const missing = Object.keys(stackVariables(next.json, this.variables).values).filter((v) => this.variables[v] === undefined);
+    const missing = Object.keys(stackVariables(next.terraform, this.variables).values).filter((v) => this.variables[v] === undefined);
     if (missing.length > 0) throw new Error(`the second synthesis has variable(s) the first did not have: ${missing.join(', ')}; rehearse it on its own`);
     const added = hosts.filter((h) => !this.numbers.has(h.hostname));
     // Hosts the new synthesis no longer has are powered off after the apply, as deleting their VMs would.
@@ -460,17 +460,17 @@ export class Rehearsal {
   }
 
   /** The stack rewritten onto the fleet hosts, in a folder of its own with the stack's assets. */
-  private mapStack(stack: { dir: string; json: unknown; hosts: StackHost[] }): MappedStack {
+  private mapStack(stack: ReadStack & { hosts: StackHost[] }): MappedStack {
     const fleet = this.fleet;
     const placements = this.placements(stack.hosts, fleet.network.prefix, (hostname) => fleet.host(hostname).sshHostKey);
-    const mapped = mapStackOntoFleet(stack.json, stack.hosts, placements, fleet.network.cidr);
+    const mapped = mapStackOntoFleet(stack, stack.hosts, placements, fleet.network.cidr);
     const dir = join(fleet.workDir, 'stacks', `${++this.stackCount}`);
     mkdirSync(dir, { recursive: true });
     for (const entry of readdirSync(stack.dir)) {
       if (!entry.endsWith('.tf.json') && !entry.endsWith('.tfstate') && entry !== '.terraform') cpSync(join(stack.dir, entry), join(dir, entry), { recursive: true });
     }
     writeFileSync(join(dir, 'cdk.tf.json'), `${JSON.stringify(mapped, null, 2)}\n`);
-    return { hosts: stack.hosts, documents: readSynthesizedDocuments(mapped, this.variables), dir };
+    return { hosts: stack.hosts, documents: readSynthesizedDocuments({ manifest: stack.manifest, terraform: mapped }, this.variables), dir };
   }
 
   private placements(hosts: readonly StackHost[], prefix: string, key: (hostname: string) => string): Map<string, FleetPlacement> {
@@ -480,7 +480,7 @@ export class Rehearsal {
   /** A stand-in per provided service, started before the apply so nerve finds it healthy. */
   private async startBackends(documents: readonly SynthesizedHostDocument[]): Promise<void> {
     await Promise.all(documents.map(async (doc) => {
-      const nerve = documentFile(doc, NERVE_CONFIG);
+      const nerve = sidecarFile(doc, 'nerveConfig');
       if (nerve === undefined) return;
       const fresh = serviceBackends(doc.hostname, nerve).filter((b) => !this.backends.has(`${doc.hostname} ${JSON.stringify(b)}`));
       if (fresh.length === 0) return;
@@ -500,8 +500,12 @@ export class Rehearsal {
   /** `smartstack status` run on a sidecar host, as the reader identity where the ensemble has ACLs. */
   private async registry(documents: readonly SynthesizedHostDocument[]): Promise<RegistryStatus> {
     const members = memberDocuments(documents);
-    const withReader = documents.map((d) => ({ d, reader: documentPaths(d).find((p) => /^\/etc\/smartstack\/credentials\/zookeeper-.+-reader\.json$/.test(p)) }));
-    const on = withReader.find((x) => x.reader) ?? withReader.find((x) => documentFile(x.d, SYNAPSE_CONFIG) ?? documentFile(x.d, NERVE_CONFIG));
+    // The reader's credentials are on consumers (synapse); any sidecar host can ask without ACLs.
+    const withReader = documents.map((d) => {
+      const reader = d.host.sidecar?.credentials.find((name) => name.endsWith('-reader.json'));
+      return { d, reader: reader === undefined ? undefined : `${CREDENTIALS_DIR}/${reader}` };
+    });
+    const on = withReader.find((x) => x.reader) ?? withReader.find((x) => x.d.host.sidecar !== undefined);
     if (!on || members.length === 0) throw new Error('no sidecar host or no ZooKeeper member in the stack');
     const zk = members.map((m) => `${m.address}:${m.port}`).join(',');
     const r = await this.fleet.host(on.d.hostname).exec(`smartstack status --zk ${zk}${on.reader ? ` --auth-file ${on.reader}` : ''} --json`, { timeoutMs: 20_000 });
@@ -511,14 +515,14 @@ export class Rehearsal {
 
   private async consumerStatus(documents: readonly SynthesizedHostDocument[]): Promise<ConsumerServiceStatus[]> {
     const perHost = await Promise.all(documents.map(async (doc) => {
-      const text = documentFile(doc, SYNAPSE_CONFIG);
+      const text = sidecarFile(doc, 'synapseConfig');
       if (text === undefined) return [];
       const config = JSON.parse(text) as SynapseConfig;
-      const socket = (config.haproxy.global ?? []).map((l) => /^\s*stats socket (\S+)/.exec(l)?.[1]).find((s) => s !== undefined);
+      const socket = doc.host.sidecar?.haproxyAdminSocket;
       const services = Object.entries(config.services).map(([service, s]) => ({ service, backend: s.haproxy.backend_name ?? service }));
       const r = socket
         ? await this.fleet.host(doc.hostname).exec(`echo 'show servers state' | socat -t 2 - UNIX-CONNECT:${socket}`, { timeoutMs: 10_000 }).catch((e: Error) => ({ status: 1, stdout: '', output: e.message }))
-        : { status: 1, stdout: '', output: 'synapse.conf.json names no stats socket' };
+        : { status: 1, stdout: '', output: "the manifest names no HAProxy admin socket for this host" };
       let states: ReturnType<typeof parseServersState> | undefined;
       let error: string | undefined;
       try {
@@ -541,8 +545,11 @@ export class Rehearsal {
   }
 }
 
-/** Reads `cdktf.out/stacks/<stack>/cdk.tf.json`; without a name, the only stack there is. */
-export function readStack(outdir: string, stack?: string): { dir: string; json: unknown } {
+/** A stack as the rehearsal reads it: its folder, manifest and Terraform. */
+export type ReadStack = SynthesizedStack & { readonly dir: string };
+
+/** Reads a stack of `cdktf.out/stacks/`; without a name, the only stack there is. */
+export function readStack(outdir: string, stack?: string): ReadStack {
   const stacksDir = join(outdir, 'stacks');
   const stacks = existsSync(stacksDir) ? readdirSync(stacksDir).filter((s) => existsSync(join(stacksDir, s, 'cdk.tf.json'))) : [];
   if (stack === undefined) {
@@ -553,8 +560,7 @@ export function readStack(outdir: string, stack?: string): { dir: string; json: 
   } else if (!stacks.includes(stack)) {
     throw new Error(`--stack ${stack}: ${outdir} has no such stack (it has ${stacks.join(', ') || 'none'})`);
   }
-  const dir = join(stacksDir, stack);
-  return { dir, json: JSON.parse(readFileSync(join(dir, 'cdk.tf.json'), 'utf8')) };
+  return readSynthesizedStack(outdir, stack);
 }
 
 /**
@@ -587,7 +593,7 @@ interface LoadTarget {
 function loadTargets(before: readonly SynthesizedHostDocument[], after: readonly SynthesizedHostDocument[]): LoadTarget[] {
   const checkUri = new Map<string, string>();
   for (const doc of after) {
-    const nerve = documentFile(doc, NERVE_CONFIG);
+    const nerve = sidecarFile(doc, 'nerveConfig');
     if (nerve === undefined) continue;
     for (const [service, s] of Object.entries((JSON.parse(nerve) as NerveConfig).services)) {
       const uri = (s.checks ?? []).find((c) => c.type === 'http' && c.uri)?.uri;
@@ -595,7 +601,7 @@ function loadTargets(before: readonly SynthesizedHostDocument[], after: readonly
     }
   }
   const consumed = (doc: SynthesizedHostDocument | undefined) => {
-    const text = doc && documentFile(doc, SYNAPSE_CONFIG);
+    const text = doc && sidecarFile(doc, 'synapseConfig');
     return text === undefined ? {} : (JSON.parse(text) as SynapseConfig).services;
   };
   const targets: LoadTarget[] = [];
@@ -615,7 +621,7 @@ function loadTargets(before: readonly SynthesizedHostDocument[], after: readonly
 function providerHosts(documents: readonly SynthesizedHostDocument[]): Map<string, Array<{ hostname: string; provider: string }>> {
   const providers = new Map<string, Array<{ hostname: string; provider: string }>>();
   for (const doc of documents) {
-    const nerve = documentFile(doc, NERVE_CONFIG);
+    const nerve = sidecarFile(doc, 'nerveConfig');
     if (nerve === undefined) continue;
     for (const [service, s] of Object.entries((JSON.parse(nerve) as NerveConfig).services)) {
       providers.set(service, [...(providers.get(service) ?? []), { hostname: doc.hostname, provider: `${s.host}:${s.port}` }]);
@@ -653,18 +659,19 @@ export function convergence(samples: ReadonlyArray<{ at: number; ok: boolean }>,
 
 function memberDocuments(documents: readonly SynthesizedHostDocument[]): Array<{ doc: SynthesizedHostDocument; address: string; port: number }> {
   return documents.flatMap((doc) => {
-    const zooCfg = documentFile(doc, ZOO_CFG);
-    if (zooCfg === undefined) return [];
+    const member = doc.host.zookeeper;
+    if (member === undefined) return [];
+    const zooCfg = documentFile(doc, member.config) ?? '';
     return [{ doc, address: doc.privateAddress, port: Number(/^clientPort=(\d+)$/m.exec(zooCfg)?.[1] ?? 2181) }];
   });
 }
 
 function roles(doc: SynthesizedHostDocument): string[] {
   const r: string[] = [];
-  if (documentFile(doc, ZOO_CFG) !== undefined) r.push('zookeeper member');
-  const nerve = documentFile(doc, NERVE_CONFIG);
+  if (doc.host.roles.includes('zookeeper-member')) r.push('zookeeper member');
+  const nerve = sidecarFile(doc, 'nerveConfig');
   if (nerve !== undefined) r.push(...Object.keys((JSON.parse(nerve) as NerveConfig).services).map((s) => `provides ${s}`));
-  const synapse = documentFile(doc, SYNAPSE_CONFIG);
+  const synapse = sidecarFile(doc, 'synapseConfig');
   if (synapse !== undefined) r.push(...Object.keys((JSON.parse(synapse) as SynapseConfig).services).map((s) => `consumes ${s}`));
   return r;
 }
@@ -677,8 +684,10 @@ function documentFile(doc: SynthesizedHostDocument, path: string): string | unde
   return writeFiles(doc).find((f) => f.path === path)?.content;
 }
 
-function documentPaths(doc: SynthesizedHostDocument): string[] {
-  return writeFiles(doc).map((f) => f.path);
+/** The content of an agent's config file, where the manifest says the host's sidecar has it. */
+function sidecarFile(doc: SynthesizedHostDocument, file: 'nerveConfig' | 'synapseConfig'): string | undefined {
+  const path = doc.host.sidecar?.[file];
+  return path === undefined ? undefined : documentFile(doc, path);
 }
 
 function sleep(ms: number): Promise<void> {

@@ -1,7 +1,6 @@
-import { parse } from 'yaml';
 import { cidrContains } from '../model/address';
-import { HOST_FILE_PATH, parseHostFile } from '../cloud-init/host-file';
-import { HOST_STEPS } from '../cloud-init/host-paths';
+import { SynthesizedStack } from '../cloud-init/synthesized-documents';
+import { Manifest } from '../model/manifest';
 
 /**
  * A synthesized stack's hosts moved onto a fleet: every private address of the stack replaced by a
@@ -28,11 +27,6 @@ export interface FleetPlacement {
   readonly sshHostKey: string;
 }
 
-// VdsNode stages a host's document at /tmp/smartstack-HOST/user-data, a script NAME for HOST at
-// /tmp/smartstack-NAME-HOST/NAME.sh (see synthesized-documents.ts).
-const STAGED_DOCUMENT = /^\/tmp\/smartstack-([a-z0-9-]+)\/user-data$/;
-const STAGED_SCRIPT = /^\/tmp\/smartstack-([a-z0-9-]+)\/([a-z0-9-]+)\.sh$/;
-const DISK_STEP = /^begin 'disk [^:']+: (\S+) on \S+'$/gm;
 const BY_ID = '/dev/disk/by-id/';
 /** An IPv4 literal with an optional prefix length, not part of a longer dotted or word token. */
 const IPV4 = /(?<![\w.])(\d{1,3}(?:\.\d{1,3}){3})(?:\/(\d{1,2}))?(?![\w]|\.\d)/g;
@@ -50,34 +44,24 @@ interface TerraformResource {
 }
 
 /**
- * The VdsNode hosts of a synthesized stack: their hostname, private address and network (from the
- * host file each document writes) and their disks (from the document's disk steps). Throws, naming
- * the host and the device, for a disk the fleet cannot make (only `/dev/disk/by-id/` names).
+ * The hosts of a synthesized stack that it delivers over SSH, as its manifest describes them: name,
+ * private address and network, and disks. Throws, naming the host and the device, for a disk the
+ * fleet cannot make (only `/dev/disk/by-id/` names).
  */
-export function stackHosts(stackJson: unknown): StackHost[] {
-  const hosts: StackHost[] = [];
-  for (const { hostname, content } of stagedDocuments(stackJson)) {
-    const files = ((parse(content) ?? {}) as { write_files?: Array<{ path: string; content?: string }> }).write_files ?? [];
-    const hostFile = files.find((f) => f.path === HOST_FILE_PATH)?.content;
-    if (!hostFile) throw new Error(`host ${hostname}: its document writes no ${HOST_FILE_PATH}; is it a VdsNode of this version?`);
-    const { privateAddress, privateNetwork } = parseHostFile(hostFile);
-    const steps = files.find((f) => f.path === HOST_STEPS)?.content ?? '';
-    const diskIds = [...steps.matchAll(DISK_STEP)].map(([, device]) => {
+export function stackHosts(stack: SynthesizedStack): StackHost[] {
+  const hosts = stack.manifest.hosts.filter((h) => h.delivery !== undefined).map((h): StackHost => ({
+    hostname: h.name,
+    privateAddress: h.privateAddress,
+    privateNetwork: h.privateNetwork,
+    diskIds: h.disks.map(({ device }) => {
       if (!device.startsWith(BY_ID) || device.length === BY_ID.length || device.slice(BY_ID.length).includes('/')) {
-        throw new Error(`host ${hostname}: disk device = ${JSON.stringify(device)}: the rehearsal makes disks by their /dev/disk/by-id/ name only; use such a name in the VdsNode's disks`);
+        throw new Error(`host ${h.name}: disk device = ${JSON.stringify(device)}: the rehearsal makes disks by their /dev/disk/by-id/ name only; use such a name in the VdsNode's disks`);
       }
       return device.slice(BY_ID.length);
-    });
-    hosts.push({ hostname, privateAddress, privateNetwork, diskIds });
-  }
-  if (hosts.length === 0) throw new Error('the stack has no VdsNode delivered over SSH (no staged cloud-init document): nothing to rehearse');
-  const seen = new Map<string, string>();
-  for (const h of hosts) {
-    const other = seen.get(h.privateAddress);
-    if (other !== undefined) throw new Error(`hosts ${other} and ${h.hostname} have the same privateAddress ${h.privateAddress}`);
-    seen.set(h.privateAddress, h.hostname);
-  }
-  return hosts.sort((a, b) => a.hostname.localeCompare(b.hostname));
+    }),
+  }));
+  if (hosts.length === 0) throw new Error('the stack has no VdsNode delivered over SSH: nothing to rehearse');
+  return hosts;
 }
 
 /**
@@ -114,7 +98,7 @@ export function fleetHostNumbers(hosts: readonly StackHost[], taken: ReadonlyMap
  * user's private networks (or any private range) left anywhere throws, naming it and where it is.
  */
 export function mapStackOntoFleet(
-  stackJson: unknown,
+  stack: SynthesizedStack,
   hosts: readonly StackHost[],
   placements: ReadonlyMap<string, FleetPlacement>,
   fleetCidr: string,
@@ -128,6 +112,10 @@ export function mapStackOntoFleet(
     addresses.set(h.privateAddress, placement.address);
     networks.set(canonicalCidr(h.privateNetwork), fleetCidr);
   }
+  // The networks the stack opens ports to besides its hosts (operators, other callers) are the
+  // fleet's network in the rehearsal: the fleet's hosts stand in for every caller.
+  const clientNetworks = [...stack.manifest.ensembles.flatMap((e) => e.clientNetworks), ...stack.manifest.services.flatMap((s) => s.clientNetworks)];
+  for (const cidr of clientNetworks) networks.set(canonicalCidr(cidr), fleetCidr);
   const mapText = (text: string) =>
     text.replace(IPV4, (literal: string, address: string, prefix?: string) => {
       if (prefix !== undefined) {
@@ -138,13 +126,14 @@ export function mapStackOntoFleet(
       }
       return addresses.get(address) ?? literal;
     });
-  const json = mapStrings(stackJson, mapText) as TerraformJson;
+  const json = mapStrings(stack.terraform, mapText) as TerraformJson;
   const byAddress = new Map([...placements.entries()].map(([hostname, p]) => [p.address, hostname]));
+  const hostOfResource = resourceHosts(stack.manifest);
 
   for (const [type, resources] of Object.entries(json.resource ?? {})) {
     for (const [name, resource] of Object.entries(resources)) {
       if (!resource.connection) continue;
-      const hostname = targetHost(resource, hosts) ?? byAddress.get(String(resource.connection.host));
+      const hostname = hostOfResource.get(`${type}.${name}`) ?? byAddress.get(String(resource.connection.host));
       if (hostname === undefined) {
         throw new Error(`${type}.${name} connects to ${JSON.stringify(resource.connection.host)}, which is no VdsNode's address in the stack: the rehearsal cannot tell which fleet host stands in for it`);
       }
@@ -155,7 +144,7 @@ export function mapStackOntoFleet(
   json.variable = { ...(json.variable ?? {}) };
   json.variable.ssh_private_key ??= { type: 'string', sensitive: true };
 
-  const left = unmappedAddresses(json, [...hosts.map((h) => h.privateNetwork), ...hosts.map((h) => `${h.privateAddress}/32`)]);
+  const left = unmappedAddresses(json, [...hosts.map((h) => h.privateNetwork), ...hosts.map((h) => `${h.privateAddress}/32`), ...clientNetworks]);
   if (left.length > 0) {
     throw new Error(
       `the stack still holds addresses the rehearsal does not map onto the fleet (it never sends traffic to them): ${left.slice(0, 10).map((l) => `${l.address} at ${l.where}`).join('; ')}${left.length > 10 ? `; and ${left.length - 10} more` : ''}`,
@@ -191,18 +180,14 @@ export function unmappedAddresses(json: unknown, networks: readonly string[]): A
   return found;
 }
 
-/** The host a resource with a connection acts on: by its staged files, else by its connection's address. */
-function targetHost(resource: TerraformResource, hosts: readonly StackHost[]): string | undefined {
-  const names = new Set(hosts.map((h) => h.hostname));
-  for (const provisioner of resource.provisioner ?? []) {
-    const destination = provisioner.file?.destination;
-    if (typeof destination !== 'string') continue;
-    const document = STAGED_DOCUMENT.exec(destination);
-    if (document && names.has(document[1])) return document[1];
-    const script = STAGED_SCRIPT.exec(destination);
-    if (script && script[1].startsWith(`${script[2]}-`) && names.has(script[1].slice(script[2].length + 1))) return script[1].slice(script[2].length + 1);
+/** The host each resource of the manifest acts on: its delivery, and the scripts run on it. */
+function resourceHosts(manifest: Manifest): Map<string, string> {
+  const hosts = new Map<string, string>();
+  for (const h of manifest.hosts) {
+    if (h.delivery) hosts.set(h.delivery.userData.resource, h.name);
+    for (const script of h.scripts) hosts.set(script.resource, h.name);
   }
-  return undefined;
+  return hosts;
 }
 
 /** A copy of the JSON value with `map` applied to every string, keys included. */
@@ -213,27 +198,6 @@ function mapStrings(value: unknown, map: (text: string) => string): unknown {
     return Object.fromEntries(Object.entries(value).map(([k, v]) => [map(k), mapStrings(v, map)]));
   }
   return value;
-}
-
-/** Each staged cloud-init document of the stack, by the host it is staged for. */
-function stagedDocuments(stackJson: unknown): Array<{ hostname: string; content: string }> {
-  const documents: Array<{ hostname: string; content: string }> = [];
-  const resources = (stackJson as TerraformJson).resource ?? {};
-  for (const group of [resources.null_resource ?? {}, resources.terraform_data ?? {}]) {
-    for (const resource of Object.values(group)) {
-      for (const provisioner of resource.provisioner ?? []) {
-        const file = provisioner.file as { content?: unknown; destination?: unknown } | undefined;
-        const staged = typeof file?.destination === 'string' ? STAGED_DOCUMENT.exec(file.destination) : null;
-        if (staged && typeof file?.content === 'string') documents.push({ hostname: staged[1], content: unescapeTemplate(file.content) });
-      }
-    }
-  }
-  return documents;
-}
-
-/** Terraform's escapes of literal `${` and `%{` undone; expressions (secrets) stay as text. */
-function unescapeTemplate(text: string): string {
-  return text.replace(/\$\{"(\$+)"\}\{/g, '$1{').replace(/%%\{/g, '%{');
 }
 
 function validAddress(address: string): boolean {

@@ -111,11 +111,11 @@ export class LocalMesh {
       throw new Error(`smartstack local needs ${missing.map(([p, pkg]) => `${p} (Debian package ${pkg})`).join(' and ')}: install with  sudo apt-get install -y ${missing.map(([, pkg]) => pkg.split(' ')[0]).join(' ')}`);
     }
     const stack = options.stack ?? onlyStack(options.outdir);
-    const stackJson = readSynthesizedStack(options.outdir, stack);
+    const synthesized = readSynthesizedStack(options.outdir, stack);
     this.variables = Object.fromEntries(
-      synthesizedDocumentVariables(stackJson).map((name) => [name, options.variables?.[name] ?? randomBytes(32).toString('hex')]),
+      synthesizedDocumentVariables(synthesized).map((name) => [name, options.variables?.[name] ?? randomBytes(32).toString('hex')]),
     );
-    const documents = readSynthesizedDocuments(stackJson, this.variables);
+    const documents = readSynthesizedDocuments(synthesized, this.variables);
     this.scripts = documents.flatMap((d) => [...d.scripts.entries()].map(([name, script]) => ({ hostname: d.hostname, name, script })));
     if (documents.length === 0) throw new Error(`stack ${stack} in ${options.outdir} has no VdsNode hosts`);
     this.ownsWorkdir = options.workdir === undefined;
