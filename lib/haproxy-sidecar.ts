@@ -8,7 +8,7 @@ import { renderHaproxyConfig } from './render/haproxy-config';
 import { NerveSpec, ProvidedServiceSpec, renderNerveConfig } from './render/nerve-config';
 import { ConsumedServiceSpec, renderSynapseConfig, synapseConfig, SynapseSpec } from './render/synapse-config';
 import { renderTemplate } from './render/template';
-import { configSafe } from './schema/config-safe';
+import { configSafe, Fail } from './schema/config-safe';
 import { deferUntilRead, runDeferred } from './deferred-work';
 import { SmartStackService } from './smartstack-service';
 import { ManifestBuilder } from './mesh-manifest';
@@ -637,7 +637,6 @@ export class HaproxySidecar extends Construct {
   }
 }
 
-type Fail = (field: string, value: unknown, reason: string) => Error;
 
 function serviceNames(services: SmartStackService[]): string {
   return services.map((s) => s.serviceName).join(', ');

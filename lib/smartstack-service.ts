@@ -2,7 +2,7 @@ import { TerraformStack } from 'cdktf';
 import { Construct } from 'constructs';
 import { HealthCheck, HealthCheckType } from './model/health-check';
 import { STATS_SECTION_NAME } from './render/synapse-config';
-import { configSafe } from './schema/config-safe';
+import { configSafe, Fail } from './schema/config-safe';
 import { addConstructWarning } from './construct-warning';
 import { runDeferred } from './deferred-work';
 import type { HaproxySidecar } from './haproxy-sidecar';
@@ -432,7 +432,6 @@ export class SmartStackService extends Construct {
   }
 }
 
-type Fail = (field: string, value: unknown, reason: string) => Error;
 
 function port(fail: Fail, field: string, value: number): number {
   if (!Number.isInteger(value) || value < 1 || value > 65535) throw fail(field, value, 'expected a TCP port 1-65535');

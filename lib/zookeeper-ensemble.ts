@@ -6,7 +6,7 @@ import { defaultHeapMiB, renderDynamicConfig, renderJavaEnv, renderMyid, renderS
 import { ApplyTimeSecrets } from './cloud-init/apply-time-secrets';
 import { FirewallRule } from './cloud-init/cloud-config';
 import { unitPath, ZOO_CFG, ZOO_CFG_DYNAMIC, ZOOKEEPER_CONFIG_DIR, ZOOKEEPER_LIVE_CONFIG_SUBDIR, ZOOKEEPER_MYID, ZOOKEEPER_UNIT } from './cloud-init/host-paths';
-import { configSafe, configUnsafeReason } from './schema/config-safe';
+import { configSafe, configUnsafeReason, Fail } from './schema/config-safe';
 import { addConstructWarning } from './construct-warning';
 import { ManifestBuilder } from './mesh-manifest';
 import { ManifestEnsemble } from './model/manifest';
@@ -619,7 +619,6 @@ export class ZookeeperEnsemble extends Construct {
   }
 }
 
-type Fail = (field: string, value: unknown, reason: string) => Error;
 
 /** The JVM flags that switch on digest authentication with SHA-256 and name the superuser. */
 function renderJvmAuthArgs(superDigest: string): string {

@@ -211,6 +211,9 @@ describe('smartstack rehearse (command line)', () => {
     const badNumber = run(outdir, '--load-seconds', '10s');
     expect(badNumber.status).toBe(2);
     expect(badNumber.stderr).toContain('--load-seconds 10s: expected a positive whole number');
-    expect(run(outdir, '--frobnicate').stderr).toContain("Unknown option '--frobnicate'");
+    expect(run(outdir, '--frobnicate').stderr).toContain("unknown option '--frobnicate'");
+    const typo = run(outdir, '--load-second', '5');
+    expect({ status: typo.status, stderr: typo.stderr }).toEqual({ status: 2, stderr: "smartstack rehearse: unknown option '--load-second'; did you mean '--load-seconds'?\n(smartstack rehearse --help shows the usage)\n" });
+    expect(run(outdir, outdir).stderr).toContain("unexpected argument '");
   });
 });

@@ -12,6 +12,7 @@ import { ConfigReader } from '../schema/config-reader';
 import { loadNerveConfig } from '../agent/nerve-config-loader';
 import { loadSynapseConfig } from '../agent/synapse-config-loader';
 import { readZookeeperCredentials } from '../schema/zookeeper-credentials';
+import { REHEARSAL_LOAD_DEFAULTS } from '../model/rehearsal-load';
 import { closestName, CommandSpec, OptionSpec, parseCommandLine, ParsedCommand, renderCommandHelp, renderMainHelp, UsageError } from './command-line';
 
 /** Exit codes: 0 done, 1 failed while running, 2 bad usage or config. */
@@ -145,9 +146,45 @@ const GRAPH: CommandSpec = {
 const REHEARSE: CommandSpec = {
   name: 'rehearse',
   summary: 'apply a synthesized stack to real Debian hosts on this machine, then a change under load',
-  description: 'See smartstack rehearse --help.',
-  positionals: [],
-  options: [],
+  description:
+    'Boots a real Debian 12 host on this machine for every VdsNode of a synthesized stack (systemd\n' +
+    'containers on a bridge of their own in 198.18.0.0/15; each host\'s private address mapped onto the\n' +
+    "fleet's /24, keeping the host part where it can, and the networks the stack opens ports to onto\n" +
+    "that /24; its disks by their /dev/disk/by-id/ names), applies the stack with terraform over SSH\n" +
+    'exactly as synthesized but for the addresses and the SSH host keys, starts a stand-in for every\n' +
+    'provided service that answers its health check, and shows the live status: hosts and roles, the\n' +
+    "ZooKeeper members' modes, the registered instances, what each consumer's HAProxy serves. No traffic\n" +
+    "ever goes to the stack's own addresses: an address the rehearsal cannot map stops it before\n" +
+    'anything boots, naming the address and where it is.\n' +
+    '\n' +
+    'With --then, a second synthesis of the same stack is applied onto the running fleet while a bounded\n' +
+    "load goes through every consumer's local port of each service, and the rehearsal reports per\n" +
+    'service the requests, the failed ones and the seconds until every provider was back in service\n' +
+    '(on every consumer, and stayed so for --stable-seconds), the server slots, and the fewest\n' +
+    'ZooKeeper members up meanwhile. New hosts of the second synthesis are booted before its apply;\n' +
+    'hosts it no longer has are powered off after it, as deleting their VMs would.\n' +
+    'Then it destroys the fleet and exits (0 when the apply succeeded and every provider is back).\n' +
+    'Without --then it runs until Ctrl-C. Ctrl-C or SIGTERM destroys the fleet at any point.',
+  positionals: [{ name: 'OUTDIR', description: 'the folder `cdktf synth` wrote', defaultText: 'cdktf.out' }],
+  options: [
+    { name: 'stack', value: 'NAME', description: 'the stack in OUTDIR', defaultText: 'the only one' },
+    { name: 'then', value: 'DIR', description: 'a second cdktf.out to apply under load' },
+    { name: 'then-stack', value: 'NAME', description: 'its stack', defaultText: '--stack, else the only one' },
+    { name: 'load-requests', value: 'N', description: 'at most N requests per consumer and service', defaultText: String(REHEARSAL_LOAD_DEFAULTS.loadRequests) },
+    { name: 'load-seconds', value: 'S', description: 'and for at most S seconds', defaultText: String(REHEARSAL_LOAD_DEFAULTS.loadSeconds) },
+    { name: 'settle-seconds', value: 'S', description: 'time the providers have after the apply to be back', defaultText: String(REHEARSAL_LOAD_DEFAULTS.settleSeconds) },
+    { name: 'stable-seconds', value: 'S', description: 'how long all must then stay in service to count as back', defaultText: String(REHEARSAL_LOAD_DEFAULTS.stableSeconds) },
+    { name: 'report', value: 'FILE', description: 'also write the report as JSON' },
+    { name: 'workdir', value: 'DIR', description: "the fleet's directory", defaultText: 'a new one under /var/tmp; removed at the end' },
+  ],
+  notes:
+    "Variables: ssh_private_key is the fleet's own key; every other variable is read from TF_VAR_<name>\n" +
+    'in the environment, and a sensitive one without a value (such as <ensemble>_secret) gets a random\n' +
+    'value for the run.\n' +
+    '\n' +
+    'Needs: root, systemd-nspawn (Debian package systemd-container), debootstrap, ssh, and terraform >= 1.4\n' +
+    'on the PATH. The first run builds the Debian image (a few minutes; cached in\n' +
+    '/var/cache/cdktf-smartstack/fleet).',
 };
 
 const COMMANDS: readonly CommandSpec[] = [NERVE, SYNAPSE, STATUS, LOCAL, GRAPH, REHEARSE];
@@ -163,7 +200,6 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     process.stderr.write(`smartstack ${first}: not on this host: the agents' package holds nerve, synapse and status; run 'smartstack ${first}' where the stack is synthesized\n`);
     return EXIT_USAGE;
   }
-  if (first === 'rehearse') return (await import('./rehearse')).runRehearse(rest);
   if (first === undefined) {
     process.stderr.write(renderMainHelp(COMMANDS));
     return EXIT_USAGE;
@@ -193,6 +229,10 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
         return await runSynapse(parsed);
       case 'status':
         return await runStatus(parsed);
+      case 'rehearse': {
+        const { runRehearse } = await import('./rehearse');
+        return await runRehearse(parsed);
+      }
       case 'graph': {
         const { runGraph } = await import('./graph-command');
         return runGraph(parsed);

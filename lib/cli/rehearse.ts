@@ -1,49 +1,9 @@
 import { spawnSync } from 'child_process';
 import { writeFileSync } from 'fs';
-import { parseArgs } from 'util';
-import { fleetPrerequisites } from '../fleet/fleet';
-import { ChangeReport, LoadReport, Rehearsal, RehearsalStatus } from '../fleet/rehearsal';
 import { renderStatus } from '../agent/registry-status';
-
-export const REHEARSE_USAGE = `usage: smartstack rehearse [cdktf.out] [--stack NAME] [--then SECOND_CDKTF_OUT] [options]
-
-Boots a real Debian 12 host on this machine for every VdsNode of a synthesized stack (systemd
-containers on a bridge of their own in 198.18.0.0/15; each host's private address mapped onto the
-fleet's /24, keeping the host part where it can; its disks by their /dev/disk/by-id/ names), applies
-the stack with terraform over SSH exactly as synthesized but for the addresses and the SSH host keys,
-starts a stand-in for every provided service that answers its health check, and shows the live
-status: hosts and roles, the ZooKeeper members' modes, the registered instances, what each
-consumer's HAProxy serves. No traffic ever goes to the stack's own addresses: an address the
-rehearsal cannot map stops it before anything boots, naming the address and where it is.
-
-With --then, a second synthesis of the same stack is applied onto the running fleet while a bounded
-load goes through every consumer's local port of each service, and the rehearsal reports per
-service the requests, the failed ones and the seconds until every provider was back in service
-(on every consumer, and stayed so for --stable-seconds), the server slots, and the fewest
-ZooKeeper members up meanwhile. New hosts of the second synthesis are booted before its apply;
-hosts it no longer has are powered off after it, as deleting their VMs would.
-Then it destroys the fleet and exits (0 when the apply succeeded and every provider is back).
-Without --then it runs until Ctrl-C. Ctrl-C or SIGTERM destroys the fleet at any point.
-
-options:
-  --stack NAME             the stack in cdktf.out (default: the only one)
-  --then DIR               a second cdktf.out to apply under load
-  --then-stack NAME        its stack (default: --stack, else the only one)
-  --load-requests N        at most N requests per consumer and service (default 20000)
-  --load-seconds S         and for at most S seconds (default 900)
-  --settle-seconds S       time the providers have after the apply to be back (default 120)
-  --stable-seconds S       how long all must then stay in service to count as back (default 20)
-  --report FILE            also write the report as JSON
-  --workdir DIR            the fleet's directory (default: a new one under /var/tmp; removed at the end)
-
-Variables: ssh_private_key is the fleet's own key; every other variable is read from TF_VAR_<name>
-in the environment, and a sensitive one without a value (such as <ensemble>_secret) gets a random
-value for the run.
-
-Needs: root, systemd-nspawn (Debian package systemd-container), debootstrap, ssh, and terraform >= 1.4
-on the PATH. The first run builds the Debian image (a few minutes; cached in
-/var/cache/cdktf-smartstack/fleet).
-`;
+import { fleetPrerequisites } from '../fleet/fleet';
+import { ChangeReport, LoadOptions, LoadReport, Rehearsal, RehearsalStatus } from '../fleet/rehearsal';
+import { ParsedCommand, UsageError } from './command-line';
 
 /** What this machine lacks to rehearse, one sentence each: the fleet's prerequisites and terraform. */
 export function rehearsePrerequisites(): string[] {
@@ -52,58 +12,25 @@ export function rehearsePrerequisites(): string[] {
   return missing;
 }
 
-/** `smartstack rehearse`; resolves with the exit code. */
-export async function runRehearse(argv: readonly string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: [...argv],
-      allowPositionals: true,
-      options: {
-        'stack': { type: 'string' },
-        'then': { type: 'string' },
-        'then-stack': { type: 'string' },
-        'load-requests': { type: 'string' },
-        'load-seconds': { type: 'string' },
-        'settle-seconds': { type: 'string' },
-        'stable-seconds': { type: 'string' },
-        'report': { type: 'string' },
-        'workdir': { type: 'string' },
-        'help': { type: 'boolean', short: 'h' },
-      },
-    });
-  } catch (e) {
-    process.stderr.write(`smartstack rehearse: ${(e as Error).message}\n\n${REHEARSE_USAGE}`);
-    return 2;
-  }
-  const { values, positionals } = parsed;
-  if (values.help) {
-    process.stdout.write(REHEARSE_USAGE);
-    return 0;
-  }
-  const words = positionals[0] === 'rehearse' ? positionals.slice(1) : positionals;
-  let load: { loadRequests: number; loadSeconds: number; settleSeconds: number; stableSeconds: number };
-  try {
-    if (words.length > 1) throw new Error(`one cdktf.out at a time; got ${words.join(' ')}`);
-    load = {
-      loadRequests: positiveInteger('--load-requests', values['load-requests'], 20000),
-      loadSeconds: positiveInteger('--load-seconds', values['load-seconds'], 900),
-      settleSeconds: positiveInteger('--settle-seconds', values['settle-seconds'], 120),
-      stableSeconds: positiveInteger('--stable-seconds', values['stable-seconds'], 20),
-    };
-  } catch (e) {
-    process.stderr.write(`smartstack rehearse: ${(e as Error).message}\n\n${REHEARSE_USAGE}`);
-    return 2;
-  }
+/** `smartstack rehearse`, its command line parsed (see REHEARSE in main.ts); resolves with the exit code. */
+export async function runRehearse(args: ParsedCommand): Promise<number> {
+  const option = (name: string) => args.values[name] as string | undefined;
+  const load: LoadOptions = {
+    loadRequests: positiveInteger('--load-requests', option('load-requests')),
+    loadSeconds: positiveInteger('--load-seconds', option('load-seconds')),
+    settleSeconds: positiveInteger('--settle-seconds', option('settle-seconds')),
+    stableSeconds: positiveInteger('--stable-seconds', option('stable-seconds')),
+  };
+  const outdir = args.positionals[0] ?? 'cdktf.out';
 
   let rehearsal: Rehearsal;
   try {
     const given = Object.fromEntries(Object.entries(process.env).filter(([k, v]) => k.startsWith('TF_VAR_') && v !== undefined).map(([k, v]) => [k.slice(7), v!]));
     rehearsal = new Rehearsal({
-      outdir: words[0] ?? 'cdktf.out',
-      stack: values.stack,
+      outdir,
+      stack: option('stack'),
       variables: given,
-      fleet: values.workdir ? { workDir: values.workdir } : undefined,
+      fleet: option('workdir') ? { workDir: option('workdir')! } : undefined,
       log: (line) => process.stderr.write(`${line}\n`),
     });
     // The stack is checked first: its own mistakes are named whatever the machine has.
@@ -135,7 +62,7 @@ export async function runRehearse(argv: readonly string[]): Promise<number> {
       return 1;
     }
     process.stderr.write(`applied in ${apply.seconds.toFixed(0)} s\n`);
-    if (!values.then) {
+    if (!option('then')) {
       // Runs until Ctrl-C or SIGTERM, the normal end of a rehearsal without --then.
       await liveTable(rehearsal, stopped).catch((e: Error) => {
         if (!interrupted) throw e;
@@ -146,8 +73,8 @@ export async function runRehearse(argv: readonly string[]): Promise<number> {
     let [lastLine, lastAt] = ['', 0];
     const report = await Promise.race([
       rehearsal.change({
-        outdir: values.then,
-        stack: values['then-stack'] ?? values.stack,
+        outdir: option('then')!,
+        stack: option('then-stack') ?? option('stack'),
         ...load,
         onSample: (t, consumers) => {
           // A line when what the consumers serve changes, and every 15 s.
@@ -163,7 +90,7 @@ export async function runRehearse(argv: readonly string[]): Promise<number> {
     if (report.applyExitCode !== 0) process.stderr.write(`${report.applyOutput.slice(-6000)}\n${await rehearsal.diagnose(report.applyOutput)}\n`);
     process.stdout.write(renderRehearsalStatus(await rehearsal.status()));
     process.stdout.write(renderChangeReport(report));
-    if (values.report) writeFileSync(values.report, `${JSON.stringify({ ...report, applyOutput: undefined }, null, 2)}\n`);
+    if (option('report')) writeFileSync(option('report')!, `${JSON.stringify({ ...report, applyOutput: undefined }, null, 2)}\n`);
     return report.applyExitCode === 0 && report.services.every((s) => s.backInServiceSeconds !== null) ? 0 : 1;
   } catch (e) {
     if (interrupted) return 130;
@@ -244,9 +171,10 @@ export function renderLoadReport(headline: string, report: LoadReport): string {
   return lines.join('\n') + '\n';
 }
 
-function positiveInteger(flag: string, raw: string | undefined, fallback: number): number {
-  if (raw === undefined) return fallback;
-  if (!/^[1-9][0-9]*$/.test(raw)) throw new Error(`${flag} ${raw}: expected a positive whole number`);
+/** A given option's whole number; undefined when not given, so the rehearsal's default applies. */
+function positiveInteger(flag: string, raw: string | undefined): number | undefined {
+  if (raw === undefined) return undefined;
+  if (!/^[1-9][0-9]*$/.test(raw)) throw new UsageError(`${flag} ${raw}: expected a positive whole number`, 'rehearse');
   return Number(raw);
 }
 

@@ -1,5 +1,6 @@
 import { spawn } from 'child_process';
 import { appendFileSync } from 'fs';
+import { signalProcessGroup } from '../agent/process-group';
 
 /** What a finished program left behind. */
 export interface CommandResult {
@@ -59,13 +60,7 @@ export function runBounded(argv: readonly string[], options: CommandOptions): Pr
     child.stdin.end(options.input ?? '');
     const timer = setTimeout(() => {
       timedOut = true;
-      if (child.pid !== undefined) {
-        try {
-          process.kill(-child.pid, 'SIGKILL');
-        } catch {
-          child.kill('SIGKILL');
-        }
-      }
+      if (!signalProcessGroup(child.pid, 'SIGKILL')) child.kill('SIGKILL');
     }, options.timeoutMs);
     child.on('error', (error) => {
       clearTimeout(timer);

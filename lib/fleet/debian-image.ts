@@ -3,6 +3,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, 
 import { join } from 'path';
 import { runChecked } from './bounded-command';
 import { isAlive, processRef, ProcessRef, sleep } from './owned-process';
+import { signalProcessGroup } from '../agent/process-group';
 
 /** Packages the roles' hosts get in the image, so an apply finds them installed and needs no archive. */
 export const FLEET_IMAGE_PACKAGES: readonly string[] = [
@@ -240,11 +241,7 @@ function takeLock(cacheDir: string, key: string): boolean {
     }
     if (isAlive(held.owner)) return false;
     if (held.worker && isAlive(held.worker)) {
-      try {
-        process.kill(-held.worker.pid, 'SIGKILL');
-      } catch {
-        // gone in between
-      }
+      signalProcessGroup(held.worker.pid, 'SIGKILL');
       return false; // taken over at the next poll, once the group is gone
     }
     unlinkSync(path);

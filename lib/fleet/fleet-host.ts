@@ -7,6 +7,7 @@ import { FleetNetwork } from './fleet-network';
 import { FleetState, HostRecord, loopDevicesOf } from './fleet-state';
 import { hostCgroupDirs, makeHostCgroups } from './host-cgroup';
 import { containerInitOf, killRecorded, processRef, ProcessRef, sleep, waitGone } from './owned-process';
+import { shellQuote } from '../render/shell-word';
 
 /** A data disk: a sparse file on a loop device, seen inside the host as `/dev/disk/by-id/<id>`. */
 export interface FleetDiskSpec {
@@ -419,7 +420,3 @@ function runSync(argv: string[]): { status: number | null; output: string } {
   return { status: r.status, output: `${r.stdout ?? ''}${r.stderr ?? ''}` };
 }
 
-/** Single-quotes a word for sh. */
-export function shellQuote(word: string): string {
-  return `'${word.replace(/'/g, "'\\''")}'`;
-}

@@ -5,6 +5,7 @@ import { parse } from 'yaml';
 import { isInService, parseServersState } from '../agent/haproxy-runtime';
 import { MemberStatus, RegistryStatus } from '../agent/registry-status';
 import { CREDENTIALS_DIR } from '../cloud-init/host-paths';
+import { REHEARSAL_LOAD_DEFAULTS } from '../model/rehearsal-load';
 import { readSynthesizedDocuments, readSynthesizedStack, SynthesizedHostDocument, SynthesizedStack } from '../cloud-init/synthesized-documents';
 import { NerveConfig } from '../schema/nerve-config';
 import { SynapseConfig } from '../schema/synapse-config';
@@ -64,13 +65,13 @@ export interface RehearsalStatus {
 
 /** The bounded load sent through every consumer's local ports while something changes. */
 export interface LoadOptions {
-  /** Bound of the load, in requests per consumer and service. @default 20000 */
+  /** Bound of the load, in requests per consumer and service. @default REHEARSAL_LOAD_DEFAULTS.loadRequests */
   readonly loadRequests?: number;
-  /** Bound of the load in time. @default 900 s */
+  /** Bound of the load in time, in seconds. @default REHEARSAL_LOAD_DEFAULTS.loadSeconds */
   readonly loadSeconds?: number;
-  /** How long after the change the providers may take to be back in service. @default 120 s */
+  /** Seconds after the change the providers may take to be back in service. @default REHEARSAL_LOAD_DEFAULTS.settleSeconds */
   readonly settleSeconds?: number;
-  /** How long every provider must stay in service to count as back (a flapping server does not). @default 20 s */
+  /** Seconds every provider must stay in service to count as back (a flapping server does not). @default REHEARSAL_LOAD_DEFAULTS.stableSeconds */
   readonly stableSeconds?: number;
   /** Called with each sample of the consumers' HAProxy view (about once a second). */
   readonly onSample?: (elapsedSeconds: number, consumers: ConsumerServiceStatus[]) => void;
@@ -331,10 +332,10 @@ export class Rehearsal {
     options: LoadOptions,
     act: () => Promise<boolean>,
   ): Promise<LoadReport> {
-    const loadRequests = options.loadRequests ?? 20000;
-    const loadSeconds = options.loadSeconds ?? 900;
-    const settleMs = (options.settleSeconds ?? 120) * 1000;
-    const stableMs = (options.stableSeconds ?? 20) * 1000;
+    const loadRequests = options.loadRequests ?? REHEARSAL_LOAD_DEFAULTS.loadRequests;
+    const loadSeconds = options.loadSeconds ?? REHEARSAL_LOAD_DEFAULTS.loadSeconds;
+    const settleMs = (options.settleSeconds ?? REHEARSAL_LOAD_DEFAULTS.settleSeconds) * 1000;
+    const stableMs = (options.stableSeconds ?? REHEARSAL_LOAD_DEFAULTS.stableSeconds) * 1000;
     const targets = loadTargets(before, after);
     if (targets.length === 0) this.log('no consumer consumes a service in both syntheses: it runs without load');
     const stopFile = (t: LoadTarget) => `/run/smartstack-rehearsal-load-${t.service}.stop`;

@@ -1,6 +1,7 @@
 import { appendFileSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'fs';
 import { join } from 'path';
 import { runBounded } from './bounded-command';
+import { signalProcessGroup } from '../agent/process-group';
 
 /**
  * These machines have terraform but no network to fetch the null provider. The built-in
@@ -178,13 +179,7 @@ export class TerraformWorkspace {
 
   /** Kills the terraform commands still running (their process groups), e.g. when the hosts go away. */
   public kill(): void {
-    for (const pid of this.running) {
-      try {
-        process.kill(-pid, 'SIGKILL');
-      } catch {
-        // Already gone.
-      }
-    }
+    for (const pid of this.running) signalProcessGroup(pid, 'SIGKILL');
   }
 
   /** True when the state holds resources (an apply has made something). */

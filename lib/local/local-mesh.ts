@@ -4,6 +4,7 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, 
 import { tmpdir } from 'os';
 import { join } from 'path';
 import { HaproxyMaster, HaproxyProcessList, HaproxyRuntime } from '../agent/haproxy-runtime';
+import { signalProcessGroup } from '../agent/process-group';
 import { MemberStatus, RegisteredInstance, RegistryStatus, registryStatus } from '../agent/registry-status';
 import { CREDENTIALS_DIR, HAPROXY_BOOTSTRAP, NERVE_CONFIG, NERVE_UNIT, SYNAPSE_CONFIG, SYNAPSE_UNIT, unitPath, ZOO_CFG, ZOO_CFG_DYNAMIC, ZOOKEEPER_LIVE_CONFIG_SUBDIR, ZOOKEEPER_MYID, ZOOKEEPER_UNIT } from '../cloud-init/host-paths';
 import { readSynthesizedDocuments, readSynthesizedStack, synthesizedDocumentVariables } from '../cloud-init/synthesized-documents';
@@ -453,13 +454,7 @@ function loadCredentials(host: LoopbackHost, unit: string): void {
 
 /** Signals a process's whole group (it leads one: see spawn); false when none of it is left. */
 function killGroup(child: ChildProcess, signal: NodeJS.Signals | 0): boolean {
-  if (child.pid === undefined) return false;
-  try {
-    process.kill(-child.pid, signal);
-    return true;
-  } catch {
-    return false;
-  }
+  return signalProcessGroup(child.pid, signal);
 }
 
 /**
