@@ -9,7 +9,7 @@ import { dirname, join, relative } from 'path';
 import * as ts from 'typescript';
 import { REPO_ROOT } from './subprocess';
 
-const SOURCE_DIRS = ['lib', 'bench', 'examples'];
+const SOURCE_DIRS = ['lib', 'bench', 'examples', 'bin'];
 
 function walk(dir: string, out: string[] = []): string[] {
   if (!existsSync(dir)) return out;

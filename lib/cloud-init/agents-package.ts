@@ -43,9 +43,8 @@ export const AGENT_FOLDERS: readonly string[] = ['lib/agent', 'lib/render', 'lib
  */
 export function buildAgentsPackage(root: string): AgentsPackage {
   const manifest = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
-  if (!existsSync(join(root, 'lib', 'cli', 'main.js'))) {
-    throw new Error(`the agents' package cannot be built: ${join(root, 'lib', 'cli', 'main.js')} is missing (run the build first)`);
-  }
+  const missing = AGENT_FILES.find((file) => !existsSync(join(root, file)));
+  if (missing !== undefined) throw new Error(`the agents' package cannot be built: ${join(root, missing)} is missing (run the build first)`);
   const entries: TarEntry[] = [];
   // The host needs only what runs: the manifest without the construct side's peer dependencies.
   const hostManifest = { name: manifest.name, version: manifest.version, license: manifest.license, main: manifest.main, bin: manifest.bin, dependencies: manifest.dependencies };
