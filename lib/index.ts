@@ -4,5 +4,6 @@ export * from './cloud-init/apply-time-secrets';
 export * from './zookeeper-ensemble';
 export * from './model/health-check';
 export * from './smartstack-service';
+export * from './agent-runtime';
 export * from './haproxy-sidecar';
 export * from './model/validation-error';

@@ -1,10 +1,10 @@
-import { readFileSync, renameSync, writeFileSync } from 'fs';
+import { renameSync, writeFileSync } from 'fs';
 import { join } from 'path';
 import { IStackSynthesizer, ISynthesisSession, TerraformStack } from 'cdktf';
 import { IConstruct } from 'constructs';
+import { PACKAGE } from './package-info';
 import { Manifest, MANIFEST_FILE, MANIFEST_VERSION, ManifestEnsemble, ManifestHost, ManifestRole, ManifestService, ManifestSidecar } from './model/manifest';
 
-const PACKAGE: { name: string; version: string } = JSON.parse(readFileSync(join(__dirname, '..', 'package.json'), 'utf8'));
 
 /**
  * What the constructs of a stack tell the manifest, collected at synth. Each construct describes
