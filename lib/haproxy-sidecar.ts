@@ -12,6 +12,7 @@ import { configSafe, Fail } from './schema/config-safe';
 import { deferUntilRead, runDeferred } from './deferred-work';
 import { SmartStackService } from './smartstack-service';
 import { ManifestBuilder } from './mesh-manifest';
+import { MeshRecords } from './mesh-records';
 import { ManifestSidecar } from './model/manifest';
 import { ValidationError } from './model/validation-error';
 import { VdsNode } from './vds-node';
@@ -176,7 +177,7 @@ export class HaproxySidecar extends Construct {
       host.reservePort(this.runtime.synapseMetricsPort, this, 'runtime.synapseMetricsPort');
     }
 
-    SmartStackService._sidecarCreated(host, this);
+    MeshRecords.of(this).addSidecar(host, this);
     // A service created later may still name this host: whether there is work is known at synth.
     this.node.addValidation({ validate: () => this.validateHasWork() });
     // Written once every service exists, at the place in the host's steps, rules and checks the
@@ -459,7 +460,7 @@ export class HaproxySidecar extends Construct {
       }
       provided.set(service, `provides[${i}]`);
     });
-    for (const c of SmartStackService._declaredOn(host)) {
+    for (const c of MeshRecords.of(host).servicesDeclaredOn(host)) {
       if (!provided.has(c)) provided.set(c, `provides[${c.serviceName}]`);
     }
     return provided;

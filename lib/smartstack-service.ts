@@ -1,4 +1,3 @@
-import { TerraformStack } from 'cdktf';
 import { Construct } from 'constructs';
 import { HealthCheck, HealthCheckType } from './model/health-check';
 import { STATS_SECTION_NAME } from './render/synapse-config';
@@ -7,6 +6,7 @@ import { addConstructWarning } from './construct-warning';
 import { runDeferred } from './deferred-work';
 import type { HaproxySidecar } from './haproxy-sidecar';
 import { ManifestBuilder } from './mesh-manifest';
+import { MeshRecords } from './mesh-records';
 import { ManifestService } from './model/manifest';
 import { ValidationError } from './model/validation-error';
 import { VdsNode } from './vds-node';
@@ -168,18 +168,6 @@ const RETRY_ON = [
   '401', '403', '404', '408', '425', '500', '501', '502', '503', '504',
 ];
 
-// Lookups the constructs need per host and per stack, kept here instead of walking the construct
-// tree for every host (which makes synth quadratic in the number of hosts).
-const declaredProviders = new WeakMap<VdsNode, SmartStackService[]>();
-const servicesByStack = new WeakMap<TerraformStack, SmartStackService[]>();
-const sidecarsByHost = new WeakMap<VdsNode, HaproxySidecar>();
-
-function lookup<K extends object>(map: WeakMap<K, SmartStackService[]>, key: K): SmartStackService[] {
-  let list = map.get(key);
-  if (!list) map.set(key, (list = []));
-  return list;
-}
-
 /**
  * One logical service of the mesh: its name, where its instances listen and register, how they are
  * checked, and how the consumers' HAProxy treats them. Hosts provide or consume it through a
@@ -275,7 +263,7 @@ export class SmartStackService extends Construct {
         if (!VdsNode.isVdsNode(host)) throw fail(`providers[${i}]`, String(host), 'expected a VdsNode');
         const j = providers.indexOf(host);
         if (j !== i) throw fail(`providers[${i}]`, host.hostname, `the same host as providers[${j}]`);
-        const sidecar = sidecarsByHost.get(host);
+        const sidecar = MeshRecords.of(this).sidecarOf(host);
         if (sidecar?._isAddedToHosts()) {
           throw fail(
             `providers[${i}]`,
@@ -291,9 +279,8 @@ export class SmartStackService extends Construct {
     this.checkUniqueInStack(fail);
     earlierSidecars.forEach((sidecar) => sidecar._checkLateProvided(this));
     // Recorded only once every check has passed: a rejected service leaves nothing behind.
-    lookup(servicesByStack, TerraformStack.of(this)).push(this);
+    MeshRecords.of(this).addService(this);
     this.ensemble._addService(this);
-    for (const host of this.providers ?? []) lookup(declaredProviders, host).push(this);
     earlierSidecars.forEach((sidecar) => sidecar._addLateProvided(this));
     this.node.addValidation({ validate: () => this.validateTopology() });
   }
@@ -374,7 +361,7 @@ export class SmartStackService extends Construct {
 
   /** Names, discovery paths and local ports are the mesh's addresses: two services cannot share one. */
   private checkUniqueInStack(fail: (field: string, value: unknown, reason: string) => Error): void {
-    const others = servicesByStack.get(TerraformStack.of(this)) ?? [];
+    const others = MeshRecords.of(this).services;
     for (const other of others) {
       if (other.serviceName === this.serviceName) {
         throw fail('serviceName', this.serviceName, `already the name of ${other.node.path}`);
@@ -386,23 +373,6 @@ export class SmartStackService extends Construct {
         throw fail('localPort', this.localPort, `already the local port of ${other.node.path} (${other.serviceName}); a host consuming both could not bind it twice`);
       }
     }
-  }
-
-  /**
-   * Records that a host has its sidecar, which takes the services declared on the host until now
-   * and is handed those declared later.
-   * @internal
-   */
-  public static _sidecarCreated(host: VdsNode, sidecar: HaproxySidecar): void {
-    sidecarsByHost.set(host, sidecar);
-  }
-
-  /**
-   * The services that name the host in their `providers`.
-   * @internal
-   */
-  public static _declaredOn(host: VdsNode): SmartStackService[] {
-    return declaredProviders.get(host) ?? [];
   }
 
   /** Runs at synth, when every sidecar exists. */

@@ -14,7 +14,7 @@ import { shellQuote } from './render/shell-word';
 import { escapeTerraformTemplate, sha256Hex } from './render/terraform-string';
 import { renderTemplate } from './render/template';
 import { configSafe, configUnsafeReason } from './schema/config-safe';
-import { claimHostIdentity } from './stack-hosts';
+import { MeshRecords } from './mesh-records';
 import { addConstructWarning } from './construct-warning';
 import { runDeferred, runDeferredAtSynth } from './deferred-work';
 import { ListWithPlaces } from './cloud-init/list-with-places';
@@ -108,7 +108,6 @@ export interface ReadinessCheck {
 
 const STABLE_DEVICE = /^\/dev\/disk\/by-(id|uuid|path|label|partuuid)\//;
 const NULL_PROVIDER_ID = 'smartstack-null-provider';
-const stacksWithNullProvider = new WeakSet<TerraformStack>();
 const SSH_KEY_VARIABLE_ID = 'ssh_private_key';
 const AGENTS_ASSET_ID = 'smartstack-agents-package';
 
@@ -188,7 +187,7 @@ export class VdsNode extends Construct {
     this.disks = [...(props.disks ?? [])];
     this.validateDisks(fail);
     // Last of the checks: a rejected host claims nothing.
-    claimHostIdentity(this, this.hostname, this.privateAddress, fail);
+    MeshRecords.of(this).claimHost(this, fail);
     this.cloudConfig = new CloudConfig();
     // Sidecars add to the documents once every service that names their hosts exists.
     this.cloudConfig._beforeRead(() => runDeferred(this));
@@ -433,9 +432,10 @@ export class VdsNode extends Construct {
   private deliverOverSsh(sshPort: number, sshPrivateKey?: string, sshHostKey?: string): TerraformResource {
     const stack = TerraformStack.of(this);
     // The stack is searched once for a NullProvider of the user's; a second one would clash.
-    if (!stacksWithNullProvider.has(stack)) {
+    const records = MeshRecords.of(stack);
+    if (!records.hasNullProvider) {
       if (!stack.node.findAll().some((c) => c instanceof nullProvider.NullProvider)) new nullProvider.NullProvider(stack, NULL_PROVIDER_ID);
-      stacksWithNullProvider.add(stack);
+      records.hasNullProvider = true;
     }
     const privateKey = sshPrivateKey ?? sshKeyVariable(stack).stringValue;
     const staging = `/tmp/smartstack-${this.hostname}`;
