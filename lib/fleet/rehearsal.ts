@@ -1,16 +1,15 @@
-import { randomBytes } from 'crypto';
-import { cpSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'fs';
+import { cpSync, mkdirSync, readdirSync, writeFileSync } from 'fs';
 import { join } from 'path';
-import { parse } from 'yaml';
 import { isInService, parseServersState } from '../agent/haproxy-runtime';
 import { MemberStatus, RegistryStatus } from '../agent/registry-status';
 import { CREDENTIALS_DIR } from '../cloud-init/host-paths';
 import { REHEARSAL_LOAD_DEFAULTS } from '../model/rehearsal-load';
-import { readSynthesizedDocuments, readSynthesizedStack, SynthesizedHostDocument, SynthesizedStack } from '../cloud-init/synthesized-documents';
-import { NerveConfig } from '../schema/nerve-config';
+import { readSynthesizedDocuments, SynthesizedHostDocument } from '../cloud-init/synthesized-documents';
 import { SynapseConfig } from '../schema/synapse-config';
 import { diagnoseApply } from './apply-diagnosis';
 import { consumerLoadScript, LoadResult, parseLoadOutput } from './consumer-load';
+import { allInService, ConsumerServiceStatus, convergence, lastSince } from './rehearsal-measures';
+import { loadTargets, LoadTarget, memberDocuments, providerHosts, ReadStack, readStack, roles, sidecarFile, stackVariables } from './stack-documents';
 import { Fleet, FleetOptions } from './fleet';
 import { serviceBackends, serviceBackendScript } from './service-backend';
 import { FleetPlacement, fleetHostNumbers, mapStackOntoFleet, StackHost, stackHosts } from './stack-address-map';
@@ -41,18 +40,6 @@ export interface RehearsalHostStatus {
   readonly privateAddress: string;
   /** `zookeeper member`, `provides S`, `consumes S`. */
   readonly roles: string[];
-}
-
-/** One consumer's HAProxy view of one service. */
-export interface ConsumerServiceStatus {
-  readonly hostname: string;
-  readonly service: string;
-  /** Servers with an address, from `show servers state`. */
-  readonly servers: Array<{ readonly address: string; readonly port: number; readonly up: boolean }>;
-  /** Server slots of the backend, empty ones included. */
-  readonly slots: number;
-  /** Why the admin socket could not be read. */
-  readonly error?: string;
 }
 
 export interface RehearsalStatus {
@@ -546,151 +533,9 @@ export class Rehearsal {
   }
 }
 
-/** A stack as the rehearsal reads it: its folder, manifest and Terraform. */
-export type ReadStack = SynthesizedStack & { readonly dir: string };
-
-/** Reads a stack of `cdktf.out/stacks/`; without a name, the only stack there is. */
-export function readStack(outdir: string, stack?: string): ReadStack {
-  const stacksDir = join(outdir, 'stacks');
-  const stacks = existsSync(stacksDir) ? readdirSync(stacksDir).filter((s) => existsSync(join(stacksDir, s, 'cdk.tf.json'))) : [];
-  if (stack === undefined) {
-    if (stacks.length !== 1) {
-      throw new Error(stacks.length === 0 ? `${outdir} holds no synthesized stack (no stacks/<name>/cdk.tf.json): run cdktf synth first` : `${outdir} holds ${stacks.length} stacks (${stacks.join(', ')}): choose one with --stack`);
-    }
-    stack = stacks[0];
-  } else if (!stacks.includes(stack)) {
-    throw new Error(`--stack ${stack}: ${outdir} has no such stack (it has ${stacks.join(', ') || 'none'})`);
-  }
-  return readSynthesizedStack(outdir, stack);
-}
-
-/**
- * The values the stack's variables are applied with: given ones, random ones for sensitive variables
- * without a value, none for those with a default; `ssh_private_key` is the fleet's and left out.
- */
-export function stackVariables(stackJson: unknown, given: Record<string, string>): { values: Record<string, string>; generated: string[] } {
-  const declared = ((stackJson as { variable?: Record<string, { sensitive?: boolean; default?: unknown }> }).variable) ?? {};
-  const values: Record<string, string> = {};
-  const generated: string[] = [];
-  for (const [name, v] of Object.entries(declared)) {
-    if (name === 'ssh_private_key') continue;
-    if (given[name] !== undefined) values[name] = given[name];
-    else if (v.default !== undefined) continue;
-    else if (v.sensitive) {
-      values[name] = randomBytes(32).toString('hex');
-      generated.push(name);
-    } else throw new Error(`variable ${name} has no default and no value: give it as TF_VAR_${name} in the environment`);
-  }
-  return { values, generated };
-}
-
-interface LoadTarget {
-  readonly hostname: string;
-  readonly service: string;
-  readonly url: string;
-}
-
-/** Each consumer's local port of each service it consumes in both syntheses, with a path its providers check. */
-function loadTargets(before: readonly SynthesizedHostDocument[], after: readonly SynthesizedHostDocument[]): LoadTarget[] {
-  const checkUri = new Map<string, string>();
-  for (const doc of after) {
-    const nerve = sidecarFile(doc, 'nerveConfig');
-    if (nerve === undefined) continue;
-    for (const [service, s] of Object.entries((JSON.parse(nerve) as NerveConfig).services)) {
-      const uri = (s.checks ?? []).find((c) => c.type === 'http' && c.uri)?.uri;
-      if (uri && !checkUri.has(service)) checkUri.set(service, uri);
-    }
-  }
-  const consumed = (doc: SynthesizedHostDocument | undefined) => {
-    const text = doc && sidecarFile(doc, 'synapseConfig');
-    return text === undefined ? {} : (JSON.parse(text) as SynapseConfig).services;
-  };
-  const targets: LoadTarget[] = [];
-  for (const doc of after) {
-    const now = consumed(doc);
-    const then = consumed(before.find((d) => d.hostname === doc.hostname));
-    for (const [service, s] of Object.entries(now)) {
-      if (!then[service] || s.haproxy.port === undefined) continue;
-      const address = s.haproxy.bind_address && s.haproxy.bind_address !== '0.0.0.0' ? s.haproxy.bind_address : '127.0.0.1';
-      targets.push({ hostname: doc.hostname, service, url: `http://${address}:${s.haproxy.port}${checkUri.get(service) ?? '/'}` });
-    }
-  }
-  return targets;
-}
-
-/** Every provider of each service (`address:port`) and its host, from the nerve configurations. */
-function providerHosts(documents: readonly SynthesizedHostDocument[]): Map<string, Array<{ hostname: string; provider: string }>> {
-  const providers = new Map<string, Array<{ hostname: string; provider: string }>>();
-  for (const doc of documents) {
-    const nerve = sidecarFile(doc, 'nerveConfig');
-    if (nerve === undefined) continue;
-    for (const [service, s] of Object.entries((JSON.parse(nerve) as NerveConfig).services)) {
-      providers.set(service, [...(providers.get(service) ?? []), { hostname: doc.hostname, provider: `${s.host}:${s.port}` }]);
-    }
-  }
-  return providers;
-}
-
-/** Seconds from `since` until the samples held `holds` for good; null when the last one does not. */
-function lastSince<T extends { at: number }>(samples: readonly T[], since: number, holds: (x: T) => boolean): number | null {
-  if (samples.length === 0 || !holds(samples[samples.length - 1])) return null;
-  let i = samples.length - 1;
-  while (i > 0 && holds(samples[i - 1])) i--;
-  return Math.max(0, samples[i].at - since) / 1000;
-}
-
-/** Every provider is an up server of the service's backend on every consumer of it. */
-export function allInService(service: string, providers: readonly string[], consumers: readonly ConsumerServiceStatus[]): boolean {
-  const views = consumers.filter((c) => c.service === service);
-  if (views.length === 0 || providers.length === 0) return false;
-  return views.every((v) => v.error === undefined && providers.every((p) => v.servers.some((s) => s.up && `${s.address}:${s.port}` === p)));
-}
-
-/** From samples of "every provider in service": when it held for good, and for how long it did not. */
-export function convergence(samples: ReadonlyArray<{ at: number; ok: boolean }>, since: number): { backInServiceSeconds: number | null; outOfServiceSeconds: number } {
-  let out = 0;
-  for (let i = 0; i + 1 < samples.length; i++) if (!samples[i].ok) out += samples[i + 1].at - samples[i].at;
-  const last = samples[samples.length - 1];
-  if (!last || !last.ok) return { backInServiceSeconds: null, outOfServiceSeconds: out / 1000 };
-  let i = samples.length - 1;
-  while (i > 0 && samples[i - 1].ok) i--;
-  const back = i === 0 || samples[i - 1].at < since ? 0 : Math.max(0, samples[i].at - since);
-  return { backInServiceSeconds: back / 1000, outOfServiceSeconds: out / 1000 };
-}
-
-function memberDocuments(documents: readonly SynthesizedHostDocument[]): Array<{ doc: SynthesizedHostDocument; address: string; port: number }> {
-  return documents.flatMap((doc) => {
-    const member = doc.host.zookeeper;
-    if (member === undefined) return [];
-    const zooCfg = documentFile(doc, member.config) ?? '';
-    return [{ doc, address: doc.privateAddress, port: Number(/^clientPort=(\d+)$/m.exec(zooCfg)?.[1] ?? 2181) }];
-  });
-}
-
-function roles(doc: SynthesizedHostDocument): string[] {
-  const r: string[] = [];
-  if (doc.host.roles.includes('zookeeper-member')) r.push('zookeeper member');
-  const nerve = sidecarFile(doc, 'nerveConfig');
-  if (nerve !== undefined) r.push(...Object.keys((JSON.parse(nerve) as NerveConfig).services).map((s) => `provides ${s}`));
-  const synapse = sidecarFile(doc, 'synapseConfig');
-  if (synapse !== undefined) r.push(...Object.keys((JSON.parse(synapse) as SynapseConfig).services).map((s) => `consumes ${s}`));
-  return r;
-}
-
-function writeFiles(doc: SynthesizedHostDocument): Array<{ path: string; content?: string }> {
-  return ((parse(doc.userData) ?? {}) as { write_files?: Array<{ path: string; content?: string }> }).write_files ?? [];
-}
-
-function documentFile(doc: SynthesizedHostDocument, path: string): string | undefined {
-  return writeFiles(doc).find((f) => f.path === path)?.content;
-}
-
-/** The content of an agent's config file, where the manifest says the host's sidecar has it. */
-function sidecarFile(doc: SynthesizedHostDocument, file: 'nerveConfig' | 'synapseConfig'): string | undefined {
-  const path = doc.host.sidecar?.[file];
-  return path === undefined ? undefined : documentFile(doc, path);
-}
-
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
+
+export { allInService, convergence, readStack, stackVariables };
+export type { ConsumerServiceStatus };
