@@ -1,8 +1,8 @@
 import { spawnSync } from 'child_process';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'fs';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
-import { agentsPackage, buildAgentsPackage } from '../lib/cloud-init/agents-package';
+import { AGENT_FILES, AGENT_FOLDERS, agentsPackage, buildAgentsPackage, prebuiltAgentsPackage, writeAgentsPackage } from '../lib/cloud-init/agents-package';
 
 /** The agents' package a sidecar host receives, unpacked by GNU tar and run with nothing else around it. */
 describe("the agents' package", () => {
@@ -13,6 +13,32 @@ describe("the agents' package", () => {
     const again = buildAgentsPackage(join(__dirname, '..'));
     expect(again.archive.equals(agentsPackage().archive)).toBe(true);
     expect(spawnSync('sha256sum', { input: again.archive, encoding: 'utf8' }).stdout.split(' ')[0]).toBe(again.sha256);
+  });
+
+  test("the build's archive is the one a synthesis would make, and is not used once a file it is made of is newer", () => {
+    // A copy of the package's files inside the repository, so that its dependencies resolve as here.
+    const root = mkdtempSync(join(__dirname, '..', '.tmp-agents-'));
+    try {
+      cpSync(join(__dirname, '..', 'package.json'), join(root, 'package.json'));
+      cpSync(join(__dirname, '..', 'bin'), join(root, 'bin'), { recursive: true });
+      for (const file of AGENT_FILES.filter((f) => f.startsWith('lib/'))) cpSync(join(__dirname, '..', file), join(root, file), { recursive: true });
+      for (const folder of AGENT_FOLDERS) cpSync(join(__dirname, '..', folder), join(root, folder), { recursive: true });
+      const written = writeAgentsPackage(root);
+      const prebuilt = prebuiltAgentsPackage(root);
+      expect(prebuilt?.sha256).toBe(written.sha256);
+      expect(prebuilt!.archive.equals(buildAgentsPackage(root).archive)).toBe(true);
+      const later = new Date(Date.now() + 60_000);
+      utimesSync(join(root, 'lib', 'agent', 'nerve.js'), later, later);
+      expect(prebuiltAgentsPackage(root)).toBeUndefined();
+      // Another version of the package has no archive of its own yet: it is built, not taken.
+      writeAgentsPackage(root);
+      const manifest = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as Record<string, unknown>;
+      writeFileSync(join(root, 'package.json'), JSON.stringify({ ...manifest, version: '9.9.9' }));
+      utimesSync(join(root, 'package.json'), new Date(0), new Date(0));
+      expect(prebuiltAgentsPackage(root)).toBeUndefined();
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 
   test('unpacks with tar and runs the agents without npm, a registry or the constructs', () => {

@@ -1,5 +1,5 @@
 import { createHash } from 'crypto';
-import { existsSync, readdirSync, readFileSync, statSync } from 'fs';
+import { existsSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'fs';
 import { dirname, join, relative, sep } from 'path';
 import { gzipSync } from 'zlib';
 
@@ -20,12 +20,62 @@ export interface AgentsPackage {
 }
 
 const PACKAGE_ROOT = join(__dirname, '..', '..');
+/**
+ * Where `npm run build` writes the archive of a version, so that a synthesis need not make it
+ * (about 0.3 s). The version is in the name: a copy of the package with another version builds its own.
+ */
+export function prebuiltArchivePath(version: string): string {
+  return join('lib', `agents-package-${version}.tgz`);
+}
 let cached: AgentsPackage | undefined;
 
-/** The agents' package of the code that is running now, built once per process. */
+/**
+ * The agents' package of the code that is running now: the one the build wrote when no file it is
+ * made of changed since, else built now; once per process.
+ */
 export function agentsPackage(): AgentsPackage {
-  cached ??= buildAgentsPackage(PACKAGE_ROOT);
+  cached ??= prebuiltAgentsPackage(PACKAGE_ROOT) ?? buildAgentsPackage(PACKAGE_ROOT);
   return cached;
+}
+
+/** The archive the build wrote in `root`, unless it is missing or a file it is made of is newer. */
+export function prebuiltAgentsPackage(root: string): AgentsPackage | undefined {
+  const { version } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string };
+  const file = join(root, prebuiltArchivePath(version));
+  let builtAt: number;
+  try {
+    builtAt = statSync(file).mtimeMs;
+  } catch {
+    return undefined;
+  }
+  if (agentSources(root).some((source) => statSync(source).mtimeMs > builtAt)) return undefined;
+  const archive = readFileSync(file);
+  return { archive, sha256: createHash('sha256').update(archive).digest('hex'), version };
+}
+
+/** Builds the archive of `root` and writes it where `prebuiltAgentsPackage` finds it (the build's last step). */
+export function writeAgentsPackage(root: string): AgentsPackage {
+  const agents = buildAgentsPackage(root);
+  const file = join(root, prebuiltArchivePath(agents.version));
+  for (const old of readdirSync(join(root, 'lib')).filter((f) => /^agents-package-.+\.tgz$/.test(f))) unlinkSync(join(root, 'lib', old));
+  writeFileSync(`${file}.tmp`, agents.archive);
+  renameSync(`${file}.tmp`, file);
+  return agents;
+}
+
+/**
+ * The files whose change makes the prebuilt archive stale: the manifest, the listed files and
+ * folders, and each runtime dependency's package.json (an install that changes a dependency
+ * rewrites it).
+ */
+function agentSources(root: string): string[] {
+  const manifest = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+  return [
+    join(root, 'package.json'),
+    ...AGENT_FILES.map((file) => join(root, file)),
+    ...AGENT_FOLDERS.flatMap((folder) => walk(join(root, folder)).filter((f) => f.endsWith('.js') || f.endsWith('.mustache'))),
+    ...[...runtimeDependencies(root, manifest).values()].map((dir) => join(dir, 'package.json')),
+  ];
 }
 
 /**
