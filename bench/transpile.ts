@@ -8,6 +8,7 @@ import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync,
 import { dirname, join, relative } from 'path';
 import * as ts from 'typescript';
 import { REPO_ROOT } from './subprocess';
+import { writeAgentsPackage } from '../lib/cloud-init/agents-package';
 
 const SOURCE_DIRS = ['lib', 'bench', 'examples', 'bin'];
 
@@ -63,5 +64,7 @@ export function transpileSources(outRoot = join(REPO_ROOT, '.tmp', 'bench-js')):
     }
   }
   copyFileSync(join(REPO_ROOT, 'package.json'), join(outRoot, 'package.json'));
+  // As the build does: the agents' package beside the code, which a synthesis then takes.
+  writeAgentsPackage(outRoot);
   return outRoot;
 }
