@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
 import { provider as nullProvider, resource as nullResource } from '@cdktf/provider-null';
-import { AssetType, Lazy, TerraformAsset, TerraformResource, TerraformStack, TerraformVariable, Token } from 'cdktf';
+import { AssetType, TerraformAsset, TerraformResource, TerraformStack, TerraformVariable, Token } from 'cdktf';
 import { Construct, IConstruct } from 'constructs';
 import { cidrContains, unicastAddressProblem } from './model/address';
 import { agentsPackage } from './cloud-init/agents-package';
@@ -21,6 +21,7 @@ import { ListWithPlaces } from './cloud-init/list-with-places';
 import { ManifestBuilder, writeManifestAtSynth } from './mesh-manifest';
 import { ManifestHost } from './model/manifest';
 import { ValidationError } from './model/validation-error';
+import { stringAtSynth, valueAtSynth } from './synth-value';
 
 /** The operating system a VDS host runs. */
 export enum OperatingSystem {
@@ -284,7 +285,7 @@ export class VdsNode extends Construct {
    * appear as Terraform expressions, evaluated only at apply.
    */
   public get userData(): string {
-    return Lazy.stringValue({ produce: () => this.cloudConfig.secrets.resolveIn(this, escapeTerraformTemplate(this.renderUserData())) });
+    return stringAtSynth(() => this.cloudConfig.secrets.resolveIn(this, escapeTerraformTemplate(this.renderUserData())));
   }
 
   /**
@@ -364,7 +365,7 @@ export class VdsNode extends Construct {
       dependsOn: [this.delivery],
       provisioners: [
         { type: 'remote-exec', inline: [prepareStaging(staging)] },
-        { type: 'file', content: Lazy.stringValue({ produce: () => secrets.resolveIn(scope, escapeTerraformTemplate(render())) }), destination: `${staging}/${name}.sh` },
+        { type: 'file', content: stringAtSynth(() => secrets.resolveIn(scope, escapeTerraformTemplate(render()))), destination: `${staging}/${name}.sh` },
         { type: 'remote-exec', inline: [`sh ${staging}/${name}.sh; status=$?; rm -rf ${staging}; exit $status`] },
       ],
     });
@@ -454,7 +455,7 @@ export class VdsNode extends Construct {
       { type: 'file', content: this.userData, destination: `${staging}/user-data` },
       {
         type: 'file',
-        content: Lazy.stringValue({ produce: () => secrets.resolveIn(this, escapeTerraformTemplate(this.renderApplyScript())) }),
+        content: stringAtSynth(() => secrets.resolveIn(this, escapeTerraformTemplate(this.renderApplyScript()))),
         destination: `${staging}/apply.sh`,
       },
       { type: 'remote-exec', inline: [`sh ${staging}/apply.sh`] },
@@ -491,20 +492,18 @@ function secretAwareTriggers(
   texts: Record<string, () => string>,
   values: () => Record<string, string> = () => ({}),
 ): { [key: string]: string } {
-  return Lazy.anyValue({
-    produce: () => {
-      // Rendered before the values are taken: a rendering completes what roles add late.
-      const rendered = Object.entries(texts).map(([key, render]): [string, string] => [key, render()]);
-      const triggers: Record<string, string> = { ...values() };
-      const expressions = new Set<string>();
-      for (const [key, text] of rendered) {
-        triggers[key] = sha256Hex(text);
-        secrets.expressionsIn(text).forEach((e) => expressions.add(e));
-      }
-      if (expressions.size > 0) triggers.secrets_sha256 = secrets.hashIn(scope, [...expressions]);
-      return triggers;
-    },
-  }) as unknown as { [key: string]: string };
+  return valueAtSynth((): { [key: string]: string } => {
+    // Rendered before the values are taken: a rendering completes what roles add late.
+    const rendered = Object.entries(texts).map(([key, render]): [string, string] => [key, render()]);
+    const triggers: Record<string, string> = { ...values() };
+    const expressions = new Set<string>();
+    for (const [key, text] of rendered) {
+      triggers[key] = sha256Hex(text);
+      secrets.expressionsIn(text).forEach((e) => expressions.add(e));
+    }
+    if (expressions.size > 0) triggers.secrets_sha256 = secrets.hashIn(scope, [...expressions]);
+    return triggers;
+  });
 }
 
 /** The agents' package as a file of the stack's output, once per stack. */

@@ -1,4 +1,4 @@
-import { Fn, Lazy, TerraformOutput, TerraformResource, TerraformVariable, Token } from 'cdktf';
+import { Fn, TerraformOutput, TerraformResource, TerraformVariable, Token } from 'cdktf';
 import { Construct } from 'constructs';
 import { escapeTerraformTemplate } from './render/terraform-string';
 import { renderTemplate } from './render/template';
@@ -11,6 +11,7 @@ import { addConstructWarning } from './construct-warning';
 import { ManifestBuilder } from './mesh-manifest';
 import { ManifestEnsemble } from './model/manifest';
 import { ValidationError } from './model/validation-error';
+import { stringAtSynth } from './synth-value';
 import { VdsNode } from './vds-node';
 
 /** Properties of a {@link ZookeeperEnsemble}. Every knob has a production default. */
@@ -461,7 +462,7 @@ export class ZookeeperEnsemble extends Construct {
    * not delivered over SSH. Empty when ACLs are off.
    */
   public get aclBootstrapScript(): string {
-    return Lazy.stringValue({ produce: () => (this.renderAcl ? this.aclSecrets.resolveIn(this, escapeTerraformTemplate(this.renderAcl())) : '') });
+    return stringAtSynth(() => (this.renderAcl ? this.aclSecrets.resolveIn(this, escapeTerraformTemplate(this.renderAcl())) : ''));
   }
 
   /**
@@ -470,7 +471,7 @@ export class ZookeeperEnsemble extends Construct {
    * delivered over SSH, after every member's apply.
    */
   public get membershipScript(): string {
-    return Lazy.stringValue({ produce: () => (this.renderMembership ? this.aclSecrets.resolveIn(this, escapeTerraformTemplate(this.renderMembership())) : '') });
+    return stringAtSynth(() => (this.renderMembership ? this.aclSecrets.resolveIn(this, escapeTerraformTemplate(this.renderMembership())) : ''));
   }
 
   /**
