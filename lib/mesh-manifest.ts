@@ -3,7 +3,7 @@ import { join } from 'path';
 import { IStackSynthesizer, ISynthesisSession, TerraformStack } from 'cdktf';
 import { IConstruct } from 'constructs';
 import { PACKAGE } from './package-info';
-import { Manifest, MANIFEST_FILE, MANIFEST_VERSION, ManifestEnsemble, ManifestHost, ManifestRole, ManifestService, ManifestSidecar } from './model/manifest';
+import { Manifest, MANIFEST_FILE, MANIFEST_VERSION, ManifestEnsemble, ManifestHost, ManifestMember, ManifestRole, ManifestService, ManifestSidecar } from './model/manifest';
 
 
 /**
@@ -31,7 +31,7 @@ export class ManifestBuilder {
     if (sidecar.synapseConfig !== undefined) this.role(host, 'synapse');
   }
 
-  public addEnsemble(ensemble: ManifestEnsemble, member: { config: string; unit: string }): void {
+  public addEnsemble(ensemble: ManifestEnsemble, member: Omit<ManifestMember, 'ensemble' | 'id'>): void {
     this.ensembles.push(ensemble);
     for (const m of ensemble.members) {
       this.members.set(m.host, { ensemble: ensemble.construct, id: m.id, ...member });

@@ -5,7 +5,7 @@ import { renderTemplate } from './render/template';
 import { defaultHeapMiB, renderDynamicConfig, renderJavaEnv, renderMyid, renderServerLine, renderZooCfg, ZooCfgServer, ZooCfgSpec } from './render/zookeeper-config';
 import { ApplyTimeSecrets } from './cloud-init/apply-time-secrets';
 import { FirewallRule } from './cloud-init/cloud-config';
-import { unitPath, ZOO_CFG, ZOO_CFG_DYNAMIC, ZOOKEEPER_CONFIG_DIR, ZOOKEEPER_LIVE_CONFIG_SUBDIR, ZOOKEEPER_MYID, ZOOKEEPER_UNIT } from './cloud-init/host-paths';
+import { unitPath, ZOO_CFG, ZOO_CFG_DYNAMIC, ZOOKEEPER_CLASSPATH, ZOOKEEPER_CONFIG_DIR, ZOOKEEPER_JVM_AUTH_ARGS, ZOOKEEPER_LIVE_CONFIG_SUBDIR, ZOOKEEPER_MYID, ZOOKEEPER_UNIT } from './cloud-init/host-paths';
 import { configSafe, configUnsafeReason, Fail } from './schema/config-safe';
 import { addConstructWarning } from './construct-warning';
 import { ManifestBuilder } from './mesh-manifest';
@@ -142,7 +142,6 @@ interface AclService {
 }
 
 const SYSCTL_FILE = '/etc/sysctl.d/60-zookeeper.conf';
-const JVM_AUTH_ARGS = `${ZOOKEEPER_CONFIG_DIR}/jvm-auth.args`;
 const ACL_TIMEOUT_SECONDS = 60;
 const FOUR_LETTER_WORDS = ['conf', 'cons', 'crst', 'dirs', 'dump', 'envi', 'gtmk', 'isro', 'mntr', 'ruok', 'srst', 'srvr', 'stat', 'stmk', 'wchc', 'wchp', 'wchs'];
 
@@ -344,7 +343,7 @@ export class ZookeeperEnsemble extends Construct {
       if (this.acls) {
         // A Java argument file keeps the superuser's digest off the command line that `ps` shows.
         const superDigest = cc.secrets.placeholder(`${this.secretName}/admin/digest`, this._digest('admin'));
-        cc.addFile({ path: JVM_AUTH_ARGS, content: renderJvmAuthArgs(superDigest), ...readOnly });
+        cc.addFile({ path: ZOOKEEPER_JVM_AUTH_ARGS, content: renderJvmAuthArgs(superDigest), ...readOnly });
       }
       cc.addFile({ path: `${ZOOKEEPER_CONFIG_DIR}/log4j.properties`, content: renderTemplate('zookeeper-log4j.properties', {}), ...readOnly });
       // myid lives on the data disk, which is mounted by the steps after the files are written:
@@ -364,10 +363,11 @@ export class ZookeeperEnsemble extends Construct {
           myid,
           ensembleName: this.node.path,
           configDir: ZOOKEEPER_CONFIG_DIR,
+          classpath: ZOOKEEPER_CLASSPATH.join(':'),
           liveConfig: `${liveDir}/zoo.cfg`,
           dataDir,
           dataLogDir,
-          jvmAuthArgs: this.acls ? JVM_AUTH_ARGS : undefined,
+          jvmAuthArgs: this.acls ? ZOOKEEPER_JVM_AUTH_ARGS : undefined,
         }),
         // The step below restarts it, only when what it reads at start changed.
         restartOnApply: false,
@@ -384,7 +384,7 @@ export class ZookeeperEnsemble extends Construct {
           initialDynamic: ZOO_CFG_DYNAMIC,
           serverLine: renderServerLine(own),
           peers: members.filter((m) => m !== member).map((m) => m.privateAddress).join(' '),
-          inputs: [ZOO_CFG, `${ZOOKEEPER_CONFIG_DIR}/java.env`, `${ZOOKEEPER_CONFIG_DIR}/log4j.properties`, ZOOKEEPER_MYID, ...(this.acls ? [JVM_AUTH_ARGS] : []), unitPath(ZOOKEEPER_UNIT)].join(' '),
+          inputs: [ZOO_CFG, `${ZOOKEEPER_CONFIG_DIR}/java.env`, `${ZOOKEEPER_CONFIG_DIR}/log4j.properties`, ZOOKEEPER_MYID, ...(this.acls ? [ZOOKEEPER_JVM_AUTH_ARGS] : []), unitPath(ZOOKEEPER_UNIT)].join(' '),
           unit: ZOOKEEPER_UNIT,
         }).trimEnd(),
       });
@@ -479,7 +479,12 @@ export class ZookeeperEnsemble extends Construct {
    * @internal
    */
   public _describeInto(manifest: ManifestBuilder): void {
-    manifest.addEnsemble(this.describe(), { config: ZOO_CFG, unit: ZOOKEEPER_UNIT });
+    manifest.addEnsemble(this.describe(), {
+      config: ZOO_CFG,
+      unit: ZOOKEEPER_UNIT,
+      classpath: [...ZOOKEEPER_CLASSPATH],
+      jvmArgFiles: this.acls ? [ZOOKEEPER_JVM_AUTH_ARGS] : [],
+    });
   }
 
   private describe(): ManifestEnsemble {

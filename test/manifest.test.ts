@@ -107,6 +107,11 @@ test('the default example: hosts, roles, the ensemble and the service as declare
   expect(manifest.hosts.find((h) => h.name === 'web1')!.sidecar).toEqual(expect.objectContaining({
     synapseConfig: '/etc/smartstack/synapse.conf.json', statsPort: 3212, credentials: ['zookeeper-zk-reader.json'],
   }));
+  expect(manifest.hosts.find((h) => h.name === 'zk1')!.zookeeper).toEqual({
+    ensemble: 'oslo/zk', id: 1, config: '/etc/zookeeper/smartstack/zoo.cfg', unit: 'zookeeper.service',
+    classpath: ['/etc/zookeeper/smartstack', '/usr/share/java/zookeeper.jar', '/usr/share/java/slf4j-log4j12.jar', '/usr/share/java/log4j-1.2.jar'],
+    jvmArgFiles: ['/etc/zookeeper/smartstack/jvm-auth.args'],
+  });
   // The ACL bootstrap and the membership change run on the last member.
   expect(manifest.hosts.find((h) => h.name === 'zk3')!.scripts.map((s) => s.name)).toEqual(['zookeeper-acl', 'zookeeper-membership']);
 });

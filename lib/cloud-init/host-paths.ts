@@ -16,6 +16,10 @@ export const ZOOKEEPER_LIVE_CONFIG_SUBDIR = 'conf';
 /** The member's id; the apply copies it into dataDir once the data disk is mounted. */
 export const ZOOKEEPER_MYID = `${ZOOKEEPER_CONFIG_DIR}/myid`;
 export const ZOOKEEPER_UNIT = 'zookeeper.service';
+/** The member's JVM class path: its config folder (log4j) and Debian's ZooKeeper jars. */
+export const ZOOKEEPER_CLASSPATH = [ZOOKEEPER_CONFIG_DIR, '/usr/share/java/zookeeper.jar', '/usr/share/java/slf4j-log4j12.jar', '/usr/share/java/log4j-1.2.jar'];
+/** The JVM argument file with the digest authentication flags, when the ensemble has ACLs. */
+export const ZOOKEEPER_JVM_AUTH_ARGS = `${ZOOKEEPER_CONFIG_DIR}/jvm-auth.args`;
 
 /** Sidecar: the agents' configs, HAProxy's bootstrap config and the ZooKeeper credentials. */
 export const SIDECAR_CONFIG_DIR = '/etc/smartstack';

@@ -6,7 +6,7 @@ import { join } from 'path';
 import { HaproxyMaster, HaproxyProcessList, HaproxyRuntime } from '../agent/haproxy-runtime';
 import { signalProcessGroup } from '../agent/process-group';
 import { MemberStatus, RegisteredInstance, RegistryStatus, registryStatus } from '../agent/registry-status';
-import { CREDENTIALS_DIR, HAPROXY_BOOTSTRAP, NERVE_CONFIG, NERVE_UNIT, SYNAPSE_CONFIG, SYNAPSE_UNIT, unitPath, ZOO_CFG, ZOO_CFG_DYNAMIC, ZOOKEEPER_LIVE_CONFIG_SUBDIR, ZOOKEEPER_MYID, ZOOKEEPER_UNIT } from '../cloud-init/host-paths';
+import { CREDENTIALS_DIR, HAPROXY_BOOTSTRAP, NERVE_CONFIG, NERVE_UNIT, SYNAPSE_CONFIG, SYNAPSE_UNIT, unitPath, ZOO_CFG, ZOO_CFG_DYNAMIC, ZOOKEEPER_LIVE_CONFIG_SUBDIR, ZOOKEEPER_MYID } from '../cloud-init/host-paths';
 import { readSynthesizedDocuments, readSynthesizedStack, synthesizedDocumentVariables } from '../cloud-init/synthesized-documents';
 import { NerveConfig } from '../schema/nerve-config';
 import { SynapseConfig } from '../schema/synapse-config';
@@ -130,7 +130,7 @@ export class LocalMesh {
 
   /** ZooKeeper members (hosts whose document has a zoo.cfg). */
   public get members(): LoopbackHost[] {
-    return this.hosts.filter((h) => h.files.has(ZOO_CFG));
+    return this.hosts.filter((h) => h.manifest.roles.includes('zookeeper-member'));
   }
 
   /** `address:port,...` of the members, as the agents use it. */
@@ -155,11 +155,11 @@ export class LocalMesh {
     for (const host of this.hosts) {
       for (const [service, port] of providedServices(host)) this.startBackend(host, service, port);
     }
-    for (const host of this.hosts.filter((h) => h.files.has(SYNAPSE_CONFIG))) {
+    for (const host of this.hosts.filter((h) => h.manifest.roles.includes('synapse'))) {
       this.startHaproxy(host);
       this.startAgent(host, 'synapse');
     }
-    for (const host of this.hosts.filter((h) => h.files.has(NERVE_CONFIG))) this.startAgent(host, 'nerve');
+    for (const host of this.hosts.filter((h) => h.manifest.roles.includes('nerve'))) this.startAgent(host, 'nerve');
   }
 
   /** Stops every process (agents first, so nerve deregisters), then removes what it created. */
@@ -269,9 +269,8 @@ export class LocalMesh {
   }
 
   private startZookeeper(host: LoopbackHost): void {
-    const unit = host.files.get(unitPath(ZOOKEEPER_UNIT)) ?? '';
-    const classpath = /-cp (\S+)/.exec(unit)?.[1];
-    if (!classpath) throw new Error(`host ${host.hostname}: its zookeeper.service has no -cp; cannot start its member`);
+    const member = host.manifest.zookeeper;
+    if (!member) throw new Error(`host ${host.hostname}: the manifest names no ZooKeeper member on it`);
     const logDir = host.hostPath('/var/log/zookeeper');
     const zooCfg = host.files.get(ZOO_CFG)!;
     const [dataDir, dataLogDir] = [/^dataDir=(.+)$/m, /^dataLogDir=(.+)$/m].map((r) => r.exec(zooCfg)?.[1] ?? '');
@@ -280,8 +279,9 @@ export class LocalMesh {
     writeFileSync(join(dataDir, 'myid'), host.files.get(ZOOKEEPER_MYID) ?? '');
     const liveConfig = writeLiveZooCfg(host);
     // The host-sized heap (java.env) would not fit several members on one machine.
-    // Java argument files (`@path`, the digest authentication flags) as the unit passes them.
-    const argFiles = [...unit.matchAll(/ @(\/\S+)/g)].map((m) => `@${host.hostPath(m[1])}`);
+    // Java argument files (`@path`, the digest authentication flags) and the class path as the unit passes them.
+    const argFiles = member.jvmArgFiles.map((file) => `@${host.hostPath(file)}`);
+    const classpath = member.classpath.map((entry) => host.hostPath(entry)).join(':');
     const argv = ['java', '-Xmx256m', '-Xms64m', ...argFiles, `-Dzookeeper.log.dir=${logDir}`, '-cp', classpath, 'org.apache.zookeeper.server.quorum.QuorumPeerMain', liveConfig];
     this.spawn(`${host.hostname}/zookeeper`, host, argv);
   }

@@ -2,6 +2,7 @@ import { chmodSync, mkdirSync, writeFileSync } from 'fs';
 import { dirname, join } from 'path';
 import { parse } from 'yaml';
 import { SynthesizedHostDocument } from '../cloud-init/synthesized-documents';
+import { ManifestHost } from '../model/manifest';
 
 /**
  * One synthesized host laid out on this machine: its files under `root`, with every address of the
@@ -17,6 +18,8 @@ export interface LoopbackHost {
   readonly root: string;
   /** Every file the document writes, by its path on the real host, content mapped. */
   readonly files: Map<string, string>;
+  /** The host as the stack's manifest describes it. */
+  readonly manifest: ManifestHost;
   /** Maps a path on the real host onto this machine. */
   hostPath(path: string): string;
   /** Maps addresses and host directories in a text written for the real host. */
@@ -70,6 +73,6 @@ export function layOutLoopbackHosts(
       chmodSync(target, mode);
     }
     for (const dir of MOVED_DIRECTORIES) mkdirSync(join(root, dir), { recursive: true });
-    return { hostname: doc.hostname, privateAddress, address, root, files, hostPath, mapText };
+    return { hostname: doc.hostname, privateAddress, address, root, files, manifest: doc.host, hostPath, mapText };
   });
 }

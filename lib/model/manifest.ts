@@ -41,7 +41,21 @@ export interface ManifestHost {
   /** What the host's agents read and listen on, when it has a sidecar. */
   readonly sidecar?: ManifestSidecar;
   /** What the host's ZooKeeper member reads, when it is one. */
-  readonly zookeeper?: { readonly ensemble: string; readonly id: number; readonly config: string; readonly unit: string };
+  readonly zookeeper?: ManifestMember;
+}
+
+/** How a host's ZooKeeper member runs. */
+export interface ManifestMember {
+  /** The ensemble's construct path. */
+  readonly ensemble: string;
+  readonly id: number;
+  /** The zoo.cfg the document writes. */
+  readonly config: string;
+  readonly unit: string;
+  /** The JVM's class path, in order. */
+  readonly classpath: string[];
+  /** JVM argument files (`@file`) the unit passes, before the class path. */
+  readonly jvmArgFiles: string[];
 }
 
 /** A file a Terraform resource places on a host: its content is that file provisioner's. */
