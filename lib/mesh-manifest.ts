@@ -5,7 +5,6 @@ import { IConstruct } from 'constructs';
 import { PACKAGE } from './package-info';
 import { Manifest, MANIFEST_FILE, MANIFEST_VERSION, ManifestEnsemble, ManifestHost, ManifestMember, ManifestRole, ManifestService, ManifestSidecar } from './model/manifest';
 
-
 /**
  * What the constructs of a stack tell the manifest, collected at synth. Each construct describes
  * itself; the manifest is put together from the whole tree, so the order they were created in does
