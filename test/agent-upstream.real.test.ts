@@ -229,6 +229,18 @@ describe('upstream behaviour with a real HAProxy and ZooKeeper', () => {
     expect(await sample.stop('SIGTERM')).toBe(0);
   });
 
+  test('a SIGTERM the moment an agent says it is starting is a clean stop (exit 0), not a kill', async () => {
+    const nerveFile = join(dir, 'nerve-stopped-at-start.conf.json');
+    const [http] = backends;
+    writeFileSync(nerveFile, JSON.stringify({ instance_id: 'early', services: { early: { host: http.host, port: http.port, reporter_type: 'zookeeper', zk_hosts: cluster.connectString.split(','), zk_path: '/nerve/early', check_interval: 1, checks: [{ type: 'tcp' }] } } }));
+    for (const args of [['synapse', '--config', join(__dirname, 'fixtures', 'upstream', 'synapse.conf.json')], ['nerve', '--config', nerveFile]]) {
+      const agent = spawnAgent(args);
+      agents.push(agent);
+      await agent.waitForLog((r) => r.msg === `${args[0]} starting`);
+      expect({ agent: args[0], exit: await agent.stop('SIGTERM') }).toEqual({ agent: args[0], exit: 0 });
+    }
+  });
+
   test("nerve's own example/nerve.conf.json: refused naming the etcd service; without the rabbitmq and etcd services it registers", async () => {
     const raw = JSON.parse(readFileSync(join(__dirname, 'fixtures', 'upstream', 'nerve.conf.json'), 'utf8')) as { services: { [k: string]: { [k: string]: unknown } } };
     const file = join(dir, 'nerve-sample.conf.json');

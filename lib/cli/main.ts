@@ -285,9 +285,11 @@ async function runNerve(args: ParsedCommand): Promise<number> {
   const metrics = new Metrics();
   const nerve = new Nerve(config, { log, metrics, zk });
   const server = config.metricsPort !== undefined ? await metrics.serve(config.metricsPort) : undefined;
+  // Listening before anything starts: a SIGTERM right after start is a clean stop, not a kill.
+  const stopSignal = untilSignal();
   log.info('nerve starting', { instance_id: config.instanceId, services: config.services.map((s) => s.name), metrics_port: config.metricsPort });
   nerve.start();
-  const signal = await untilSignal();
+  const signal = await stopSignal;
   log.info('nerve stopping: deleting registrations', { signal });
   await withDeadline(nerve.stop(), 5000);
   await closeServer(server);
@@ -303,9 +305,11 @@ async function runSynapse(args: ParsedCommand): Promise<number> {
   const metrics = new Metrics();
   const synapse = new Synapse(config, { log, metrics, zk });
   const server = config.metricsPort !== undefined ? await metrics.serve(config.metricsPort) : undefined;
+  // Listening before anything starts: a SIGTERM right after start is a clean stop, not a kill.
+  const stopSignal = untilSignal();
   log.info('synapse starting', { services: config.services.map((s) => s.name), metrics_port: config.metricsPort });
   await synapse.start();
-  const signal = await untilSignal();
+  const signal = await stopSignal;
   // HAProxy keeps its servers: stopping synapse must not change the traffic path.
   log.info('synapse stopping; haproxy keeps its current servers', { signal });
   await withDeadline(synapse.stop(), 5000);
