@@ -1,7 +1,7 @@
 import { Construct } from 'constructs';
 import { AgentRuntime, AgentRuntimeKind } from './agent-runtime';
 import { PACKAGE } from './package-info';
-import { FirewallRule } from './cloud-init/cloud-config';
+import { DocumentContent, FirewallRule } from './cloud-init/document-content';
 import { agentsPackage } from './cloud-init/agents-package';
 import { AGENTS_COMMAND, AGENTS_DIR, CREDENTIALS_DIR, HAPROXY_BOOTSTRAP, HAPROXY_UNIT, NERVE_CONFIG, NERVE_UNIT, SYNAPSE_CONFIG, SYNAPSE_UNIT } from './cloud-init/host-paths';
 import { renderHaproxyConfig } from './render/haproxy-config';
@@ -9,13 +9,12 @@ import { NerveSpec, ProvidedServiceSpec, renderNerveConfig } from './render/nerv
 import { ConsumedServiceSpec, renderSynapseConfig, synapseConfig, SynapseSpec } from './render/synapse-config';
 import { renderTemplate } from './render/template';
 import { configSafe, Fail } from './schema/config-safe';
-import { deferUntilRead, runDeferred } from './deferred-work';
 import { SmartStackService } from './smartstack-service';
 import { ManifestBuilder } from './mesh-manifest';
 import { MeshRecords } from './mesh-records';
 import { ManifestSidecar } from './model/manifest';
 import { ValidationError } from './model/validation-error';
-import { VdsNode } from './vds-node';
+import { ReadinessCheck, VdsNode } from './vds-node';
 import { ZookeeperEnsemble } from './zookeeper-ensemble';
 
 /** Per-host settings of a provided service. */
@@ -93,8 +92,8 @@ const HAPROXY_PATHS = {
  * configuration, units, users, packages and firewall rules to the host's cloud-init document.
  *
  * Its inputs are checked when it is created, and when a later service names its host in
- * `providers`; the documents are written when the app is synthesized or a document is first read,
- * so the order in which sidecars and services are created does not change them.
+ * `providers`. Its part of the host's document is written from the whole mesh each time the
+ * document is rendered, so the order in which sidecars and services are created does not change it.
  */
 export class HaproxySidecar extends Construct {
   /** Whether the construct is a HaproxySidecar. */
@@ -114,13 +113,11 @@ export class HaproxySidecar extends Construct {
   public readonly statsPort: number;
   public readonly maxConnections: number;
 
-  /** Provided services, each with the field that brought it (for messages). */
+  /** The services listed in `provides`, and those that named the host before the sidecar existed, each with the field that brought it (for messages). */
   private readonly provided: Map<SmartStackService, string>;
   private readonly overrides: Map<SmartStackService, ProvideOptions & { field: string }>;
-  private addedToHosts = false;
-  private nerveJson?: string;
-  private synapseJson?: string;
-  private bootstrapConfig?: string;
+  /** Where the host keeps the agents' package, when the Node agents come from it. */
+  private readonly agentsArchive?: string;
 
   public constructor(scope: VdsNode, id: string, props: HaproxySidecarProps = {}) {
     super(scope, id);
@@ -177,75 +174,59 @@ export class HaproxySidecar extends Construct {
       host.reservePort(this.runtime.synapseMetricsPort, this, 'runtime.synapseMetricsPort');
     }
 
+    if (this.runtime.kind === AgentRuntimeKind.NODE && this.runtime.npmRegistry === undefined) this.agentsArchive = host._addAgentsPackage();
     MeshRecords.of(this).addSidecar(host, this);
     // A service created later may still name this host: whether there is work is known at synth.
     this.node.addValidation({ validate: () => this.validateHasWork() });
-    // Written once every service exists, at the place in the host's steps, rules and checks the
-    // sidecar takes now: what else the program adds to the host stays before or after it.
-    const inPlace = host._keepPlace();
-    deferUntilRead(this, () => inPlace(() => this.addToHosts()));
+    // The sidecar's part of the host's steps, rules and checks takes its place among the host's
+    // additions now; what it writes there is worked out from the mesh when the document is rendered.
+    host.cloudConfig._addPart((content) => this.writePart(content));
+    host._addReadinessCheckPart(() => this.nerveReadinessCheck());
   }
 
   /** Provided services, sorted by name: those listed, and those that name this host in `providers`. */
   public get provides(): SmartStackService[] {
-    return [...this.provided.keys()].sort(byName);
+    const services = new Set(this.provided.keys());
+    MeshRecords.of(this).servicesDeclaredOn(this.host).forEach((s) => services.add(s));
+    return [...services].sort(byName);
   }
 
-  /**
-   * The rendered `nerve.conf.json`, when the host provides a service. Reading it writes every
-   * sidecar's part of the app's documents: a service created afterwards cannot name a sidecar's host.
-   */
+  /** The rendered `nerve.conf.json`, when the host provides a service: from the mesh as it is now. */
   public get nerveConfigJson(): string | undefined {
-    runDeferred(this);
-    return this.nerveJson;
+    const provides = this.provides;
+    return provides.length > 0 ? renderNerveConfig(this.nerveSpec(provides)) : undefined;
   }
 
-  /** The rendered `synapse.conf.json`, when the host consumes a service. Reading it writes the documents, as `nerveConfigJson` does. */
+  /** The rendered `synapse.conf.json`, when the host consumes a service. */
   public get synapseConfigJson(): string | undefined {
-    runDeferred(this);
-    return this.synapseJson;
+    return this.consumes.length > 0 ? renderSynapseConfig(this.synapseSpec()) : undefined;
   }
 
-  /** The haproxy.cfg HAProxy starts with before synapse first writes its own. Reading it writes the documents, as `nerveConfigJson` does. */
+  /** The haproxy.cfg HAProxy starts with before synapse first writes its own, when the host consumes a service. */
   public get haproxyBootstrapConfig(): string | undefined {
-    runDeferred(this);
-    return this.bootstrapConfig;
+    return this.consumes.length > 0 ? renderHaproxyConfig(synapseConfig(this.synapseSpec()), {}) : undefined;
   }
 
   /**
-   * Whether the sidecar has written its part of the documents, after which no service can join it.
+   * The ports a service that names this host in `providers` takes here, when the service is created
+   * after the sidecar: its own, and nerve's metrics port when it is the first provided. Throws when
+   * the sidecar cannot provide it, as the constructor does for the services it finds.
    * @internal
    */
-  public _isAddedToHosts(): boolean {
-    return this.addedToHosts;
-  }
-
-  /**
-   * Checks a service created after this sidecar that names its host in `providers` as the
-   * constructor checks the services it finds; changes nothing.
-   * @internal
-   */
-  public _checkLateProvided(service: SmartStackService): void {
-    const fail = (field: string, value: unknown, reason: string) => new ValidationError(this, 'HaproxySidecar', field, value, reason);
-    this.checkRuntimeReaches(fail, [service]);
-    this.host._checkPorts(this, this.latePorts(service));
-  }
-
-  /**
-   * Provides a service created after this sidecar that names its host in `providers`, as if it had
-   * existed when the sidecar was created. `_checkLateProvided` has passed.
-   * @internal
-   */
-  public _addLateProvided(service: SmartStackService): void {
-    this.latePorts(service).forEach(({ port, field }) => this.host.reservePort(port, this, field));
-    this.provided.set(service, `provides[${service.serviceName}]`);
-  }
-
-  /** The ports a late service takes: its own, and nerve's metrics port when it is the first provided. */
-  private latePorts(service: SmartStackService): Array<{ port: number; field: string }> {
+  public _portsFor(service: SmartStackService): Array<{ port: number; field: string }> {
+    this.checkRuntimeReaches((field, value, reason) => new ValidationError(this, 'HaproxySidecar', field, value, reason), [service]);
     const ports = [{ port: service.port, field: `provides[${service.serviceName}].port` }];
-    if (this.provided.size === 0 && this.runtime.nerveMetricsPort !== undefined) ports.push({ port: this.runtime.nerveMetricsPort, field: 'runtime.nerveMetricsPort' });
+    if (this.provides.length === 0 && this.runtime.nerveMetricsPort !== undefined) ports.push({ port: this.runtime.nerveMetricsPort, field: 'runtime.nerveMetricsPort' });
     return ports;
+  }
+
+  /**
+   * The port and weight of a provided service on this host.
+   * @internal
+   */
+  public _placementOf(service: SmartStackService): { port: number; weight?: number } {
+    const override = this.overrides.get(service);
+    return { port: override?.port ?? service.port, weight: override?.weight ?? service.weight };
   }
 
   private checkRuntimeReaches(fail: Fail, services: SmartStackService[]): void {
@@ -256,32 +237,39 @@ export class HaproxySidecar extends Construct {
   }
 
   private validateHasWork(): string[] {
-    if (this.provided.size > 0 || this.consumes.length > 0) return [];
+    if (this.provides.length > 0 || this.consumes.length > 0) return [];
     return [
       new ValidationError(this, 'HaproxySidecar', 'provides', [], "the sidecar neither provides nor consumes a service; list some in provides or consumes, or name its host in a service's providers").message,
     ];
   }
 
-  /**
-   * Adds the agents to this host's document, and this host to the documents and rollout of the
-   * others. Runs once, after every construct exists, in the order the sidecars were created.
-   */
-  private addToHosts(): void {
-    if (this.addedToHosts) return;
-    this.addedToHosts = true;
-    const host = this.host;
+  /** The sidecar's part of its host's document: the agents, their configs, units and firewall rules. */
+  private writePart(content: DocumentContent): void {
     const provides = this.provides;
     // Left to validation: the app does not synthesize.
     if (provides.length === 0 && this.consumes.length === 0) return;
-    const cc = host.cloudConfig;
-    this.runtimePackages().forEach((p) => cc.addPackage(p));
-    this.nerveJson = provides.length > 0 ? this.addNerve(host, provides) : undefined;
-    if (this.consumes.length > 0) {
-      [this.synapseJson, this.bootstrapConfig] = this.addSynapseAndHaproxy(host);
-    }
-    this.addAgentsInstall(host, provides);
-    for (const ensemble of new Set([...provides, ...this.consumes].map((s) => s.ensemble))) ensemble._addClient(host);
-    if (this.consumes.length > 0) cc.addRunCommand(['systemctl', 'reload-or-restart', HAPROXY_UNIT]);
+    this.runtimePackages().forEach((p) => content.addPackage(p));
+    if (provides.length > 0) this.addNerve(content, provides);
+    if (this.consumes.length > 0) this.addSynapseAndHaproxy(content);
+    this.addAgentsInstall(content, provides);
+    if (this.consumes.length > 0) content.addRunCommand(['systemctl', 'reload-or-restart', HAPROXY_UNIT]);
+  }
+
+  /** nerve's readiness check: each apply waits until nerve registers the provided services again. */
+  private nerveReadinessCheck(): ReadinessCheck | undefined {
+    const provides = this.provides;
+    if (provides.length === 0 || this.runtime.nerveMetricsPort === undefined) return undefined;
+    return {
+      description: `nerve registers ${serviceNames(provides)} again`,
+      script: renderTemplate('nerve-wait.sh', {
+        hostname: this.host.hostname,
+        services: provides.map((s) => s.serviceName).join(' '),
+        metricsPort: this.runtime.nerveMetricsPort,
+        unit: NERVE_UNIT,
+        // Long enough for every check to rise, and for a new ZooKeeper session.
+        timeoutSeconds: Math.max(...provides.map((s) => Math.ceil(s.healthCheck.intervalSeconds * (s.healthCheck.rise + 1) + s.healthCheck.timeoutSeconds))) + 60,
+      }),
+    };
   }
 
   /**
@@ -318,21 +306,21 @@ export class HaproxySidecar extends Construct {
     };
   }
 
-  /** nerve: its config, user, unit, and the firewall rules of the provided ports. Returns the config. */
-  private addNerve(host: VdsNode, provides: SmartStackService[]): string {
-    const cc = host.cloudConfig;
-    const spec: NerveSpec = {
+  /** What nerve's config says: the provided services, each with its port, check and registration. */
+  private nerveSpec(provides: SmartStackService[]): NerveSpec {
+    const host = this.host;
+    return {
       instanceId: host.hostname,
       services: provides.map((service): ProvidedServiceSpec => {
-        const override = this.overrides.get(service);
+        const { port, weight } = this._placementOf(service);
         return {
           name: service.serviceName,
           host: host.privateAddress,
-          port: override?.port ?? service.port,
+          port,
           zkHosts: service.ensemble.clientAddresses,
           zkPath: service.discoveryPath,
           healthCheck: service.healthCheck,
-          weight: override?.weight ?? service.weight,
+          weight,
           labels: service.labels,
           zkAuthFile: service.ensemble.acls ? credentials(ZookeeperEnsemble.registrarOf(service.serviceName), service.ensemble, NERVE_UNIT).runtimePath : undefined,
           // Consumers read the registration as the reader; nobody else may.
@@ -341,13 +329,30 @@ export class HaproxySidecar extends Construct {
       }),
       metricsPort: this.runtime.nerveMetricsPort,
     };
+  }
+
+  /** What synapse's config says: the consumed services and the local HAProxy. */
+  private synapseSpec(): SynapseSpec {
+    return {
+      services: this.consumes.map((service) => ({
+        ...consumedSpec(service),
+        zkAuthFile: service.ensemble.acls ? credentials('reader', service.ensemble, SYNAPSE_UNIT).runtimePath : undefined,
+      })),
+      haproxy: { maxConnections: this.maxConnections, statsPort: this.statsPort, socketOwner: SYNAPSE_USER, ...HAPROXY_PATHS },
+      metricsPort: this.runtime.synapseMetricsPort,
+    };
+  }
+
+  /** nerve: its config, user, unit, and the firewall rules of the provided ports. */
+  private addNerve(content: DocumentContent, provides: SmartStackService[]): void {
+    const host = this.host;
+    const spec = this.nerveSpec(provides);
     const nerveCredentials = provides
       .filter((s) => s.ensemble.acls)
-      .map((s) => this.addCredentials(host, s.ensemble, ZookeeperEnsemble.registrarOf(s.serviceName), NERVE_UNIT));
-    const json = renderNerveConfig(spec);
-    cc.addRunCommand(systemUser(NERVE_USER));
-    cc.addFile({ path: NERVE_CONFIG, content: json });
-    cc.addUnit({
+      .map((s) => this.addCredentials(content, s.ensemble, ZookeeperEnsemble.registrarOf(s.serviceName), NERVE_UNIT));
+    content.addRunCommand(systemUser(NERVE_USER));
+    content.addFile({ path: NERVE_CONFIG, content: renderNerveConfig(spec) });
+    content.addUnit({
       name: NERVE_UNIT,
       content: renderTemplate('nerve.service', {
         hostname: host.hostname,
@@ -359,58 +364,34 @@ export class HaproxySidecar extends Construct {
       startInputs: [...nerveCredentials.map((c) => c.path), this.agentProgram('nerve')],
     });
     // A provided port is open to the hosts that consume the service (and its clientNetworks) and
-    // closed to everyone else; consumers added later widen the rule (see addSynapseAndHaproxy).
-    if (this.runtime.nerveMetricsPort !== undefined) {
-      host.addReadinessCheck({
-        description: `nerve registers ${serviceNames(provides)} again`,
-        script: renderTemplate('nerve-wait.sh', {
-          hostname: host.hostname,
-          services: provides.map((s) => s.serviceName).join(' '),
-          metricsPort: this.runtime.nerveMetricsPort,
-          unit: NERVE_UNIT,
-          // Long enough for every check to rise, and for a new ZooKeeper session.
-          timeoutSeconds: Math.max(...provides.map((s) => Math.ceil(s.healthCheck.intervalSeconds * (s.healthCheck.rise + 1) + s.healthCheck.timeoutSeconds))) + 60,
-        }),
-      });
-    }
+    // closed to everyone else.
+    const records = MeshRecords.of(this);
     for (const [i, service] of provides.entries()) {
-      const port = spec.services[i].port;
-      const consumers = service._consumers().map((c) => `${c.privateAddress}/32`);
-      cc.addFirewallRule(providedPortRule(service, port, [...service.clientNetworks, ...consumers]));
-      service._addProvider(host, port, spec.services[i].weight);
+      const consumers = records.consumersOf(service).map((c) => `${c.privateAddress}/32`);
+      content.addFirewallRule(providedPortRule(service, spec.services[i].port, [...service.clientNetworks, ...consumers]));
     }
-    return json;
   }
 
-  /** synapse and its HAProxy: configs, user, state directories, units. Returns synapse's config and the bootstrap haproxy.cfg. */
-  private addSynapseAndHaproxy(host: VdsNode): [string, string] {
-    const cc = host.cloudConfig;
-    const spec: SynapseSpec = {
-      services: this.consumes.map((service) => ({
-        ...consumedSpec(service),
-        zkAuthFile: service.ensemble.acls ? credentials('reader', service.ensemble, SYNAPSE_UNIT).runtimePath : undefined,
-      })),
-      haproxy: { maxConnections: this.maxConnections, statsPort: this.statsPort, socketOwner: SYNAPSE_USER, ...HAPROXY_PATHS },
-      metricsPort: this.runtime.synapseMetricsPort,
-    };
-    const json = renderSynapseConfig(spec);
-    const bootstrap = renderHaproxyConfig(synapseConfig(spec), {});
-    cc.addPackage('haproxy');
+  /** synapse and its HAProxy: configs, user, state directories, units. */
+  private addSynapseAndHaproxy(content: DocumentContent): void {
+    const host = this.host;
+    const spec = this.synapseSpec();
+    content.addPackage('haproxy');
     // synapse's reload command talks to HAProxy's master socket.
-    cc.addPackage('socat');
+    content.addPackage('socat');
     // The package starts its own haproxy.service; this host's HAProxy is the sidecar's unit.
-    cc.addStep({
+    content.addStep({
       description: "Debian's haproxy.service stopped and disabled",
       script: 'if systemctl is-enabled --quiet haproxy.service 2>/dev/null || systemctl is-active --quiet haproxy.service; then\n  run systemctl disable --now haproxy.service\nfi',
     });
-    cc.addRunCommand(systemUser(SYNAPSE_USER));
-    cc.addRunCommand(['install', '-d', '-o', SYNAPSE_USER, '-g', 'haproxy', '-m', '0750', HAPROXY_STATE_DIR]);
-    cc.addRunCommand(['install', '-d', '-o', SYNAPSE_USER, '-g', SYNAPSE_USER, '-m', '0750', SYNAPSE_STATE_DIR]);
-    cc.addFile({ path: SYNAPSE_CONFIG, content: json });
-    cc.addFile({ path: HAPROXY_BOOTSTRAP, content: bootstrap });
+    content.addRunCommand(systemUser(SYNAPSE_USER));
+    content.addRunCommand(['install', '-d', '-o', SYNAPSE_USER, '-g', 'haproxy', '-m', '0750', HAPROXY_STATE_DIR]);
+    content.addRunCommand(['install', '-d', '-o', SYNAPSE_USER, '-g', SYNAPSE_USER, '-m', '0750', SYNAPSE_STATE_DIR]);
+    content.addFile({ path: SYNAPSE_CONFIG, content: renderSynapseConfig(spec) });
+    content.addFile({ path: HAPROXY_BOOTSTRAP, content: renderHaproxyConfig(synapseConfig(spec), {}) });
     // Each backend holds its slots, or more when there are more default servers.
     const servers = this.consumes.reduce((n, s) => n + Math.max(s.serverSlots, s.defaultServers.length), 0);
-    cc.addUnit({
+    content.addUnit({
       name: HAPROXY_UNIT,
       content: renderTemplate('haproxy.service', {
         hostname: host.hostname,
@@ -426,7 +407,7 @@ export class HaproxySidecar extends Construct {
       // A restart would drop connections: a run command reloads it instead (or starts it).
       restartOnApply: false,
     });
-    cc.addUnit({
+    content.addUnit({
       name: SYNAPSE_UNIT,
       content: renderTemplate('synapse.service', {
         hostname: host.hostname,
@@ -437,16 +418,9 @@ export class HaproxySidecar extends Construct {
         execStart: this.agentCommand('synapse', SYNAPSE_CONFIG),
         credentials: [...new Set(this.consumes.map((s) => s.ensemble))]
           .filter((e) => e.acls)
-          .map((e) => this.addCredentials(host, e, 'reader', SYNAPSE_UNIT)),
+          .map((e) => this.addCredentials(content, e, 'reader', SYNAPSE_UNIT)),
       }),
     });
-    for (const service of this.consumes) {
-      service._addConsumer(host);
-      for (const [provider, port] of service._providers()) {
-        provider.cloudConfig.addFirewallRule(providedPortRule(service, port, [`${host.privateAddress}/32`]));
-      }
-    }
-    return [json, bootstrap];
   }
 
   /** Services from `provides` plus those that name this host in their `providers`, each with the field that brought it. */
@@ -499,9 +473,9 @@ export class HaproxySidecar extends Construct {
   }
 
   /** Writes an identity's credentials file, root's alone; the agent's unit loads it. */
-  private addCredentials(host: VdsNode, ensemble: ZookeeperEnsemble, identity: string, unit: string): AgentCredentials {
+  private addCredentials(content: DocumentContent, ensemble: ZookeeperEnsemble, identity: string, unit: string): AgentCredentials {
     const c = credentials(identity, ensemble, unit);
-    host.cloudConfig.addFile({ path: c.path, content: ensemble._credentialsFile(host, identity), permissions: '0600' });
+    content.addFile({ path: c.path, content: ensemble._credentialsFile(this.host, identity), permissions: '0600' });
     return c;
   }
 
@@ -511,8 +485,7 @@ export class HaproxySidecar extends Construct {
   }
 
   /** The step that installs the agents; the pinned version is installed only when missing. */
-  private addAgentsInstall(host: VdsNode, provides: SmartStackService[]): void {
-    const cc = host.cloudConfig;
+  private addAgentsInstall(cc: DocumentContent, provides: SmartStackService[]): void {
     if (this.runtime.kind === AgentRuntimeKind.RUBY) {
       const gems: Array<[string, string, boolean]> = [
         ['nerve', this.runtime.nerveVersion, provides.length > 0],
@@ -529,11 +502,10 @@ export class HaproxySidecar extends Construct {
       cc.addRunCommand(['sh', '-c', `npm ls -g --depth=0 ${spec} >/dev/null 2>&1 || npm install -g --no-fund --no-audit --legacy-peer-deps --registry ${this.runtime.npmRegistry} ${spec}`]);
       return;
     }
-    const archive = host._addAgentsPackage();
     const { sha256, version } = agentsPackage();
     cc.addStep({
       description: `agents' package ${PACKAGE.name} ${version}`,
-      script: renderTemplate('agents-install.sh', { archive, sha256, directory: `${AGENTS_DIR}/${sha256}`, command: AGENTS_COMMAND }),
+      script: renderTemplate('agents-install.sh', { archive: this.agentsArchive, sha256, directory: `${AGENTS_DIR}/${sha256}`, command: AGENTS_COMMAND }),
     });
   }
 

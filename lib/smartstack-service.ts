@@ -3,8 +3,6 @@ import { HealthCheck, HealthCheckType } from './model/health-check';
 import { STATS_SECTION_NAME } from './render/synapse-config';
 import { configSafe, Fail } from './schema/config-safe';
 import { addConstructWarning } from './construct-warning';
-import { runDeferred } from './deferred-work';
-import type { HaproxySidecar } from './haproxy-sidecar';
 import { ManifestBuilder } from './mesh-manifest';
 import { MeshRecords } from './mesh-records';
 import { ManifestService } from './model/manifest';
@@ -207,10 +205,6 @@ export class SmartStackService extends Construct {
   /** Networks that may reach the instances' port besides the consuming hosts. */
   public readonly clientNetworks: string[];
 
-  /** Hosts that provide the service, and the port it has there. */
-  private readonly providedOn = new Map<VdsNode, { port: number; weight?: number }>();
-  private readonly providerOrder: VdsNode[] = [];
-  private readonly consumedOn = new Set<VdsNode>();
   private warnedUnprovided = false;
 
   public constructor(scope: Construct, id: string, props: SmartStackServiceProps) {
@@ -255,70 +249,32 @@ export class SmartStackService extends Construct {
       throw fail('keepDefaultServers', true, 'there are no defaultServers to keep');
     }
 
-    // Sidecars created before this service: each takes it as if it had existed then.
-    const earlierSidecars: HaproxySidecar[] = [];
+    const records = MeshRecords.of(this);
     if (props.providers !== undefined) {
       const providers = [...props.providers];
       providers.forEach((host, i) => {
         if (!VdsNode.isVdsNode(host)) throw fail(`providers[${i}]`, String(host), 'expected a VdsNode');
         const j = providers.indexOf(host);
         if (j !== i) throw fail(`providers[${i}]`, host.hostname, `the same host as providers[${j}]`);
-        const sidecar = MeshRecords.of(this).sidecarOf(host);
-        if (sidecar?._isAddedToHosts()) {
-          throw fail(
-            `providers[${i}]`,
-            host.hostname,
-            `${sidecar.node.path} has written its part of the host documents already (a document was read, or the app synthesized, before this service was created): create every service before reading documents`,
-          );
-        }
-        if (sidecar) earlierSidecars.push(sidecar);
       });
       this.providers = providers;
     }
 
     this.checkUniqueInStack(fail);
-    earlierSidecars.forEach((sidecar) => sidecar._checkLateProvided(this));
+    // A provider whose sidecar exists already provides the service from now on: its ports are
+    // checked as the sidecar's constructor checks the services it finds.
+    const claims = (this.providers ?? []).flatMap((host) => {
+      const sidecar = records.sidecarOf(host);
+      if (!sidecar) return [];
+      const ports = sidecar._portsFor(this);
+      host._checkPorts(sidecar, ports);
+      return [{ host, sidecar, ports }];
+    });
     // Recorded only once every check has passed: a rejected service leaves nothing behind.
-    MeshRecords.of(this).addService(this);
+    records.addService(this);
     this.ensemble._addService(this);
-    earlierSidecars.forEach((sidecar) => sidecar._addLateProvided(this));
+    claims.forEach(({ host, sidecar, ports }) => ports.forEach(({ port, field }) => host.reservePort(port, sidecar, field)));
     this.node.addValidation({ validate: () => this.validateTopology() });
-  }
-
-  /**
-   * Records that a host's sidecar provides this service.
-   * @internal
-   */
-  public _addProvider(host: VdsNode, port: number, weight?: number): void {
-    if (!this.providedOn.has(host)) this.providerOrder.push(host);
-    this.providedOn.set(host, { port, weight });
-    // Batches of maxUnavailableProviders: each provider is applied after the one that many places before it.
-    const previous = this.providerOrder[this.providerOrder.length - 1 - this.maxUnavailableProviders];
-    if (previous !== undefined) host._applyAfter(previous, `providers of ${this.serviceName} roll ${this.maxUnavailableProviders} at a time`);
-  }
-
-  /**
-   * Records that a host's sidecar consumes this service.
-   * @internal
-   */
-  public _addConsumer(host: VdsNode): void {
-    this.consumedOn.add(host);
-  }
-
-  /**
-   * The hosts that provide the service so far, with its port on each.
-   * @internal
-   */
-  public _providers(): Array<[VdsNode, number]> {
-    return [...this.providedOn.entries()].map(([host, { port }]) => [host, port]);
-  }
-
-  /**
-   * The hosts that consume the service so far.
-   * @internal
-   */
-  public _consumers(): VdsNode[] {
-    return [...this.consumedOn];
   }
 
   /**
@@ -331,6 +287,7 @@ export class SmartStackService extends Construct {
 
   private describe(): ManifestService {
     const check = this.healthCheck;
+    const records = MeshRecords.of(this);
     return {
       name: this.serviceName,
       construct: this.node.path,
@@ -350,11 +307,8 @@ export class SmartStackService extends Construct {
         fall: check.fall,
       },
       clientNetworks: [...this.clientNetworks],
-      providers: this.providerOrder.map((host) => {
-        const { port, weight } = this.providedOn.get(host)!;
-        return { host: host.hostname, port, ...(weight !== undefined ? { weight } : {}) };
-      }),
-      consumers: [...this.consumedOn].map((h) => h.hostname).sort(),
+      providers: records.providersOf(this).map(({ host, port, weight }) => ({ host: host.hostname, port, ...(weight !== undefined ? { weight } : {}) })),
+      consumers: records.consumersOf(this).map((h) => h.hostname).sort(),
       rollout: { maxUnavailableProviders: this.maxUnavailableProviders },
     };
   }
@@ -377,20 +331,21 @@ export class SmartStackService extends Construct {
 
   /** Runs at synth, when every sidecar exists. */
   private validateTopology(): string[] {
-    // Sidecars record their providers and consumers as they add to the documents.
-    runDeferred(this);
+    const records = MeshRecords.of(this);
+    const providedOn = new Set(records.providersOf(this).map((p) => p.host));
+    const consumedOn = records.consumersOf(this);
     const errors: string[] = [];
     for (const host of this.providers ?? []) {
-      if (!this.providedOn.has(host)) {
+      if (!providedOn.has(host)) {
         errors.push(
           `SmartStackService '${this.node.path}': providers includes host ${host.hostname}, but no HaproxySidecar provides ` +
             `${this.serviceName} there, so nothing would register it: add a HaproxySidecar to ${host.node.path}`,
         );
       }
     }
-    if (this.consumedOn.size > 0 && this.providedOn.size === 0 && this.defaultServers.length === 0 && !this.warnedUnprovided) {
+    if (consumedOn.length > 0 && providedOn.size === 0 && this.defaultServers.length === 0 && !this.warnedUnprovided) {
       this.warnedUnprovided = true;
-      const consumers = [...this.consumedOn].map((h) => h.hostname).sort().join(', ');
+      const consumers = consumedOn.map((h) => h.hostname).sort().join(', ');
       addConstructWarning(
         this,
         `SmartStackService '${this.node.path}': ${this.serviceName} is consumed on ${consumers} but no HaproxySidecar in this ` +

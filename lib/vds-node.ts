@@ -16,8 +16,6 @@ import { renderTemplate } from './render/template';
 import { configSafe, configUnsafeReason } from './schema/config-safe';
 import { MeshRecords } from './mesh-records';
 import { addConstructWarning } from './construct-warning';
-import { runDeferred, runDeferredAtSynth } from './deferred-work';
-import { ListWithPlaces } from './cloud-init/list-with-places';
 import { ManifestBuilder, writeManifestAtSynth } from './mesh-manifest';
 import { ManifestHost } from './model/manifest';
 import { ValidationError } from './model/validation-error';
@@ -138,14 +136,18 @@ export class VdsNode extends Construct {
   public readonly delivery?: TerraformResource;
 
   private readonly ports = new Map<number, string>();
-  /** The checks in order, with places kept for roles that add later (`_keepPlace`). */
-  private readonly readinessChecks = new ListWithPlaces<ReadinessCheck>();
-  private applyScript?: { userData: string; checks: number; script: string };
+  /** The checks in order; a role's part gives its check (or none) when the checks are read. */
+  private readonly readinessChecks: Array<ReadinessCheck | (() => ReadinessCheck | undefined)> = [];
+  private directReadinessChecks = 0;
+  private applyScript?: { userData: string; key: string; script: string };
   private sshConnection?: nullResource.ResourceConfig['connection'];
   private deliveryProvisioners?: NonNullable<nullResource.ResourceConfig['provisioners']>;
-  /** Hosts whose delivery this host's waits for, and how many hosts wait for this one's. */
+  /** Hosts whose delivery this host's waits for, and how many hosts wait for this one's: the rollout's, set at synth. */
   private readonly appliedAfter = new Set<VdsNode>();
   private dependents = 0;
+  /** The `depends_on` entries the rollout added to the delivery, replaced at each synth. */
+  private rolloutDependsOn: string[] = [];
+  private readonly warned = new Set<string>();
   private agentsArchive?: string;
   /** Where the manifest finds what Terraform places on the host. */
   private deliveredFiles?: { sshPort: number; staging: string };
@@ -188,11 +190,11 @@ export class VdsNode extends Construct {
     this.disks = [...(props.disks ?? [])];
     this.validateDisks(fail);
     // Last of the checks: a rejected host claims nothing.
-    MeshRecords.of(this).claimHost(this, fail);
+    const records = MeshRecords.of(this);
+    records.claimHost(this, fail);
+    // A sidecar's part of the document reads the mesh, which may grow after the part is added.
     this.cloudConfig = new CloudConfig();
-    // Sidecars add to the documents once every service that names their hosts exists.
-    this.cloudConfig._beforeRead(() => runDeferred(this));
-    runDeferredAtSynth(this);
+    this.cloudConfig._followMesh(() => records.version);
     writeManifestAtSynth(this);
     this.cloudConfig.addFile({ path: HOST_FILE_PATH, content: renderHostFile(this) });
 
@@ -233,29 +235,41 @@ export class VdsNode extends Construct {
 
   /** Adds a check that each apply waits for, such as a ZooKeeper member rejoining its quorum. */
   public addReadinessCheck(check: ReadinessCheck): void {
-    // The description is a comment line of the apply script: a newline in it would be a command.
-    const field = `readinessChecks[${this.readinessChecks.nextIndex()}]`;
-    configSafe((f, v, r) => new ValidationError(this, 'VdsNode', f, v, r), `${field}.description`, check.description, 'text');
-    if (typeof check.script !== 'string') throw new ValidationError(this, 'VdsNode', `${field}.script`, check.script, 'expected POSIX shell commands');
-    this.cloudConfig.checkLiteralText(`${field}.script`, check.script);
+    this.checkReadinessCheck(`readinessChecks[${this.directReadinessChecks}]`, check);
+    this.directReadinessChecks++;
     this.readinessChecks.push(check);
   }
 
   /**
-   * Keeps the current place in the host's ordered additions (document steps and firewall rules,
-   * readiness checks) for a role that adds later: what the returned function's callback adds to
-   * this host goes there, as if added now.
+   * Adds a role's readiness check, given when the checks are read (it depends on the whole mesh).
    * @internal
    */
-  public _keepPlace(): (add: () => void) => void {
-    const fillDocument = this.cloudConfig._keepPlace();
-    const fillChecks = this.readinessChecks.keepPlace();
-    return (add) => fillDocument(() => fillChecks(add));
+  public _addReadinessCheckPart(part: () => ReadinessCheck | undefined): void {
+    this.readinessChecks.push(part);
+  }
+
+  /** The readiness checks in order, the parts' included. */
+  private readinessCheckList(): ReadinessCheck[] {
+    const checks: ReadinessCheck[] = [];
+    for (const item of this.readinessChecks) {
+      const check = typeof item === 'function' ? item() : item;
+      if (check === undefined) continue;
+      if (typeof item === 'function') this.checkReadinessCheck(`readinessChecks[${checks.length}]`, check);
+      checks.push(check);
+    }
+    return checks;
+  }
+
+  private checkReadinessCheck(field: string, check: ReadinessCheck): void {
+    // The description is a comment line of the apply script: a newline in it would be a command.
+    configSafe((f, v, r) => new ValidationError(this, 'VdsNode', f, v, r), `${field}.description`, check.description, 'text');
+    if (typeof check.script !== 'string') throw new ValidationError(this, 'VdsNode', `${field}.script`, check.script, 'expected POSIX shell commands');
+    this.cloudConfig.checkLiteralText(`${field}.script`, check.script);
   }
 
   /**
-   * The rendered `#cloud-config` document, as the host receives it. The first rendering of any
-   * document writes the sidecars' parts: a service created afterwards cannot name a sidecar's host.
+   * The rendered `#cloud-config` document, as the host receives it, from the mesh as it is now:
+   * services or sidecars created later are in a later rendering (and in the synthesized one).
    */
   public renderUserData(): string {
     return this.cloudConfig.render();
@@ -265,8 +279,10 @@ export class VdsNode extends Construct {
   public renderApplyScript(): string {
     const userData = this.renderUserData();
     const cached = this.applyScript;
-    const checks = this.readinessChecks.items();
-    if (cached && cached.userData === userData && cached.checks === checks.length) return cached.script;
+    // The parts' checks, like the document, change only with the mesh.
+    const key = `${this.readinessChecks.length}/${MeshRecords.of(this).version}`;
+    if (cached && cached.userData === userData && cached.key === key) return cached.script;
+    const checks = this.readinessCheckList();
     const agents = this.agentsArchive === undefined ? undefined : agentsPackage();
     const script = renderTemplate('apply-cloud-init.sh', {
       hostname: this.hostname,
@@ -275,7 +291,7 @@ export class VdsNode extends Construct {
       agents: agents && { version: agents.version, sha256: agents.sha256, archive: this.agentsArchive },
       readinessChecks: checks.map((check) => ({ quotedDescription: shellQuote(check.description), script: check.script })),
     });
-    this.applyScript = { userData, checks: checks.length, script };
+    this.applyScript = { userData, key, script };
     return script;
   }
 
@@ -307,8 +323,23 @@ export class VdsNode extends Construct {
   }
 
   /**
+   * Forgets the rollout's order, before the synth step works it out again from the whole mesh.
+   * @internal
+   */
+  public _resetRollout(): void {
+    this.appliedAfter.clear();
+    this.dependents = 0;
+    if (this.delivery && this.rolloutDependsOn.length > 0) {
+      const ours = new Set(this.rolloutDependsOn);
+      this.delivery.dependsOn = (this.delivery.dependsOn ?? []).filter((d) => !ours.has(d));
+    }
+    this.rolloutDependsOn = [];
+  }
+
+  /**
    * Applies this host only after `other` has been applied (and its readiness checks passed), when
    * both are delivered over SSH. An order that would close a cycle is left out with a warning.
+   * Called by the synth step that orders the rollout.
    *
    * @internal
    */
@@ -316,13 +347,18 @@ export class VdsNode extends Construct {
     if (!this.delivery || !other.delivery || other === this || this.appliedAfter.has(other)) return;
     // Only a host that others already wait for can close a cycle.
     if (this.dependents > 0 && other.waitsFor(this)) {
-      addConstructWarning(this, `VdsNode '${this.node.path}': not applied after ${other.hostname} (${reason}): ${other.hostname} already waits for ${this.hostname}`);
+      const warning = `VdsNode '${this.node.path}': not applied after ${other.hostname} (${reason}): ${other.hostname} already waits for ${this.hostname}`;
+      // The step runs at each synth of the app: the warning is given once.
+      if (!this.warned.has(warning)) addConstructWarning(this, warning);
+      this.warned.add(warning);
       return;
     }
     this.appliedAfter.add(other);
     other.dependents++;
     // depends_on takes a bare address (`null_resource.name`), not an interpolation.
-    this.delivery.dependsOn = [...(this.delivery.dependsOn ?? []), `${other.delivery.terraformResourceType}.${other.delivery.friendlyUniqueId}`];
+    const address = `${other.delivery.terraformResourceType}.${other.delivery.friendlyUniqueId}`;
+    this.rolloutDependsOn.push(address);
+    this.delivery.dependsOn = [...(this.delivery.dependsOn ?? []), address];
   }
 
   private claimPort(ports: Map<number, string>, port: number, owner: IConstruct, field: string): void {

@@ -4,11 +4,12 @@ import { escapeTerraformTemplate } from './render/terraform-string';
 import { renderTemplate } from './render/template';
 import { defaultHeapMiB, renderDynamicConfig, renderJavaEnv, renderMyid, renderServerLine, renderZooCfg, ZooCfgServer, ZooCfgSpec } from './render/zookeeper-config';
 import { ApplyTimeSecrets } from './cloud-init/apply-time-secrets';
-import { FirewallRule } from './cloud-init/cloud-config';
+import { FirewallRule } from './cloud-init/document-content';
 import { unitPath, ZOO_CFG, ZOO_CFG_DYNAMIC, ZOOKEEPER_CLASSPATH, ZOOKEEPER_CONFIG_DIR, ZOOKEEPER_JVM_AUTH_ARGS, ZOOKEEPER_LIVE_CONFIG_SUBDIR, ZOOKEEPER_MYID, ZOOKEEPER_UNIT } from './cloud-init/host-paths';
 import { configSafe, configUnsafeReason, Fail } from './schema/config-safe';
 import { addConstructWarning } from './construct-warning';
 import { ManifestBuilder } from './mesh-manifest';
+import { MeshRecords } from './mesh-records';
 import { ManifestEnsemble } from './model/manifest';
 import { ValidationError } from './model/validation-error';
 import { stringAtSynth } from './synth-value';
@@ -388,8 +389,11 @@ export class ZookeeperEnsemble extends Construct {
           unit: ZOOKEEPER_UNIT,
         }).trimEnd(),
       });
-      // The members, clientNetworks, and each host whose sidecar uses the ensemble (_addClient).
-      cc.addFirewallRule(this.clientPortRule([...memberAddresses, ...clientNetworks]));
+      // The members, clientNetworks, and each host whose sidecar uses the ensemble, as the mesh has them when rendered.
+      cc._addPart((content) => {
+        const clients = MeshRecords.of(this).clientsOf(this).map((host) => `${host.privateAddress}/32`);
+        content.addFirewallRule(this.clientPortRule([...memberAddresses, ...clientNetworks, ...clients]));
+      });
       cc.addFirewallRule({
         description: `zookeeper ${this.node.id} quorum and election, members only`,
         ports: [quorumPort, electionPort],
@@ -407,11 +411,11 @@ export class ZookeeperEnsemble extends Construct {
       });
     }
 
-    // One member at a time, in id order: each member's delivery waits for the previous member's,
-    // whose apply returns only once that member serves again. New members have the highest ids, so
-    // the running members' firewalls admit them before they start.
+    // One member at a time, in id order (MeshRecords orders the rollout at synth): each member's
+    // delivery waits for the previous member's, whose apply returns only once that member serves
+    // again. New members have the highest ids, so the running members' firewalls admit them before they start.
+    MeshRecords.of(this).addEnsemble(this);
     const byId = members.map((m, i) => ({ m, id: ids[i] })).sort((a, b) => a.id - b.id).map(({ m }) => m);
-    for (let i = 1; i < byId.length; i++) byId[i]._applyAfter(byId[i - 1], `members of ${this.node.path} roll one at a time`);
     const deliveries = members.filter((m) => m.delivery).map((m) => `${m.delivery!.terraformResourceType}.${m.delivery!.friendlyUniqueId}`);
 
     // After every member's apply (joiners then serve as non-voting followers): the membership.
@@ -501,14 +505,6 @@ export class ZookeeperEnsemble extends Construct {
   /** The identity of the registrars of a service (nerve on the hosts that provide it). */
   public static registrarOf(serviceName: string): string {
     return `registrar-${serviceName}`;
-  }
-
-  /**
-   * Opens the client port of every member to a host whose agents use the ensemble.
-   * @internal
-   */
-  public _addClient(host: VdsNode): void {
-    for (const member of this.members) member.cloudConfig.addFirewallRule(this.clientPortRule([`${host.privateAddress}/32`]));
   }
 
   private clientPortRule(sources: string[]): FirewallRule {

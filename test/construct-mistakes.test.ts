@@ -276,16 +276,20 @@ describe('a service that lists its providers', () => {
     expect(sidecar.provides).toEqual([proxy]);
   });
 
-  test('a service created after the documents were read cannot join a sidecar, and says why', () => {
+  test('reading a document changes nothing: a service created afterwards joins the sidecar, and the next reading has it', () => {
     const f = meshFixture();
     const app1 = f.host('app1', 55);
     const orders = new SmartStackService(f.stack, 'orders', { ensemble: f.zk, port: 9000, localPort: 3211 });
-    new HaproxySidecar(app1, 'sidecar', { consumes: [orders] });
-    app1.renderUserData();
-    expect(thrownMessage(() => new SmartStackService(f.stack, 'users', { ensemble: f.zk, port: 8080, providers: [app1] }))).toBe(
-      "SmartStackService 'test/users': providers[0] = \"app1\": test/app1/sidecar has written its part of the host documents already " +
-        '(a document was read, or the app synthesized, before this service was created): create every service before reading documents',
-    );
+    const sidecar = new HaproxySidecar(app1, 'sidecar', { consumes: [orders] });
+    const before = app1.renderUserData();
+    expect(sidecar.nerveConfigJson).toBeUndefined();
+    const users = new SmartStackService(f.stack, 'users', { ensemble: f.zk, port: 8080, providers: [app1] });
+    expect(sidecar.provides).toEqual([users]);
+    expect(Object.keys(JSON.parse(sidecar.nerveConfigJson!).services)).toEqual(['users']);
+    const after = app1.renderUserData();
+    expect(before).not.toContain('nerve.conf.json');
+    expect(after).toContain('nerve.conf.json');
+    expect(app1.findPortOwner(8080)).toBe('test/app1/sidecar (provides[users].port)');
   });
 
   test('a sidecar that lists nothing and that no service names fails synth, naming provides', () => {
