@@ -22,6 +22,7 @@ export const FLEET_IMAGE_PACKAGES: readonly string[] = [
   'iproute2',
   'ca-certificates',
   'curl', // tests send requests through a sidecar's local port with it
+  'linux-image-cloud-amd64', // the kernel and initrd a VM host boots (containers ignore it)
 ];
 
 /** Bumped when the way the image is made changes, so older cached images are not reused. */

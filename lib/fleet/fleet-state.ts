@@ -19,6 +19,9 @@ export interface HostRecord {
   diskFiles: string[];
   /** The host's own cgroup directories (see host-cgroup.ts). */
   cgroups?: string[];
+  /** A VM's QEMU process, and its tap device on the fleet's bridge. */
+  qemu?: ProcessRef;
+  tap?: string;
 }
 
 export interface RunRecord {
@@ -110,7 +113,7 @@ async function cleanupRun(record: RunRecord, log: (line: string) => void): Promi
     // Killed between starting systemd-nspawn and recording its init: find the init now, while nspawn
     // is still its parent (killing nspawn alone leaves the container running).
     const init = host.init ?? (host.nspawn && isAlive(host.nspawn) ? containerInitOf(host.nspawn.pid) : undefined);
-    for (const proc of [init, host.nspawn]) {
+    for (const proc of [init, host.nspawn, host.qemu]) {
       if (proc && killRecorded(proc)) {
         log(`  ${host.name}: killed process ${proc.pid}`);
         if (!(await waitGone(proc, 10_000))) problems.push(`${host.name}: process ${proc.pid} did not exit after SIGKILL`);
@@ -131,6 +134,12 @@ async function cleanupRun(record: RunRecord, log: (line: string) => void): Promi
     }
   }
   for (const host of record.hosts) {
+    // Only a tap device: a link of the recorded name that is anything else is left alone.
+    if (host.tap && existsSync(`/sys/class/net/${host.tap}/tun_flags`)) {
+      const r = await runBounded(['ip', 'link', 'del', host.tap], { timeoutMs: 10_000 });
+      if (r.status === 0) log(`  ${host.name}: removed tap ${host.tap}`);
+      else problems.push(`ip link del ${host.tap}: ${r.output.trim()}`);
+    }
     const left = removeHostCgroups(host.cgroups ?? []);
     if (left.length > 0) problems.push(`${host.name}: cgroups still in use: ${left.join(', ')}`);
   }

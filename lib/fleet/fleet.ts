@@ -6,6 +6,7 @@ import { DebianImage, DebianImageOptions, ensureDebianImage } from './debian-ima
 import { FleetHost, FleetHostSpec } from './fleet-host';
 import { FleetNetwork } from './fleet-network';
 import { cleanupEarlierRuns, DEFAULT_STATE_DIR, FleetState } from './fleet-state';
+import { imageKernel, VmHost, VmHostSpec } from './vm-host';
 
 export interface FleetOptions {
   /**
@@ -22,6 +23,8 @@ export interface FleetOptions {
   readonly subnet?: number;
   /** Bound of one host's boot, until SSH answers. @default 90 s */
   readonly bootTimeoutMs?: number;
+  /** Bound of one VM's boot, until SSH answers and systemd is up. @default 300 s (TCG is slow) */
+  readonly vmBootTimeoutMs?: number;
   /** Progress lines. @default stderr, prefixed `fleet: ` */
   readonly log?: (line: string) => void;
 }
@@ -59,7 +62,7 @@ export class Fleet {
       if (keygen.status !== 0) throw new Error(`fleet: ssh-keygen failed: ${keygen.stderr}`);
       writeFileSync(join(workDir, 'known_hosts'), '');
       log(`run ${runId}: bridge ${network.bridge} ${network.gatewayAddress}/24 (MAC ${network.mac}), work dir ${workDir}`);
-      return new Fleet(state, image, network, { workDir, keyPath, log, bootTimeoutMs: options.bootTimeoutMs ?? 90_000 });
+      return new Fleet(state, image, network, { workDir, keyPath, log, bootTimeoutMs: options.bootTimeoutMs ?? 90_000, vmBootTimeoutMs: options.vmBootTimeoutMs ?? 300_000 });
     } catch (e) {
       await state.cleanup(log);
       throw e;
@@ -77,8 +80,10 @@ export class Fleet {
   public readonly knownHostsPath: string;
 
   private readonly hostsByName = new Map<string, FleetHost>();
+  private readonly vmsByName = new Map<string, VmHost>();
   private readonly log: (line: string) => void;
   private readonly bootTimeoutMs: number;
+  private readonly vmBootTimeoutMs: number;
   private destroyed = false;
   /** Numbers the hosts' machine names, never reused within a run. */
   private nextIndex = 1;
@@ -89,7 +94,7 @@ export class Fleet {
     public readonly image: DebianImage,
     /** The bridge and the fleet's /24. */
     public readonly network: FleetNetwork,
-    settings: { workDir: string; keyPath: string; log: (line: string) => void; bootTimeoutMs: number },
+    settings: { workDir: string; keyPath: string; log: (line: string) => void; bootTimeoutMs: number; vmBootTimeoutMs: number },
   ) {
     this.workDir = settings.workDir;
     this.sshPrivateKeyPath = settings.keyPath;
@@ -98,6 +103,7 @@ export class Fleet {
     this.knownHostsPath = join(settings.workDir, 'known_hosts');
     this.log = settings.log;
     this.bootTimeoutMs = settings.bootTimeoutMs;
+    this.vmBootTimeoutMs = settings.vmBootTimeoutMs;
   }
 
   /** The run's id (names its bridge and its record). */
@@ -128,6 +134,30 @@ export class Fleet {
     return hosts;
   }
 
+  /**
+   * Makes and boots one VM on the fleet's bridge (QEMU; needs the package qemu-system-x86, and the
+   * image's kernel); resolves once SSH answers and systemd is up.
+   */
+  public async addVm(spec: VmHostSpec): Promise<VmHost> {
+    if (this.destroyed) throw new Error('fleet: addVm: the fleet was destroyed');
+    if (this.hostsByName.has(spec.name) || this.vmsByName.has(spec.name)) throw new Error(`fleet: host name = ${JSON.stringify(spec.name)}: given twice`);
+    const kernel = imageKernel(this.image.rootfs);
+    if (!kernel) throw new Error(`fleet: addVm(${spec.name}): the image ${this.image.key} has no kernel and initrd in /boot (its packages need linux-image-cloud-amd64, as FLEET_IMAGE_PACKAGES has)`);
+    if (spawnSync('sh', ['-c', 'command -v qemu-system-x86_64 && command -v mkfs.ext4'], { stdio: 'ignore' }).status !== 0) {
+      throw new Error(`fleet: addVm(${spec.name}): qemu-system-x86_64 or mkfs.ext4 is not on the PATH (Debian packages 'qemu-system-x86' and 'e2fsprogs'; 'dosfstools' and 'mtools' for a user-data seed)`);
+    }
+    const vm = await VmHost.create({ ...this.hostContext(), bootTimeoutMs: this.vmBootTimeoutMs }, kernel, spec, this.nextIndex++);
+    this.vmsByName.set(vm.name, vm);
+    return vm;
+  }
+
+  /** The VM of that name; throws when there is none. */
+  public vm(name: string): VmHost {
+    const vm = this.vmsByName.get(name);
+    if (!vm) throw new Error(`fleet: no VM named ${JSON.stringify(name)} (VMs: ${[...this.vmsByName.keys()].join(', ') || 'none'})`);
+    return vm;
+  }
+
   /** The host of that name; throws when there is none. */
   public host(name: string): FleetHost {
     const host = this.hostsByName.get(name);
@@ -143,7 +173,7 @@ export class Fleet {
     return {
       imageSeconds: this.image.buildSeconds,
       imageBuilt: this.image.built,
-      bootSeconds: Object.fromEntries(this.hosts.map((h) => [h.name, [...h.bootSeconds]])),
+      bootSeconds: Object.fromEntries([...this.hosts, ...this.vmsByName.values()].map((h) => [h.name, [...h.bootSeconds]])),
     };
   }
 

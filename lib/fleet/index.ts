@@ -7,6 +7,8 @@ export type { FleetOptions, FleetTimings } from './fleet';
 export { Fleet, fleetPrerequisites } from './fleet';
 export type { FleetDisk, FleetDiskSpec, FleetHostSpec } from './fleet-host';
 export { FleetHost } from './fleet-host';
+export type { VmDisk, VmDiskSpec, VmHostSpec, VmKernel } from './vm-host';
+export { imageKernel, nvmeDiskPath, VmHost } from './vm-host';
 export { assertFleetAddress, FLEET_RANGE, FleetNetwork } from './fleet-network';
 export { cleanupEarlierRuns, DEFAULT_STATE_DIR } from './fleet-state';
 export type { TerraformCommandResult, TerraformPlanResult, TerraformWorkspaceOptions } from './terraform-apply';
