@@ -20,6 +20,15 @@ export interface NodeAgentRuntimeOptions {
    */
   readonly npmRegistry?: string;
   /**
+   * Where a host not delivered over SSH (`deliverOverSsh: false`, booted from `userData`) fetches
+   * the agents' package of the version that synthesizes the stack: an `http://` or `https://` URL,
+   * or a `file:///` path your image places. The host checks it against the package's SHA-256, which
+   * its document carries, before it unpacks anything; a host delivered over SSH has it uploaded
+   * with its delivery instead. Publish the file `lib/agents-package-<version>.tgz` of this package.
+   * @default - none: a sidecar on a host not delivered over SSH is refused at synth
+   */
+  readonly packageUrl?: string;
+  /**
    * Version of this package to install from `npmRegistry`. Without a registry it can only be the
    * version that synthesizes the stack: that is the package uploaded.
    * @default the version of this package that synthesizes the stack
@@ -61,8 +70,12 @@ export class AgentRuntime {
     else if (version !== PACKAGE.version) {
       throw fail('version', version, `the uploaded agents are this package's own version ${PACKAGE.version}; to install another version, publish it and set npmRegistry`);
     }
+    if (options.packageUrl !== undefined) {
+      configSafe(fail, 'packageUrl', options.packageUrl, 'fileUrl');
+      if (options.npmRegistry !== undefined) throw fail('packageUrl', options.packageUrl, 'the agents come either from npmRegistry or from packageUrl: set one');
+    }
     configSafe(fail, 'version', version, 'packageVersion');
-    return new AgentRuntime(AgentRuntimeKind.NODE, version, version, options.nerveMetricsPort ?? 3213, options.synapseMetricsPort ?? 3214, options.npmRegistry);
+    return new AgentRuntime(AgentRuntimeKind.NODE, version, version, options.nerveMetricsPort ?? 3213, options.synapseMetricsPort ?? 3214, options.npmRegistry, options.packageUrl);
   }
 
   /** Airbnb's Ruby gems, installed with gem at pinned versions. */
@@ -81,10 +94,13 @@ export class AgentRuntime {
   public readonly synapseMetricsPort?: number;
   /** The npm registry the Node agents are installed from; undefined when they are uploaded. */
   public readonly npmRegistry?: string;
+  /** Where a host not delivered over SSH fetches the Node agents' package. */
+  public readonly packageUrl?: string;
 
-  private constructor(kind: AgentRuntimeKind, nerveVersion: string, synapseVersion: string, nerveMetricsPort?: number, synapseMetricsPort?: number, npmRegistry?: string) {
+  private constructor(kind: AgentRuntimeKind, nerveVersion: string, synapseVersion: string, nerveMetricsPort?: number, synapseMetricsPort?: number, npmRegistry?: string, packageUrl?: string) {
     this.kind = kind;
     this.npmRegistry = npmRegistry;
+    this.packageUrl = packageUrl;
     this.nerveVersion = nerveVersion;
     this.synapseVersion = synapseVersion;
     this.nerveMetricsPort = nerveMetricsPort;

@@ -2,7 +2,7 @@ import { Construct } from 'constructs';
 import { AgentRuntime, AgentRuntimeKind } from './agent-runtime';
 import { PACKAGE } from './package-info';
 import { DocumentContent, FirewallRule } from './cloud-init/document-content';
-import { agentsPackage } from './cloud-init/agents-package';
+import { agentsPackage, agentsPackageFileName } from './cloud-init/agents-package';
 import { AGENTS_COMMAND, AGENTS_DIR, CREDENTIALS_DIR, HAPROXY_BOOTSTRAP, HAPROXY_UNIT, NERVE_CONFIG, NERVE_UNIT, SYNAPSE_CONFIG, SYNAPSE_UNIT } from './cloud-init/host-paths';
 import { renderHaproxyConfig } from './render/haproxy-config';
 import { NerveSpec, ProvidedServiceSpec, renderNerveConfig } from './render/nerve-config';
@@ -174,7 +174,17 @@ export class HaproxySidecar extends Construct {
       host.reservePort(this.runtime.synapseMetricsPort, this, 'runtime.synapseMetricsPort');
     }
 
-    if (this.runtime.kind === AgentRuntimeKind.NODE && this.runtime.npmRegistry === undefined) this.agentsArchive = host._addAgentsPackage();
+    if (this.runtime.kind === AgentRuntimeKind.NODE && this.runtime.npmRegistry === undefined) {
+      if (!host.delivery && this.runtime.packageUrl === undefined) {
+        throw fail(
+          'runtime.packageUrl',
+          'none',
+          `host ${host.hostname} is not delivered over SSH, so nothing uploads the agents' package to it: set AgentRuntime.node({ packageUrl: 'https://.../${agentsPackageFileName()}' }) ` +
+            "(or a file:/// path your image places) for the host to fetch at its first boot, or AgentRuntime.node({ npmRegistry }), or deliver the host over SSH",
+        );
+      }
+      this.agentsArchive = host._addAgentsPackage();
+    }
     MeshRecords.of(this).addSidecar(host, this);
     // A service created later may still name this host: whether there is work is known at synth.
     this.node.addValidation({ validate: () => this.validateHasWork() });
@@ -481,7 +491,8 @@ export class HaproxySidecar extends Construct {
 
   private runtimePackages(): string[] {
     if (this.runtime.kind === AgentRuntimeKind.RUBY) return ['ruby', 'ruby-dev', 'build-essential'];
-    return this.runtime.npmRegistry === undefined ? ['nodejs'] : ['nodejs', 'npm'];
+    if (this.runtime.npmRegistry !== undefined) return ['nodejs', 'npm'];
+    return !this.host.delivery && this.runtime.packageUrl?.startsWith('http') ? ['nodejs', 'curl'] : ['nodejs'];
   }
 
   /** The step that installs the agents; the pinned version is installed only when missing. */
@@ -505,7 +516,14 @@ export class HaproxySidecar extends Construct {
     const { sha256, version } = agentsPackage();
     cc.addStep({
       description: `agents' package ${PACKAGE.name} ${version}`,
-      script: renderTemplate('agents-install.sh', { archive: this.agentsArchive, sha256, directory: `${AGENTS_DIR}/${sha256}`, command: AGENTS_COMMAND }),
+      script: renderTemplate('agents-install.sh', {
+        archive: this.agentsArchive,
+        sha256,
+        directory: `${AGENTS_DIR}/${sha256}`,
+        command: AGENTS_COMMAND,
+        // Only a host the delivery does not upload to fetches it.
+        fetch: this.host.delivery ? undefined : fetchCommand(this.runtime.packageUrl!),
+      }),
     });
   }
 
@@ -518,6 +536,12 @@ export class HaproxySidecar extends Construct {
   }
 }
 
+
+/** The command that fetches the agents' package to `$archive.partial`, bounded in time; the URL is a `fileUrl`. */
+function fetchCommand(url: string): { url: string; command: string } {
+  if (url.startsWith('file://')) return { url, command: `cp -- ${url.slice('file://'.length)} "$archive.partial"` };
+  return { url, command: `curl -fsSL --retry 5 --retry-connrefused --connect-timeout 10 --max-time 300 -o "$archive.partial" ${url}` };
+}
 
 function serviceNames(services: SmartStackService[]): string {
   return services.map((s) => s.serviceName).join(', ');

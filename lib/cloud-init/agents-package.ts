@@ -25,7 +25,12 @@ const PACKAGE_ROOT = join(__dirname, '..', '..');
  * (about 0.3 s). The version is in the name: a copy of the package with another version builds its own.
  */
 export function prebuiltArchivePath(version: string): string {
-  return join('lib', `agents-package-${version}.tgz`);
+  return join('lib', agentsPackageFileName(version));
+}
+
+/** The archive's file name, as the build writes it into `lib/` and a host's `packageUrl` may name it. */
+export function agentsPackageFileName(version: string = agentsPackage().version): string {
+  return `agents-package-${version}.tgz`;
 }
 let cached: AgentsPackage | undefined;
 

@@ -165,8 +165,14 @@ export class Fleet {
     return host;
   }
 
+  /** The containers. */
   public get hosts(): FleetHost[] {
     return [...this.hostsByName.values()];
+  }
+
+  /** The VMs. */
+  public get vms(): VmHost[] {
+    return [...this.vmsByName.values()];
   }
 
   public get timings(): FleetTimings {

@@ -179,6 +179,16 @@ export class VmHost {
     return r.stdout;
   }
 
+  /** {@link ssh}: a VM has no namespaces to enter, so commands that run inside a container with `exec` run over SSH. */
+  public async exec(command: string, options: { timeoutMs?: number; input?: string } = {}): Promise<CommandResult> {
+    return this.ssh(command, options);
+  }
+
+  /** {@link sshChecked}, as `exec` is {@link ssh}. */
+  public async execChecked(command: string, options: { timeoutMs?: number } = {}): Promise<string> {
+    return this.sshChecked(command, options);
+  }
+
   /** A file's content as the guest sees it. */
   public async readFile(path: string): Promise<string> {
     return this.sshChecked(`exec cat -- ${shellQuote(path)}`);

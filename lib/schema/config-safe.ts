@@ -81,6 +81,11 @@ const WHITELISTS = {
   packageVersion: { test: /^[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]+)?$/, expected: 'a version such as 1.2.3 or 1.2.3-rc.1' },
   /** An npm registry's address, passed to `npm install --registry`. */
   registryUrl: { test: /^https?:\/\/[A-Za-z0-9.-]+(:[0-9]{1,5})?(\/[A-Za-z0-9._~\/-]*)?$/, expected: 'an http:// or https:// URL of letters, digits and . _ ~ / -' },
+  /** Where a host fetches a file: it lands in a shell word of the apply. */
+  fileUrl: {
+    test: /^(?:https?:\/\/[A-Za-z0-9.-]+(?::[0-9]{1,5})?\/[A-Za-z0-9._~\/-]*[A-Za-z0-9._~-]|file:\/\/\/[A-Za-z0-9._~\/-]*[A-Za-z0-9._~-])$/,
+    expected: 'an http://, https:// or file:/// URL of a file, of letters, digits and . _ ~ / -',
+  },
   /** A Debian package, optionally pinned (`name=version`), as apt-get takes it. */
   packageName: { test: /^[a-z0-9][a-z0-9+.-]*(=[A-Za-z0-9.+~:-]+)?$/, expected: 'a Debian package name, optionally name=version' },
   /** Names HAProxy sections, ZooKeeper nodes, units' descriptions and JSON keys. */

@@ -1,7 +1,7 @@
 import { App, TerraformStack } from 'cdktf';
 import { join } from 'path';
 import { HaproxySidecar, HealthCheck, ServiceMode, SmartStackService, VdsNode, ZookeeperEnsemble } from '../../lib';
-import { Fleet, FleetHostSpec } from '../../lib/fleet';
+import { Fleet, FleetHostSpec, nvmeDiskPath } from '../../lib/fleet';
 
 /**
  * The default example's topology — zk1-zk3 with a data and a transaction-log disk each, user-service
@@ -31,12 +31,18 @@ export interface FleetStackOptions {
   readonly clientNetworks?: string[];
 }
 
+/** The NVMe serials of VM member zkN's disks (the fleet's VM gets these, the stack names their by-id paths). */
+export function vmMemberSerials(n: number): { data: string; txlog: string } {
+  return { data: `zk${n}-data`, txlog: `zk${n}-txlog` };
+}
+
 /** Synthesizes the topology for the fleet's hosts into `outdir`; returns the stack's folder. */
 export function synthesizeFleetStack(fleet: Fleet, outdir: string, options: FleetStackOptions = {}): string {
   const app = new App({ outdir });
   const stack = new TerraformStack(app, 'fleet');
+  const vm = (name: string) => fleet.vms.find((v) => v.name === name);
   const node = (name: string, memoryMiB: number, disks?: Array<{ name: string; device: string }>) => {
-    const host = fleet.host(name);
+    const host = vm(name) ?? fleet.host(name);
     return new VdsNode(stack, name, {
       privateAddress: host.address,
       privateNetwork: fleet.network.cidr,
@@ -46,10 +52,11 @@ export function synthesizeFleetStack(fleet: Fleet, outdir: string, options: Flee
     });
   };
   const numbers = options.members ?? [1, 2, 3];
+  // A VM member's disks are NVMe controllers; a container's, loop devices with virtio-style links.
   const members = numbers.map((i) =>
     node(`zk${i}`, 1536, [
-      { name: 'zk-data', device: `/dev/disk/by-id/virtio-zk${i}-data` },
-      { name: 'zk-txlog', device: `/dev/disk/by-id/virtio-zk${i}-txlog` },
+      { name: 'zk-data', device: vm(`zk${i}`) ? nvmeDiskPath(vmMemberSerials(i).data) : `/dev/disk/by-id/virtio-zk${i}-data` },
+      { name: 'zk-txlog', device: vm(`zk${i}`) ? nvmeDiskPath(vmMemberSerials(i).txlog) : `/dev/disk/by-id/virtio-zk${i}-txlog` },
     ]),
   );
   const zk = new ZookeeperEnsemble(stack, 'zk', {
