@@ -11,7 +11,7 @@ import { CloudConfig } from './cloud-init/cloud-config';
 import { HOST_FILE_PATH, renderHostFile } from './cloud-init/host-file';
 import { AGENTS_ARCHIVE_DIR } from './cloud-init/host-paths';
 import { shellQuote } from './render/shell-word';
-import { escapeTerraformTemplate, sha256Hex } from './render/terraform-string';
+import { escapeTerraformTemplate, quotedTerraformTemplate, sha256Hex } from './render/terraform-string';
 import { renderTemplate } from './render/template';
 import { configSafe, configUnsafeReason } from './schema/config-safe';
 import { MeshRecords } from './mesh-records';
@@ -302,6 +302,16 @@ export class VdsNode extends Construct {
    */
   public get userData(): string {
     return stringAtSynth(() => this.cloudConfig.secrets.resolveIn(this, escapeTerraformTemplate(this.renderUserData())));
+  }
+
+  /**
+   * The document gzipped and base64-encoded by Terraform (`base64gzip`), for a resource that takes
+   * user data in base64 (such as `user_data_base64`): cloud-init unpacks gzipped user data itself,
+   * and compressed the document fits user-data limits of 16 KiB (a member's is about 17 KiB as
+   * text, 7 KiB compressed). Secrets are evaluated at apply, as in `userData`.
+   */
+  public get userDataGzipBase64(): string {
+    return stringAtSynth(() => `\${base64gzip("${this.cloudConfig.secrets.resolveIn(this, quotedTerraformTemplate(this.renderUserData()))}")}`);
   }
 
   /**

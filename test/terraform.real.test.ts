@@ -1,8 +1,10 @@
 import { createHash, randomBytes } from 'crypto';
 import { readdirSync, readFileSync, statSync } from 'fs';
 import { join } from 'path';
-import { Testing, TerraformStack } from 'cdktf';
-import { VdsNode } from '../lib';
+import { gunzipSync } from 'zlib';
+import { Testing, TerraformOutput, TerraformStack } from 'cdktf';
+import { parse } from 'yaml';
+import { VdsNode, ZookeeperEnsemble } from '../lib';
 import { evaluateTerraformTemplate } from '../lib/cloud-init/terraform-template';
 import { synthesizeExample } from './support/example-synth';
 import { evaluateWithTerraform, terraformAvailable, validateAndPlan } from './support/terraform-offline';
@@ -75,5 +77,26 @@ describeWithTerraform('terraform (offline, null_resource mapped to terraform_dat
     const byTerraform = evaluateWithTerraform(withSecrets, variables);
     expect(byTerraform).toEqual(withSecrets.map((c) => evaluateTerraformTemplate(c, variables)));
     expect(byTerraform.join('\n')).toMatch(/addauth digest admin:[0-9a-f]{64}\n/);
+  });
+
+  test('userDataGzipBase64 is the document as userData gives it, gzipped, secrets and hostile literal text included, and well under 16 KiB', () => {
+    const stack = new TerraformStack(Testing.app(), 'gzip');
+    const members = [1, 2, 3].map((i) => new VdsNode(stack, `zk${i}`, {
+      privateAddress: `10.10.0.${10 + i}`, memoryMiB: 4096, deliverOverSsh: i !== 1,
+      disks: [{ name: 'zk-data', device: `/dev/disk/by-id/virtio-zk${i}-data` }, { name: 'zk-txlog', device: `/dev/disk/by-id/virtio-zk${i}-txlog` }],
+    }));
+    members[0].cloudConfig.addFile({ path: '/etc/x', content: 'a "quoted" \\ back ${MAINPID} $${two} %{dir} \t tab\r\n' });
+    new ZookeeperEnsemble(stack, 'zk', { members, dataDisk: 'zk-data', txnLogDisk: 'zk-txlog' });
+    new TerraformOutput(stack, 'raw', { value: members[0].userData });
+    new TerraformOutput(stack, 'gz', { value: members[0].userDataGzipBase64 });
+    const outputs = JSON.parse(Testing.synth(stack)).output as Record<string, { value: string }>;
+    const [raw, gz] = evaluateWithTerraform([outputs.raw.value, outputs.gz.value], { zk_secret: randomBytes(32).toString('hex') });
+    expect(gunzipSync(Buffer.from(gz, 'base64')).toString('utf8')).toBe(raw);
+    const files = (parse(raw) as { write_files: Array<{ path: string; content: string }> }).write_files;
+    expect(files.find((f) => f.path === '/etc/x')?.content).toBe('a "quoted" \\ back ${MAINPID} $${two} %{dir} \t tab\r\n');
+    expect(raw).not.toContain('@@secret');
+    expect(raw).toMatch(/superDigest=admin:[A-Za-z0-9+/=]{44}\n/);
+    expect(raw.length).toBeGreaterThan(16 * 1024);
+    expect(gz.length).toBeLessThan(16 * 1024);
   });
 });

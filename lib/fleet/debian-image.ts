@@ -23,6 +23,7 @@ export const FLEET_IMAGE_PACKAGES: readonly string[] = [
   'ca-certificates',
   'curl', // tests send requests through a sidecar's local port with it
   'linux-image-cloud-amd64', // the kernel and initrd a VM host boots (containers ignore it)
+  'locales', // cloud-init's locale module at a first boot from user data, as on a cloud image
 ];
 
 /** Bumped when the way the image is made changes, so older cached images are not reused. */

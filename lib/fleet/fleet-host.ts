@@ -8,6 +8,7 @@ import { FleetState, HostRecord, loopDevicesOf } from './fleet-state';
 import { hostCgroupDirs, makeHostCgroups } from './host-cgroup';
 import { containerInitOf, killRecorded, processRef, ProcessRef, sleep, waitGone } from './owned-process';
 import { shellQuote } from '../render/shell-word';
+import { writeOfflineAptSource } from './offline-apt';
 
 /** A data disk: a sparse file on a loop device, seen inside the host as `/dev/disk/by-id/<id>`. */
 export interface FleetDiskSpec {
@@ -24,6 +25,12 @@ export interface FleetHostSpec {
   readonly address: number | string;
   /** @default none */
   readonly disks?: readonly FleetDiskSpec[];
+  /**
+   * A NoCloud seed (`/var/lib/cloud/seed/nocloud`) with this `user-data`, which cloud-init reads at
+   * the first boot with the distribution's full module list.
+   * @default none: cloud-init finds no data source and stays off
+   */
+  readonly userData?: string;
 }
 
 /** A disk as attached. */
@@ -78,7 +85,7 @@ export class FleetHost {
       ids.add(disk.id);
     }
     const host = new FleetHost(context, spec.name, address, `${context.machinePrefix}h${index}`, spec.disks ?? []);
-    host.prepare();
+    host.prepare(spec.userData);
     await host.boot();
     return host;
   }
@@ -277,8 +284,8 @@ export class FleetHost {
     this.context.log(`${this.name}: ${this.address} booted in ${seconds.toFixed(1)} s (systemd: ${state.stdout.trim() || 'no answer'}${failed ? `; failed: ${failed}` : ''})`);
   }
 
-  /** The overlay on the image, the host's identity files, and its disk files. */
-  private prepare(): void {
+  /** The overlay on the image, the host's identity files, its disk files, and a NoCloud seed when given. */
+  private prepare(userData?: string): void {
     const upper = join(this.dir, 'upper');
     const work = join(this.dir, 'work');
     for (const d of [upper, work, this.rootDir, join(this.dir, 'disks')]) mkdirSync(d, { recursive: true });
@@ -306,6 +313,16 @@ export class FleetHost {
     const [type, key] = readFileSync(`${keyFile}.pub`, 'utf8').trim().split(/\s+/);
     this.hostKey = `${type} ${key}`;
     writeFileSync(this.context.knownHostsPath, `${this.knownHostsLine}\n`, { flag: 'a' });
+    if (userData !== undefined) {
+      const seed = join(root, 'var/lib/cloud/seed/nocloud');
+      mkdirSync(seed, { recursive: true, mode: 0o700 });
+      writeFileSync(join(seed, 'user-data'), userData, { mode: 0o600 });
+      writeFileSync(join(seed, 'meta-data'), `instance-id: fleet-${this.name}-${randomBytes(4).toString('hex')}\nlocal-hostname: ${this.name}\n`);
+      // The container's network is the harness's; apt finds an empty local source (see writeOfflineAptSource).
+      mkdirSync(join(root, 'etc/cloud/cloud.cfg.d'), { recursive: true });
+      writeFileSync(join(root, 'etc/cloud/cloud.cfg.d/20-fleet-network.cfg'), '# Made by the fleet harness.\nnetwork: {config: disabled}\n');
+      writeOfflineAptSource(root);
+    }
     for (const disk of this.diskSpecs) {
       const file = this.diskFile(disk.id);
       this.context.state.update(() => {

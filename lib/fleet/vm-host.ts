@@ -7,6 +7,7 @@ import { FleetHostContext } from './fleet-host';
 import { HostRecord, mountPointsUnder } from './fleet-state';
 import { killRecorded, processRef, sleep, waitGone } from './owned-process';
 import { shellQuote } from '../render/shell-word';
+import { writeOfflineAptSource } from './offline-apt';
 
 /** A data disk of a VM: an NVMe controller with this serial, backed by a sparse file. */
 export interface VmDiskSpec {
@@ -345,6 +346,7 @@ export class VmHost {
     // The provider's network configuration is the image's, as on a VDS whose image sets it: never cloud-init's fallback (DHCP).
     mkdirSync(join(root, 'etc/cloud/cloud.cfg.d'), { recursive: true });
     writeFileSync(join(root, 'etc/cloud/cloud.cfg.d/20-fleet-network.cfg'), '# Made by the fleet harness.\nnetwork: {config: disabled}\n');
+    writeOfflineAptSource(root);
     mkdirSync(join(root, 'root/.ssh'), { recursive: true, mode: 0o700 });
     chmodSync(join(root, 'root/.ssh'), 0o700);
     writeFileSync(join(root, 'root/.ssh/authorized_keys'), `${this.context.sshPublicKey.trim()}\n`, { mode: 0o600 });
@@ -454,3 +456,4 @@ export class VmHost {
     });
   }
 }
+

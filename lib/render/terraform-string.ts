@@ -14,6 +14,17 @@ export function escapeTerraformTemplate(text: string): string {
   return text.replace(/\$+\{/g, (dollars) => `\${"${dollars.slice(0, -1)}"}{`).replace(/%\{/g, '%%{');
 }
 
+/**
+ * Literal text as the inside of a quoted Terraform template (`"..."` within an expression, such
+ * as a function's argument): quotes, backslashes and control characters escaped, then `${` and
+ * `%{` as {@link escapeTerraformTemplate} writes them (its `${"$"}` is a valid nested template).
+ */
+export function quotedTerraformTemplate(text: string): string {
+  return escapeTerraformTemplate(text.replace(/[\\"\n\r\t]/g, (c) => QUOTED_ESCAPES[c]));
+}
+
+const QUOTED_ESCAPES: Record<string, string> = { '\\': '\\\\', '"': '\\"', '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+
 /** Hex SHA-256 of the text: the trigger that tells Terraform a host's document changed. */
 export function sha256Hex(text: string): string {
   return createHash('sha256').update(text, 'utf8').digest('hex');

@@ -1,6 +1,6 @@
-import { App, TerraformStack } from 'cdktf';
+import { App, TerraformOutput, TerraformStack } from 'cdktf';
 import { join } from 'path';
-import { HaproxySidecar, HealthCheck, ServiceMode, SmartStackService, VdsNode, ZookeeperEnsemble } from '../../lib';
+import { AgentRuntime, HaproxySidecar, HealthCheck, ServiceMode, SmartStackService, VdsNode, ZookeeperEnsemble } from '../../lib';
 import { Fleet, FleetHostSpec, nvmeDiskPath } from '../../lib/fleet';
 
 /**
@@ -29,7 +29,19 @@ export interface FleetStackOptions {
   readonly memberIds?: number[];
   /** Networks that may reach the members' client port besides the mesh's hosts. @default none */
   readonly clientNetworks?: string[];
+  /**
+   * Hosts booted from their user data instead of delivered over SSH (they need not exist yet): each
+   * gets a sensitive output `<name>_user_data`, the document as Terraform evaluates it. @default none
+   */
+  readonly fromUserData?: readonly string[];
+  /** Hosts that are VMs, made before the synthesis or after it (booted from user data). @default the fleet's VMs */
+  readonly vms?: readonly string[];
+  /** More providers of user-service, booted from user data, fetching the agents from `packageUrl`. @default none */
+  readonly userDataProviders?: ReadonlyArray<{ readonly name: string; readonly address: number; readonly packageUrl: string }>;
 }
+
+/** The fleet host number of each host of the topology. */
+const HOST_NUMBERS: Record<string, number> = { zk1: 11, zk2: 12, zk3: 13, zk4: 14, zk5: 15, app1: 55, app2: 56, web1: 30 };
 
 /** The NVMe serials of VM member zkN's disks (the fleet's VM gets these, the stack names their by-id paths). */
 export function vmMemberSerials(n: number): { data: string; txlog: string } {
@@ -40,23 +52,29 @@ export function vmMemberSerials(n: number): { data: string; txlog: string } {
 export function synthesizeFleetStack(fleet: Fleet, outdir: string, options: FleetStackOptions = {}): string {
   const app = new App({ outdir });
   const stack = new TerraformStack(app, 'fleet');
-  const vm = (name: string) => fleet.vms.find((v) => v.name === name);
+  // A member that is (or will be) a VM has NVMe disks.
+  const isVm = (name: string) => fleet.vms.some((v) => v.name === name) || (options.vms ?? []).includes(name);
+  const hostNumbers = { ...HOST_NUMBERS, ...Object.fromEntries((options.userDataProviders ?? []).map((p) => [p.name, p.address])) };
   const node = (name: string, memoryMiB: number, disks?: Array<{ name: string; device: string }>) => {
-    const host = vm(name) ?? fleet.host(name);
-    return new VdsNode(stack, name, {
-      privateAddress: host.address,
+    const fromUserData = options.fromUserData?.includes(name) || (options.userDataProviders ?? []).some((p) => p.name === name);
+    const host = fromUserData ? undefined : (fleet.vms.find((v) => v.name === name) ?? fleet.host(name));
+    const vds = new VdsNode(stack, name, {
+      privateAddress: host?.address ?? fleet.address(hostNumbers[name]),
       privateNetwork: fleet.network.cidr,
-      sshHostKey: host.sshHostKey,
+      sshHostKey: host?.sshHostKey,
       memoryMiB,
       disks,
+      deliverOverSsh: !fromUserData,
     });
+    if (fromUserData) new TerraformOutput(stack, `${name}_user_data`, { value: vds.userData, sensitive: true });
+    return vds;
   };
   const numbers = options.members ?? [1, 2, 3];
   // A VM member's disks are NVMe controllers; a container's, loop devices with virtio-style links.
   const members = numbers.map((i) =>
     node(`zk${i}`, 1536, [
-      { name: 'zk-data', device: vm(`zk${i}`) ? nvmeDiskPath(vmMemberSerials(i).data) : `/dev/disk/by-id/virtio-zk${i}-data` },
-      { name: 'zk-txlog', device: vm(`zk${i}`) ? nvmeDiskPath(vmMemberSerials(i).txlog) : `/dev/disk/by-id/virtio-zk${i}-txlog` },
+      { name: 'zk-data', device: isVm(`zk${i}`) ? nvmeDiskPath(vmMemberSerials(i).data) : `/dev/disk/by-id/virtio-zk${i}-data` },
+      { name: 'zk-txlog', device: isVm(`zk${i}`) ? nvmeDiskPath(vmMemberSerials(i).txlog) : `/dev/disk/by-id/virtio-zk${i}-txlog` },
     ]),
   );
   const zk = new ZookeeperEnsemble(stack, 'zk', {
@@ -75,6 +93,9 @@ export function synthesizeFleetStack(fleet: Fleet, outdir: string, options: Flee
   });
   new HaproxySidecar(node('app1', 1024), 'sidecar', { provides: [users] });
   new HaproxySidecar(node('app2', 1024), 'sidecar', { provides: [users] });
+  for (const p of options.userDataProviders ?? []) {
+    new HaproxySidecar(node(p.name, 1024), 'sidecar', { provides: [users], runtime: AgentRuntime.node({ packageUrl: p.packageUrl }) });
+  }
   new HaproxySidecar(node('web1', 1024), 'sidecar', { consumes: [users] });
   app.synth();
   return join(outdir, 'stacks', 'fleet');
