@@ -1,4 +1,4 @@
-import { Annotations } from 'cdktf';
+import { Annotations } from './cdktf-edge';
 import { IConstruct } from 'constructs';
 
 /**

@@ -1,6 +1,6 @@
 import { renameSync, writeFileSync } from 'fs';
 import { join } from 'path';
-import { IStackSynthesizer, ISynthesisSession, TerraformStack } from 'cdktf';
+import { IStackSynthesizer, ISynthesisSession, TerraformStack } from './cdktf-edge';
 import { IConstruct } from 'constructs';
 import { PACKAGE } from './package-info';
 import { Manifest, MANIFEST_FILE, MANIFEST_VERSION, ManifestEnsemble, ManifestHost, ManifestMember, ManifestRole, ManifestService, ManifestSidecar } from './model/manifest';

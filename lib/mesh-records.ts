@@ -1,4 +1,4 @@
-import { Aspects, TerraformStack } from 'cdktf';
+import { Aspects, TerraformStack } from './cdktf-edge';
 import { Construct, IConstruct } from 'constructs';
 import type { HaproxySidecar } from './haproxy-sidecar';
 import { Fail } from './schema/config-safe';

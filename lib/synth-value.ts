@@ -1,4 +1,4 @@
-import { IResolvable, IResolveContext, Token } from 'cdktf';
+import { IResolvable, IResolveContext, Token } from './cdktf-edge';
 
 /**
  * A value produced when the stack is synthesized, as `Lazy` makes one, but without the full stack

@@ -1,8 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
-import { provider as nullProvider, resource as nullResource } from '@cdktf/provider-null';
-import { AssetType, TerraformAsset, TerraformResource, TerraformStack, TerraformVariable, Token } from 'cdktf';
+import { AssetType, DataResource, nullProvider, nullResource, TerraformAsset, TerraformResource, TerraformStack, TerraformVariable, Token } from './cdktf-edge';
 import { Construct, IConstruct } from 'constructs';
 import { cidrContains, unicastAddressProblem } from './model/address';
 import { agentsPackage } from './cloud-init/agents-package';
@@ -27,6 +26,19 @@ export enum OperatingSystem {
   DEBIAN_12 = 'debian-12',
   /** Ubuntu 24.04 LTS (noble). */
   UBUNTU_24_04 = 'ubuntu-24.04',
+}
+
+/** The Terraform resource that delivers a host's document over SSH. */
+export enum DeliveryResource {
+  /** `null_resource` of the null provider, which `terraform init` downloads. */
+  NULL_RESOURCE = 'null_resource',
+  /**
+   * Terraform's built-in `terraform_data` (Terraform 1.4 or later): no provider to download, for
+   * networks that reach no registry. Each delivery also gets a `moved` block from the
+   * `null_resource` of the same name, so a host delivered before by `null_resource` moves over
+   * without being applied again; Terraform reads those blocks from version 1.9 on.
+   */
+  TERRAFORM_DATA = 'terraform_data',
 }
 
 /** A data disk attached to a VDS host. */
@@ -95,6 +107,12 @@ export interface VdsNodeProps {
    * @default true
    */
   readonly deliverOverSsh?: boolean;
+  /**
+   * The resource that delivers the document over SSH (and runs the ensemble's scripts when this
+   * host is its last member).
+   * @default DeliveryResource.NULL_RESOURCE: the stacks deployed so far keep their resources
+   */
+  readonly deliveryResource?: DeliveryResource;
 }
 
 /** A check run on the host after each apply; the apply fails unless it exits 0. */
@@ -141,6 +159,7 @@ export class VdsNode extends Construct {
   private directReadinessChecks = 0;
   private applyScript?: { userData: string; key: string; script: string };
   private sshConnection?: nullResource.ResourceConfig['connection'];
+  private deliveryResource = DeliveryResource.NULL_RESOURCE;
   private deliveryProvisioners?: NonNullable<nullResource.ResourceConfig['provisioners']>;
   /** Hosts whose delivery this host's waits for, and how many hosts wait for this one's: the rollout's, set at synth. */
   private readonly appliedAfter = new Set<VdsNode>();
@@ -198,6 +217,13 @@ export class VdsNode extends Construct {
     writeManifestAtSynth(this);
     this.cloudConfig.addFile({ path: HOST_FILE_PATH, content: renderHostFile(this) });
 
+    this.deliveryResource = props.deliveryResource ?? DeliveryResource.NULL_RESOURCE;
+    if (!Object.values(DeliveryResource).includes(this.deliveryResource)) {
+      throw fail('deliveryResource', this.deliveryResource, `expected one of ${Object.keys(DeliveryResource).map((k) => `DeliveryResource.${k}`).join(', ')}`);
+    }
+    if (props.deliverOverSsh === false && props.deliveryResource !== undefined) {
+      throw fail('deliveryResource', props.deliveryResource, 'the host is not delivered over SSH (deliverOverSsh: false): leave deliveryResource unset, or deliver it');
+    }
     if (props.deliverOverSsh ?? true) {
       this.delivery = this.deliverOverSsh(sshPort, props.sshPrivateKey, props.sshHostKey);
     }
@@ -405,7 +431,7 @@ export class VdsNode extends Construct {
   public _runScriptOverSsh(scope: Construct, id: string, name: string, render: () => string, secrets: ApplyTimeSecrets): TerraformResource | undefined {
     if (!this.sshConnection || !this.delivery) return undefined;
     const staging = `/tmp/smartstack-${name}-${this.hostname}`;
-    const resource = new nullResource.Resource(scope, id, {
+    const resource = this.sshResource(scope, id, {
       triggers: secretAwareTriggers(scope, secrets, { script_sha256: render }),
       connection: this.sshConnection,
       dependsOn: [this.delivery],
@@ -480,7 +506,7 @@ export class VdsNode extends Construct {
     const stack = TerraformStack.of(this);
     // The stack is searched once for a NullProvider of the user's; a second one would clash.
     const records = MeshRecords.of(stack);
-    if (!records.hasNullProvider) {
+    if (this.deliveryResource === DeliveryResource.NULL_RESOURCE && !records.hasNullProvider) {
       if (!stack.node.findAll().some((c) => c instanceof nullProvider.NullProvider)) new nullProvider.NullProvider(stack, NULL_PROVIDER_ID);
       records.hasNullProvider = true;
     }
@@ -506,7 +532,7 @@ export class VdsNode extends Construct {
       },
       { type: 'remote-exec', inline: [`sh ${staging}/apply.sh`] },
     ];
-    const resource = new nullResource.Resource(this, 'cloud-init', {
+    const resource = this.sshResource(this, 'cloud-init', {
       triggers: secretAwareTriggers(this, secrets, {
         cloud_init_sha256: () => this.renderUserData(),
         apply_script_sha256: () => this.renderApplyScript(),
@@ -515,6 +541,19 @@ export class VdsNode extends Construct {
       provisioners: this.deliveryProvisioners,
     });
     this.deliveredFiles = { sshPort, staging };
+    return resource;
+  }
+
+  /**
+   * A resource that runs provisioners over SSH whenever its triggers change: a `null_resource`, or
+   * a `terraform_data` (whose `triggers_replace` does what the null resource's `triggers` do) with a
+   * `moved` block from the `null_resource` it replaces.
+   */
+  private sshResource(scope: Construct, id: string, config: nullResource.ResourceConfig): TerraformResource {
+    if (this.deliveryResource === DeliveryResource.NULL_RESOURCE) return new nullResource.Resource(scope, id, config);
+    const { triggers, ...rest } = config;
+    const resource = new DataResource(scope, id, { ...rest, triggersReplace: triggers });
+    resource.moveFromId(`null_resource.${resource.friendlyUniqueId}`);
     return resource;
   }
 }

@@ -1,4 +1,4 @@
-import { Fn, TerraformOutput, TerraformResource, TerraformVariable, Token } from 'cdktf';
+import { Fn, TerraformOutput, TerraformResource, TerraformVariable, Token } from './cdktf-edge';
 import { Construct } from 'constructs';
 import { escapeTerraformTemplate } from './render/terraform-string';
 import { renderTemplate } from './render/template';

@@ -4,7 +4,7 @@ import { join } from 'path';
 import { gunzipSync } from 'zlib';
 import { Testing, TerraformOutput, TerraformStack } from 'cdktf';
 import { parse } from 'yaml';
-import { VdsNode, ZookeeperEnsemble } from '../lib';
+import { DeliveryResource, HaproxySidecar, SmartStackService, VdsDisk, VdsNode, ZookeeperEnsemble } from '../lib';
 import { evaluateTerraformTemplate } from '../lib/cloud-init/terraform-template';
 import { synthesizeExample } from './support/example-synth';
 import { evaluateWithTerraform, terraformAvailable, validateAndPlan } from './support/terraform-offline';
@@ -98,5 +98,47 @@ describeWithTerraform('terraform (offline, null_resource mapped to terraform_dat
     expect(raw).toMatch(/superDigest=admin:[A-Za-z0-9+/=]{44}\n/);
     expect(raw.length).toBeGreaterThan(16 * 1024);
     expect(gz.length).toBeLessThan(16 * 1024);
+  });
+
+  test('a stack delivered by terraform_data needs no provider: it validates and plans as synthesized, each delivery moved from its null_resource with the same triggers', () => {
+    const build = (deliveryResource?: DeliveryResource) => {
+      const stack = new TerraformStack(Testing.app(), 'builtin');
+      const node = (name: string, n: number, disks?: VdsDisk[]) => new VdsNode(stack, name, { privateAddress: `10.10.0.${n}`, memoryMiB: 4096, disks, deliveryResource });
+      const members = [1, 2, 3].map((i) => node(`zk${i}`, 10 + i, [{ name: 'zk-data', device: `/dev/disk/by-id/virtio-zk${i}-data` }, { name: 'zk-txlog', device: `/dev/disk/by-id/virtio-zk${i}-txlog` }]));
+      const zk = new ZookeeperEnsemble(stack, 'zk', { members, dataDisk: 'zk-data', txnLogDisk: 'zk-txlog' });
+      const users = new SmartStackService(stack, 'users', { ensemble: zk, port: 8080, localPort: 3210 });
+      new HaproxySidecar(node('app1', 55), 'sidecar', { provides: [users] });
+      new HaproxySidecar(node('web1', 30), 'sidecar', { consumes: [users] });
+      return JSON.parse(Testing.synth(stack)) as Record<string, any>;
+    };
+    const withNull = build();
+    const builtin = build(DeliveryResource.TERRAFORM_DATA);
+    expect(builtin.resource.null_resource).toBeUndefined();
+    expect(builtin.provider).toBeUndefined();
+    expect(builtin.terraform?.required_providers ?? {}).toEqual({});
+    const names = Object.keys(withNull.resource.null_resource).sort();
+    expect(Object.keys(builtin.resource.terraform_data).sort()).toEqual(names);
+    expect(builtin.moved).toEqual(expect.arrayContaining(names.map((n) => ({ from: `null_resource.${n}`, to: `terraform_data.${n}` }))));
+    for (const n of names) {
+      const { triggers, depends_on: dependsOn, ...rest } = withNull.resource.null_resource[n];
+      const { triggers_replace: triggersReplace, depends_on: builtinDependsOn, ...builtinRest } = builtin.resource.terraform_data[n];
+      // The same triggers: a host moved over is not applied again.
+      expect(triggersReplace).toEqual(triggers);
+      expect(builtinDependsOn).toEqual(dependsOn?.map((d: string) => d.replace(/^null_resource\./, 'terraform_data.')));
+      expect(JSON.stringify(builtinRest).replace(/"\/\/":\{[^]*?\}\},?/g, '')).toEqual(JSON.stringify(rest).replace(/"\/\/":\{[^]*?\}\},?/g, ''));
+    }
+    const { validate, plan } = validateAndPlan(builtin, { ssh_private_key: 'not-a-real-key', zk_secret: 'a'.repeat(32) });
+    expect(validate).toContain('The configuration is valid');
+    expect(plan).toContain('Plan: 7 to add, 0 to change, 0 to destroy.');
+  });
+
+  test('deliveryResource on a host that is not delivered over SSH is refused, naming the field', () => {
+    const stack = new TerraformStack(Testing.app(), 'refused');
+    expect(() => new VdsNode(stack, 'app1', { privateAddress: '10.10.0.55', memoryMiB: 1024, deliverOverSsh: false, deliveryResource: DeliveryResource.TERRAFORM_DATA })).toThrow(
+      "VdsNode 'refused/app1': deliveryResource = \"terraform_data\": the host is not delivered over SSH (deliverOverSsh: false): leave deliveryResource unset, or deliver it",
+    );
+    expect(() => new VdsNode(stack, 'app2', { privateAddress: '10.10.0.56', memoryMiB: 1024, deliveryResource: 'null' as DeliveryResource })).toThrow(
+      "VdsNode 'refused/app2': deliveryResource = \"null\": expected one of DeliveryResource.NULL_RESOURCE, DeliveryResource.TERRAFORM_DATA",
+    );
   });
 });

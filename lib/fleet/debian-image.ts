@@ -27,7 +27,7 @@ export const FLEET_IMAGE_PACKAGES: readonly string[] = [
 ];
 
 /** Bumped when the way the image is made changes, so older cached images are not reused. */
-const RECIPE_VERSION = 1;
+const RECIPE_VERSION = 2;
 const BASE_INCLUDE = ['systemd', 'systemd-sysv', 'dbus', 'openssh-server', 'iproute2'];
 export const DEFAULT_IMAGE_CACHE = '/var/cache/cdktf-smartstack/fleet';
 
@@ -174,6 +174,8 @@ async function build(input: BuildInput): Promise<ImageManifest> {
     `${chroot} apt-get clean`,
     // Hosts configure their static address with systemd-networkd.
     `${chroot} systemctl enable systemd-networkd.service`,
+    // The locale cloud-init sets at a first boot (en_US.UTF-8), generated as a cloud image has it.
+    `if [ -f "$0/etc/locale.gen" ]; then sed -i 's/^# *\\(en_US.UTF-8 UTF-8\\)/\\1/' "$0/etc/locale.gen" && ${chroot} locale-gen; fi`,
     `${chroot} dpkg-query -W -f '\${Package} \${Version}\\n' > "$0/../packages.txt"`,
   ].join('\n');
   const install = step(['unshare', '--mount', '--propagation', 'private', '--', 'sh', '-c', script, rootfs, ...packages]);

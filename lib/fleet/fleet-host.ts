@@ -1,6 +1,6 @@
 import { ChildProcess, spawn, spawnSync } from 'child_process';
 import { randomBytes } from 'crypto';
-import { chmodSync, closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'fs';
+import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'fs';
 import { join } from 'path';
 import { CommandResult, runBounded, runChecked, tail } from './bounded-command';
 import { FleetNetwork } from './fleet-network';
@@ -8,6 +8,7 @@ import { FleetState, HostRecord, loopDevicesOf } from './fleet-state';
 import { hostCgroupDirs, makeHostCgroups } from './host-cgroup';
 import { containerInitOf, killRecorded, processRef, ProcessRef, sleep, waitGone } from './owned-process';
 import { shellQuote } from '../render/shell-word';
+import { sshClientOptions, writeHostIdentity } from './host-identity';
 import { writeOfflineAptSource } from './offline-apt';
 
 /** A data disk: a sparse file on a loop device, seen inside the host as `/dev/disk/by-id/<id>`. */
@@ -295,24 +296,13 @@ export class FleetHost {
     // Synchronous on purpose: the mount is recorded above, then made before anything else can interrupt.
     mountOverlay(this.context.imageRootfs, upper, work, this.rootDir);
     const root = this.rootDir;
-    writeFileSync(join(root, 'etc/hostname'), `${this.name}\n`);
-    writeFileSync(join(root, 'etc/hosts'), `127.0.0.1\tlocalhost\n127.0.1.1\t${this.name}\n::1\tlocalhost ip6-localhost ip6-loopback\n`);
-    writeFileSync(join(root, 'etc/machine-id'), `${randomBytes(16).toString('hex')}\n`);
     mkdirSync(join(root, 'etc/systemd/network'), { recursive: true });
     // Static address, no gateway, no DNS: the host reaches nothing but the fleet's /24.
     writeFileSync(
       join(root, 'etc/systemd/network/50-fleet-host0.network'),
       `[Match]\nName=host0\n\n[Network]\nAddress=${this.address}/24\nLinkLocalAddressing=no\nIPv6AcceptRA=no\n`,
     );
-    mkdirSync(join(root, 'root/.ssh'), { recursive: true, mode: 0o700 });
-    chmodSync(join(root, 'root/.ssh'), 0o700);
-    writeFileSync(join(root, 'root/.ssh/authorized_keys'), `${this.context.sshPublicKey.trim()}\n`, { mode: 0o600 });
-    const keyFile = join(root, 'etc/ssh/ssh_host_ed25519_key');
-    const keygen = runSync(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-C', `root@${this.name}`, '-f', keyFile]);
-    if (keygen.status !== 0) throw new Error(`${this.name}: ssh-keygen failed: ${keygen.output}`);
-    const [type, key] = readFileSync(`${keyFile}.pub`, 'utf8').trim().split(/\s+/);
-    this.hostKey = `${type} ${key}`;
-    writeFileSync(this.context.knownHostsPath, `${this.knownHostsLine}\n`, { flag: 'a' });
+    this.hostKey = writeHostIdentity(root, this.name, this.address, this.context);
     if (userData !== undefined) {
       const seed = join(root, 'var/lib/cloud/seed/nocloud');
       mkdirSync(seed, { recursive: true, mode: 0o700 });
@@ -389,18 +379,7 @@ export class FleetHost {
   }
 
   private sshOptions(connectTimeoutSeconds: number): string[] {
-    return [
-      '-i', this.context.sshPrivateKeyPath,
-      '-o', 'BatchMode=yes',
-      '-o', 'IdentitiesOnly=yes',
-      '-o', `UserKnownHostsFile=${this.context.knownHostsPath}`,
-      '-o', 'GlobalKnownHostsFile=/dev/null',
-      '-o', 'StrictHostKeyChecking=yes',
-      '-o', `ConnectTimeout=${connectTimeoutSeconds}`,
-      '-o', 'ServerAliveInterval=5',
-      '-o', 'ServerAliveCountMax=3',
-      '-o', 'LogLevel=ERROR',
-    ];
+    return sshClientOptions(this.context, connectTimeoutSeconds);
   }
 
   private requireRunning(what: string): ProcessRef {

@@ -10,7 +10,10 @@ import { signalProcessGroup } from '../agent/process-group';
  * validates, plans and applies offline.
  */
 export function mapNullResourceToTerraformData(stackJson: Record<string, unknown>): Record<string, unknown> {
-  const copy = JSON.parse(JSON.stringify(stackJson).replace(/(\$\{|")null_resource\./g, '$1terraform_data.')) as TerraformJson;
+  const hasNullResources = (stackJson as TerraformJson).resource?.null_resource !== undefined;
+  // A stack delivered by terraform_data already is left as it is (its moved blocks name null_resource on purpose).
+  const text = JSON.stringify(stackJson);
+  const copy = JSON.parse(hasNullResources ? text.replace(/(\$\{|")null_resource\./g, '$1terraform_data.') : text) as TerraformJson;
   const resources = copy.resource ?? {};
   if (resources.null_resource) {
     resources.terraform_data = Object.fromEntries(

@@ -1,12 +1,13 @@
-import { ChildProcess, spawn, spawnSync } from 'child_process';
+import { ChildProcess, spawn } from 'child_process';
 import { randomBytes } from 'crypto';
-import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'fs';
 import { join } from 'path';
 import { CommandResult, runBounded, runChecked, tail } from './bounded-command';
 import { FleetHostContext } from './fleet-host';
 import { HostRecord, mountPointsUnder } from './fleet-state';
 import { killRecorded, processRef, sleep, waitGone } from './owned-process';
 import { shellQuote } from '../render/shell-word';
+import { sshClientOptions, writeHostIdentity } from './host-identity';
 import { writeOfflineAptSource } from './offline-apt';
 
 /** A data disk of a VM: an NVMe controller with this serial, backed by a sparse file. */
@@ -31,9 +32,10 @@ export interface VmHostSpec {
   /**
    * A NoCloud seed: the VM gets a `cidata` disk with this `user-data` (and a `meta-data` naming the
    * instance), which cloud-init reads at the first boot with the distribution's full module list.
+   * Gzipped bytes are taken as they are (cloud-init unpacks them).
    * @default none: cloud-init finds no data source and stays off
    */
-  readonly userData?: string;
+  readonly userData?: string | Buffer;
 }
 
 /** A data disk as attached. */
@@ -128,7 +130,7 @@ export class VmHost {
     /** Short name: it names the tap device `<machine>t`. */
     public readonly machine: string,
     private diskSpecs: readonly VmDiskSpec[],
-    private readonly settings: { memoryMiB: number; cpus: number; userData?: string },
+    private readonly settings: { memoryMiB: number; cpus: number; userData?: string | Buffer },
   ) {
     this.dir = join(context.hostsDir, name);
     this.consoleLog = join(this.dir, 'console.log');
@@ -333,9 +335,6 @@ export class VmHost {
 
   /** Host name, machine id, static address by MAC, SSH host key and root's key: what a VDS image brings. */
   private writeIdentity(root: string): void {
-    writeFileSync(join(root, 'etc/hostname'), `${this.name}\n`);
-    writeFileSync(join(root, 'etc/hosts'), `127.0.0.1\tlocalhost\n127.0.1.1\t${this.name}\n::1\tlocalhost ip6-localhost ip6-loopback\n`);
-    writeFileSync(join(root, 'etc/machine-id'), `${randomBytes(16).toString('hex')}\n`);
     writeFileSync(join(root, 'etc/fstab'), '# Made by the fleet harness.\n/dev/vda / ext4 defaults,noatime 0 1\n');
     mkdirSync(join(root, 'etc/systemd/network'), { recursive: true });
     // Static address, no gateway, no DNS: the VM reaches nothing but the fleet's /24.
@@ -347,15 +346,7 @@ export class VmHost {
     mkdirSync(join(root, 'etc/cloud/cloud.cfg.d'), { recursive: true });
     writeFileSync(join(root, 'etc/cloud/cloud.cfg.d/20-fleet-network.cfg'), '# Made by the fleet harness.\nnetwork: {config: disabled}\n');
     writeOfflineAptSource(root);
-    mkdirSync(join(root, 'root/.ssh'), { recursive: true, mode: 0o700 });
-    chmodSync(join(root, 'root/.ssh'), 0o700);
-    writeFileSync(join(root, 'root/.ssh/authorized_keys'), `${this.context.sshPublicKey.trim()}\n`, { mode: 0o600 });
-    const keyFile = join(root, 'etc/ssh/ssh_host_ed25519_key');
-    const keygen = spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', `root@${this.name}`, '-f', keyFile], { encoding: 'utf8', timeout: 30_000 });
-    if (keygen.status !== 0) throw new Error(`${this.name}: ssh-keygen failed: ${keygen.stderr}`);
-    const [type, key] = readFileSync(`${keyFile}.pub`, 'utf8').trim().split(/\s+/);
-    this.hostKey = `${type} ${key}`;
-    writeFileSync(this.context.knownHostsPath, `${this.knownHostsLine}\n`, { flag: 'a' });
+    this.hostKey = writeHostIdentity(root, this.name, this.address, this.context);
   }
 
   /** The NoCloud seed as a VFAT disk labelled `cidata`, as cloud-init looks for it. */
@@ -426,18 +417,7 @@ export class VmHost {
   }
 
   private sshOptions(connectTimeoutSeconds: number): string[] {
-    return [
-      '-i', this.context.sshPrivateKeyPath,
-      '-o', 'BatchMode=yes',
-      '-o', 'IdentitiesOnly=yes',
-      '-o', `UserKnownHostsFile=${this.context.knownHostsPath}`,
-      '-o', 'GlobalKnownHostsFile=/dev/null',
-      '-o', 'StrictHostKeyChecking=yes',
-      '-o', `ConnectTimeout=${connectTimeoutSeconds}`,
-      '-o', 'ServerAliveInterval=5',
-      '-o', 'ServerAliveCountMax=3',
-      '-o', 'LogLevel=ERROR',
-    ];
+    return sshClientOptions(this.context, connectTimeoutSeconds);
   }
 
   private async waitStopped(timeoutMs: number, after: string): Promise<void> {

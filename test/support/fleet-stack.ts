@@ -31,7 +31,8 @@ export interface FleetStackOptions {
   readonly clientNetworks?: string[];
   /**
    * Hosts booted from their user data instead of delivered over SSH (they need not exist yet): each
-   * gets a sensitive output `<name>_user_data`, the document as Terraform evaluates it. @default none
+   * gets sensitive outputs `<name>_user_data` and `<name>_user_data_gzip_base64`, the document as
+   * Terraform evaluates it. @default none
    */
   readonly fromUserData?: readonly string[];
   /** Hosts that are VMs, made before the synthesis or after it (booted from user data). @default the fleet's VMs */
@@ -66,7 +67,10 @@ export function synthesizeFleetStack(fleet: Fleet, outdir: string, options: Flee
       disks,
       deliverOverSsh: !fromUserData,
     });
-    if (fromUserData) new TerraformOutput(stack, `${name}_user_data`, { value: vds.userData, sensitive: true });
+    if (fromUserData) {
+      new TerraformOutput(stack, `${name}_user_data`, { value: vds.userData, sensitive: true });
+      new TerraformOutput(stack, `${name}_user_data_gzip_base64`, { value: vds.userDataGzipBase64, sensitive: true });
+    }
     return vds;
   };
   const numbers = options.members ?? [1, 2, 3];
