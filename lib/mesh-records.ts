@@ -151,7 +151,8 @@ export class MeshRecords extends Construct {
 
   /**
    * Orders the deliveries: each ensemble's members one at a time in id order, then each service's
-   * providers in batches of its `maxUnavailableProviders`, in the order their sidecars were created.
+   * providers in batches of its `maxUnavailableProviders` (a count, or a share of its providers), in
+   * the order their sidecars were created.
    */
   private orderRollout(): void {
     this.hosts.forEach((host) => host._resetRollout());
@@ -166,9 +167,10 @@ export class MeshRecords extends Construct {
         const order = rolled.get(service) ?? [];
         rolled.set(service, order);
         order.push(host);
-        // Each provider is applied after the one maxUnavailableProviders places before it.
-        const previous = order[order.length - 1 - service.maxUnavailableProviders];
-        if (previous !== undefined) host._applyAfter(previous, `providers of ${service.serviceName} roll ${service.maxUnavailableProviders} at a time`);
+        // Each provider is applied after the one a batch's size places before it.
+        const batch = service.providersAtOnce(this.providersOf(service).length);
+        const previous = order[order.length - 1 - batch];
+        if (previous !== undefined) host._applyAfter(previous, `providers of ${service.serviceName} roll ${batch} at a time`);
       }
     }
   }

@@ -132,12 +132,13 @@ export interface SmartStackServiceProps {
    */
   readonly weight?: number;
   /**
-   * How many hosts that provide the service a change applies at once. The others keep serving:
-   * each provider's apply returns only once its nerve has registered the service again, and the
-   * next batch waits for it (Terraform `depends_on`).
+   * How many hosts that provide the service a change applies at once: a count (1-1000), or a
+   * percentage of the service's providers (`'25%'`, rounded down, at least 1). The others keep
+   * serving: each provider's apply returns only once its nerve has registered the service again,
+   * and the next batch waits for it (Terraform `depends_on`).
    * @default 1
    */
-  readonly maxUnavailableProviders?: number;
+  readonly maxUnavailableProviders?: number | string;
   /**
    * Labels registered with each instance.
    * @default none
@@ -197,7 +198,8 @@ export class SmartStackService extends Construct {
   public readonly queueTimeoutSeconds: number;
   public readonly serverSlots: number;
   public readonly weight?: number;
-  public readonly maxUnavailableProviders: number;
+  /** A count, or a percentage of the providers (`'25%'`), as given; {@link providersAtOnce} says how many that is. */
+  public readonly maxUnavailableProviders: number | string;
   public readonly labels: { [key: string]: string };
   /** Default servers, with their names filled in. */
   public readonly defaultServers: DefaultServer[];
@@ -239,7 +241,7 @@ export class SmartStackService extends Construct {
     this.queueTimeoutSeconds = wholeNumber(fail, 'queueTimeoutSeconds', props.queueTimeoutSeconds ?? 5, 1, 3_600);
     this.serverSlots = wholeNumber(fail, 'serverSlots', props.serverSlots ?? 16, 1, 1024);
     this.weight = props.weight === undefined ? undefined : wholeNumber(fail, 'weight', props.weight, 0, 256);
-    this.maxUnavailableProviders = wholeNumber(fail, 'maxUnavailableProviders', props.maxUnavailableProviders ?? 1, 1, 1000);
+    this.maxUnavailableProviders = validBatch(fail, props.maxUnavailableProviders ?? 1);
     this.labels = validLabels(fail, props.labels ?? {});
     this.defaultServers = validDefaultServers(fail, props.defaultServers ?? []);
     this.keepDefaultServers = props.keepDefaultServers ?? false;
@@ -278,6 +280,15 @@ export class SmartStackService extends Construct {
   }
 
   /**
+   * How many of `providers` hosts that provide the service a change applies at once:
+   * `maxUnavailableProviders`, or that percentage of them rounded down, at least 1.
+   */
+  public providersAtOnce(providers: number): number {
+    const batch = this.maxUnavailableProviders;
+    return typeof batch === 'number' ? batch : Math.max(1, Math.floor((providers * Number(batch.slice(0, -1))) / 100));
+  }
+
+  /**
    * Tells the manifest about the service, with its providers in rollout order.
    * @internal
    */
@@ -309,7 +320,7 @@ export class SmartStackService extends Construct {
       clientNetworks: [...this.clientNetworks],
       providers: records.providersOf(this).map(({ host, port, weight }) => ({ host: host.hostname, port, ...(weight !== undefined ? { weight } : {}) })),
       consumers: records.consumersOf(this).map((h) => h.hostname).sort(),
-      rollout: { maxUnavailableProviders: this.maxUnavailableProviders },
+      rollout: { maxUnavailableProviders: this.providersAtOnce(records.providersOf(this).length) },
     };
   }
 
@@ -365,6 +376,18 @@ function port(fail: Fail, field: string, value: number): number {
 
 function wholeNumber(fail: Fail, field: string, value: number, min: number, max: number): number {
   if (!Number.isInteger(value) || value < min || value > max) throw fail(field, value, `expected a whole number from ${min} to ${max}`);
+  return value;
+}
+
+/** A count of providers (1-1000) or a percentage of them ('1%'-'100%'). */
+function validBatch(fail: Fail, value: number | string): number | string {
+  const expected = "expected a whole number from 1 to 1000, or a percentage of the service's providers from '1%' to '100%'";
+  if (typeof value === 'number') {
+    if (!Number.isInteger(value) || value < 1 || value > 1000) throw fail('maxUnavailableProviders', value, expected);
+    return value;
+  }
+  const percent = typeof value === 'string' ? /^([1-9][0-9]?|100)%$/.exec(value) : null;
+  if (!percent) throw fail('maxUnavailableProviders', value, expected);
   return value;
 }
 

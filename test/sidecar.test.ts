@@ -322,9 +322,27 @@ describe('HaproxySidecar options', () => {
     const script = hosts[1].renderApplyScript();
     expect(script).toContain("begin 'nerve registers orders, user-service again'");
     expect(script).toContain('for service in orders user-service; do');
-    expect(thrownMessage(() => new SmartStackService(f.stack, 'bad', { ensemble: f.zk, port: 8082, maxUnavailableProviders: 0 }))).toBe(
-      "SmartStackService 'test/bad': maxUnavailableProviders = 0: expected a whole number from 1 to 1000",
-    );
+  });
+
+  test('maxUnavailableProviders as a percentage: a share of the providers, rounded down, at least 1; bad values refused by name', () => {
+    const f = meshFixture();
+    const quarter = new SmartStackService(f.stack, 'quarter', { ensemble: f.zk, port: 8081, maxUnavailableProviders: '25%' });
+    const tenth = new SmartStackService(f.stack, 'tenth', { ensemble: f.zk, port: 8082, maxUnavailableProviders: '10%' });
+    const hosts = [1, 2, 3, 4, 5, 6, 7, 8].map((i) => f.host(`app${i}`, 54 + i));
+    hosts.forEach((h, i) => new HaproxySidecar(h, 'sidecar', { provides: i < 4 ? [quarter, tenth] : [quarter] }));
+    expect([quarter.providersAtOnce(8), tenth.providersAtOnce(4), quarter.providersAtOnce(3)]).toEqual([2, 1, 1]);
+    const resources = JSON.parse(Testing.synth(f.stack)).resource.null_resource;
+    const waitsFor = (host: string) => {
+      const key = Object.keys(resources).find((k) => k.startsWith(`${host}_cloud-init`))!;
+      return (resources[key].depends_on ?? []).map((d: string) => /null_resource\.(\w+?)_cloud-init/.exec(d)![1]).sort();
+    };
+    // quarter: 8 providers, 2 at a time; tenth: 4 providers, 10% rounds down to 0, so 1 at a time.
+    expect(hosts.map((_h, i) => waitsFor(`app${i + 1}`))).toEqual([[], ['app1'], ['app1', 'app2'], ['app2', 'app3'], ['app3'], ['app4'], ['app5'], ['app6']]);
+    for (const [i, bad] of (['0%', '150%', 'abc', '25 %', -1, 0, 2.5] as Array<string | number>).entries()) {
+      expect(thrownMessage(() => new SmartStackService(f.stack, `bad${i}`, { ensemble: f.zk, port: 8083, maxUnavailableProviders: bad }))).toBe(
+        `SmartStackService 'test/bad${i}': maxUnavailableProviders = ${JSON.stringify(bad)}: expected a whole number from 1 to 1000, or a percentage of the service's providers from '1%' to '100%'`,
+      );
+    }
   });
 
   test('an order that would close a cycle with the ensemble rollout is left out, with a warning', () => {
