@@ -260,7 +260,7 @@ describeFleet('a ZooKeeper member on a VM with NVMe disks: reboot, power loss, a
     timings.push(`power loss: zk1 booted and back in the quorum in ${since(started)}`);
     // Read through zk1 alone: a member that rejoined has synchronized with the leader.
     expect(await missingAcknowledged(['zk1'])).toEqual([]);
-  }, 15 * MINUTE);
+  }, 25 * MINUTE);
 
   test('booted without its transaction-log disk, zk1 does not hang, ZooKeeper stays down and writes nothing to the root filesystem, and the journal names the disk', async () => {
     const serial = vmMemberSerials(1).txlog;

@@ -258,10 +258,29 @@ export class VmHost {
     await this.boot();
   }
 
-  /** Starts QEMU and waits until SSH answers and systemd has started up (bounded). */
+  /**
+   * Starts QEMU and waits until SSH answers and systemd has started up (bounded). A guest that
+   * booted but never answers is power-cycled once, with what this machine saw of it in the log.
+   */
   public async boot(): Promise<void> {
     if (this.running) throw new Error(`${this.name}: boot: already running`);
-    const started = Date.now();
+    for (let attempt = 1; ; attempt++) {
+      const started = Date.now();
+      const stderr = this.startQemu();
+      try {
+        await this.waitBooted(started, started + this.context.bootTimeoutMs);
+        return;
+      } catch (e) {
+        const message = `${(e as Error).message}${stderr() ? `\nQEMU: ${stderr()}` : ''}`;
+        if (attempt > 1 || !this.running) throw new Error(message);
+        this.context.log(`${this.name}: no SSH after ${this.context.bootTimeoutMs / 1000} s; power-cycling it once. What this machine saw:\n${await this.networkView()}`);
+        await this.kill();
+      }
+    }
+  }
+
+  /** Spawns QEMU and records it; returns what QEMU has written on stderr so far. */
+  private startQemu(): () => string {
     const args = this.qemuArgs();
     const logFd = openSync(this.consoleLog, 'a');
     writeFileSync(logFd, `\n=== boot ${new Date().toISOString()}: qemu-system-x86_64 ${args.join(' ')}\n`);
@@ -279,12 +298,24 @@ export class VmHost {
     this.context.state.update(() => {
       this.record.qemu = ref;
     });
-    const deadline = started + this.context.bootTimeoutMs;
-    try {
-      await this.waitBooted(started, deadline);
-    } catch (e) {
-      throw new Error(`${(e as Error).message}${stderr ? `\nQEMU: ${stderr}` : ''}`);
+    return () => stderr;
+  }
+
+  /** The VM's address as this machine sees it: neighbour entry, tap, bridge forwarding entry, and a ping. */
+  private async networkView(): Promise<string> {
+    const bridge = this.context.network.bridge;
+    const commands = [
+      ['ip', 'neigh', 'show', 'to', this.address, 'dev', bridge],
+      ['ip', '-d', 'link', 'show', this.tap],
+      ['bridge', 'fdb', 'show', 'br', bridge],
+      ['ping', '-c', '2', '-W', '1', this.address],
+    ];
+    const out: string[] = [];
+    for (const argv of commands) {
+      const seen = await runBounded(argv, { timeoutMs: 10_000 }).then((r) => r.output.trim(), (e: Error) => `(${e.message})`);
+      out.push(`$ ${argv.join(' ')}\n${seen}`);
     }
+    return out.join('\n');
   }
 
   /** The root disk from the image with the host's identity, the data disk files, and the tap. */
@@ -394,6 +425,7 @@ export class VmHost {
   private async waitBooted(started: number, deadline: number): Promise<void> {
     await this.context.network.assertRoute(this.address);
     let last = '';
+    let lastFlush = Date.now();
     for (;;) {
       if (!this.running) throw new Error(`${this.name}: QEMU exited while booting:\n${tail(readFileSync(this.consoleLog, 'utf8'), 3000)}`);
       const r = await runBounded(['ssh', ...this.sshOptions(3), `root@${this.address}`, 'true'], {
@@ -405,7 +437,11 @@ export class VmHost {
       if (Date.now() > deadline) {
         throw new Error(`${this.name}: SSH on ${this.address} did not answer within ${this.context.bootTimeoutMs / 1000} s (last: ${last});\nconsole:\n${tail(readFileSync(this.consoleLog, 'utf8'), 3000)}`);
       }
-      if (last.includes('No route to host')) await runBounded(['ip', 'neigh', 'flush', 'to', this.address, 'dev', this.context.network.bridge], { timeoutMs: 5000 });
+      // A neighbour entry left from while the VM was down can outlive its return: ask again, now and then.
+      if (last.includes('No route to host') || Date.now() - lastFlush > 15_000) {
+        await runBounded(['ip', 'neigh', 'flush', 'to', this.address, 'dev', this.context.network.bridge], { timeoutMs: 5000 });
+        lastFlush = Date.now();
+      }
       await sleep(500);
     }
     const left = Math.max(1, Math.round((deadline - Date.now()) / 1000));
