@@ -64,6 +64,20 @@ const SYSTEMD_POWEROFF_SIGNAL = 38;
 const HOST_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 /**
+ * Checks a new host's name (a DNS label the fleet has not used) and its address (in the fleet's
+ * /24: a host number or a full address); returns the address. `kind` names it in messages.
+ */
+export function newHostAddress(context: FleetHostContext, kind: 'host' | 'vm', name: string, address: number | string): string {
+  if (!/^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$/.test(name)) {
+    throw new Error(`fleet: ${kind} name = ${JSON.stringify(name)}: expected a DNS label of lower-case letters, digits and '-' (up to 32 characters)`);
+  }
+  if (context.state.record.hosts.some((h) => h.name === name)) throw new Error(`fleet: ${kind} name = ${JSON.stringify(name)}: the fleet already has a host of that name`);
+  const full = typeof address === 'number' ? context.network.hostAddress(address) : address;
+  context.network.assertHostAddress(full, `${name}.address`);
+  return full;
+}
+
+/**
  * One Debian host: a systemd container (`systemd-nspawn --boot`) on an overlay of the fleet's image,
  * with a static address on the fleet's bridge, SSH for root with the run's key, its own SSH host key,
  * and its data disks. Stopped, killed and restarted hosts keep their overlay, address and disks.
@@ -71,12 +85,7 @@ const HOST_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 export class FleetHost {
   /** Makes the host's overlay, identity and disks (recorded before each is made) and boots it. */
   public static async create(context: FleetHostContext, spec: FleetHostSpec, index: number): Promise<FleetHost> {
-    if (!/^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$/.test(spec.name)) {
-      throw new Error(`fleet: host name = ${JSON.stringify(spec.name)}: expected a DNS label of lower-case letters, digits and '-' (up to 32 characters)`);
-    }
-    if (context.state.record.hosts.some((h) => h.name === spec.name)) throw new Error(`fleet: host name = ${JSON.stringify(spec.name)}: the fleet already has a host of that name`);
-    const address = typeof spec.address === 'number' ? context.network.hostAddress(spec.address) : spec.address;
-    context.network.assertHostAddress(address, `${spec.name}.address`);
+    const address = newHostAddress(context, 'host', spec.name, spec.address);
     const ids = new Set<string>();
     for (const disk of spec.disks ?? []) {
       if (!/^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$/.test(disk.id)) throw new Error(`fleet: ${spec.name}.disks id = ${JSON.stringify(disk.id)}: expected a /dev/disk/by-id name (letters, digits, '.', '_', ':', '-')`);

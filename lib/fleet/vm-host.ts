@@ -3,7 +3,7 @@ import { randomBytes } from 'crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'fs';
 import { join } from 'path';
 import { CommandResult, runBounded, runChecked, tail } from './bounded-command';
-import { FleetHostContext } from './fleet-host';
+import { FleetHostContext, newHostAddress } from './fleet-host';
 import { HostRecord, mountPointsUnder } from './fleet-state';
 import { killRecorded, processRef, sleep, waitGone } from './owned-process';
 import { shellQuote } from '../render/shell-word';
@@ -81,12 +81,7 @@ export function nvmeDiskPath(serial: string): string {
  */
 export class VmHost {
   public static async create(context: FleetHostContext, kernel: VmKernel, spec: VmHostSpec, index: number): Promise<VmHost> {
-    if (!/^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$/.test(spec.name)) {
-      throw new Error(`fleet: vm name = ${JSON.stringify(spec.name)}: expected a DNS label of lower-case letters, digits and '-' (up to 32 characters)`);
-    }
-    if (context.state.record.hosts.some((h) => h.name === spec.name)) throw new Error(`fleet: vm name = ${JSON.stringify(spec.name)}: the fleet already has a host of that name`);
-    const address = typeof spec.address === 'number' ? context.network.hostAddress(spec.address) : spec.address;
-    context.network.assertHostAddress(address, `${spec.name}.address`);
+    const address = newHostAddress(context, 'vm', spec.name, spec.address);
     const serials = new Set<string>();
     for (const disk of spec.disks ?? []) {
       if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,19}$/.test(disk.serial)) throw new Error(`fleet: ${spec.name}.disks serial = ${JSON.stringify(disk.serial)}: expected up to 20 letters, digits, '.', '_' or '-'`);
