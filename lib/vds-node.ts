@@ -577,16 +577,28 @@ function secretAwareTriggers(
   texts: Record<string, () => string>,
   values: () => Record<string, string> = () => ({}),
 ): { [key: string]: string } {
+  // Each text is hashed once while it stays the same: cdktf resolves the triggers twice.
+  const hashed = new Map<string, { text: string; sha256: string; expressions: string[] }>();
+  let secretsHash: { of: string; hash: string } | undefined;
   return valueAtSynth((): { [key: string]: string } => {
     // Rendered before the values are taken: a rendering completes what roles add late.
     const rendered = Object.entries(texts).map(([key, render]): [string, string] => [key, render()]);
     const triggers: Record<string, string> = { ...values() };
     const expressions = new Set<string>();
     for (const [key, text] of rendered) {
-      triggers[key] = sha256Hex(text);
-      secrets.expressionsIn(text).forEach((e) => expressions.add(e));
+      let known = hashed.get(key);
+      if (known?.text !== text) {
+        known = { text, sha256: sha256Hex(text), expressions: secrets.expressionsIn(text) };
+        hashed.set(key, known);
+      }
+      triggers[key] = known.sha256;
+      known.expressions.forEach((e) => expressions.add(e));
     }
-    if (expressions.size > 0) triggers.secrets_sha256 = secrets.hashIn(scope, [...expressions]);
+    if (expressions.size > 0) {
+      const of = [...expressions].join('\n');
+      if (secretsHash?.of !== of) secretsHash = { of, hash: secrets.hashIn(scope, [...expressions]) };
+      triggers.secrets_sha256 = secretsHash.hash;
+    }
     return triggers;
   });
 }
