@@ -75,7 +75,7 @@ describe('smartstack refuses what it does not know, with the closest name', () =
     [['nerve', '--conifg', 'x.json'], "smartstack nerve: unknown option '--conifg'; did you mean '--config'?"],
     [['stauts'], "smartstack: unknown command 'stauts'; did you mean 'status'?"],
     [['locla'], "smartstack: unknown command 'locla'; did you mean 'local'?"],
-    [['frobnicate'], "smartstack: unknown command 'frobnicate'; the commands are nerve, synapse, status, local, graph, rehearse"],
+    [['frobnicate'], "smartstack: unknown command 'frobnicate'; the commands are nerve, synapse, status, local, graph, rehearse, import"],
     [['help', 'synaps'], "smartstack: unknown command 'synaps'; did you mean 'synapse'?"],
     [['local', 'cdktf.out', 'extra'], "smartstack local: unexpected argument 'extra': smartstack local takes at most OUTDIR"],
   ])('smartstack %j', (args, message) => {

@@ -25,6 +25,8 @@ export interface PositionalSpec {
   readonly name: string;
   readonly description: string;
   readonly defaultText?: string;
+  /** The last positional may take any number of words (at least one, unless it has a default). */
+  readonly variadic?: boolean;
 }
 
 export interface CommandSpec {
@@ -94,7 +96,8 @@ export function parseCommandLine(spec: CommandSpec, argv: readonly string[], env
     values[option.name] = option.value ? token.value! : true;
   }
   if (help) return { values, positionals, help };
-  if (positionals.length > spec.positionals.length) {
+  const variadic = spec.positionals[spec.positionals.length - 1]?.variadic === true;
+  if (positionals.length > spec.positionals.length && !variadic) {
     const extra = positionals[spec.positionals.length];
     throw new UsageError(
       spec.positionals.length === 0
@@ -137,7 +140,7 @@ function editDistance(a: string, b: string): number {
 
 /** The help text of one subcommand. */
 export function renderCommandHelp(spec: CommandSpec): string {
-  const required = spec.positionals.map((p) => `[${p.name}]`);
+  const required = spec.positionals.map((p) => (p.variadic ? `${p.name}...` : `[${p.name}]`));
   const lines = [`usage: smartstack ${spec.name} ${[...required, '[options]'].join(' ')}`, '', ...wrap(spec.description, 2)];
   if (spec.positionals.length > 0) {
     lines.push('', 'arguments:');

@@ -187,9 +187,35 @@ const REHEARSE: CommandSpec = {
     '/var/cache/cdktf-smartstack/fleet).',
 };
 
-const COMMANDS: readonly CommandSpec[] = [NERVE, SYNAPSE, STATUS, LOCAL, GRAPH, REHEARSE];
+const IMPORT: CommandSpec = {
+  name: 'import',
+  summary: "turn hand-written nerve and synapse files into a program using the constructs",
+  description:
+    "Reads Airbnb's nerve and synapse files (JSON or YAML, service_conf_dir included) and prints a\n" +
+    'TypeScript program whose synthesis is the same mesh: the ZooKeeper hosts as an ensemble, a\n' +
+    'SmartStackService per registration path (its port, check and path, and the local port synapse\n' +
+    'listens on), and each host with what it provides and consumes. What has no construct equivalent\n' +
+    'is a comment at the top naming the file and key, never dropped silently; so are ports moved\n' +
+    "because a service uses one of the agents' own (metrics 3213 and 3214, HAProxy's stats 3212).\n" +
+    '\n' +
+    'Each PATH is a file or a folder. Files given directly are one host (named by nerve\'s instance_id);\n' +
+    'a folder holding the files is one host named after it; a folder of such folders is one host per\n' +
+    "folder. A host's address is the host its nerve registers; give the others with --address.\n" +
+    'Refused input (an unreadable file, a file of neither agent, a key that cannot be imported) is named\n' +
+    'with its file and key, exits 2 and writes nothing.',
+  positionals: [{ name: 'PATH', description: 'nerve and synapse files, or folders of them', variadic: true }],
+  options: [
+    { name: 'address', value: 'NAME=IP[,...]', description: "addresses of hosts whose files do not give one, and of ZooKeeper hosts given by name" },
+    { name: 'out', short: 'o', value: 'FILE', description: 'write the program to FILE', defaultText: 'standard output' },
+    { name: 'library', value: 'MODULE', description: 'the module the program imports the constructs from', defaultText: 'cdktf-smartstack' },
+    { name: 'stack', value: 'NAME', description: "the stack's name", defaultText: 'imported' },
+  ],
+  notes: 'example: smartstack import estate/ --address web1=10.0.0.21,zk1.example.com=10.0.0.11 -o main.ts',
+};
+
+const COMMANDS: readonly CommandSpec[] = [NERVE, SYNAPSE, STATUS, LOCAL, GRAPH, REHEARSE, IMPORT];
 /** The tools' commands, by their modules in this folder. */
-const TOOL_MODULES: Record<string, string> = { local: 'local-command', graph: 'graph-command', rehearse: 'rehearse' };
+const TOOL_MODULES: Record<string, string> = { local: 'local-command', graph: 'graph-command', rehearse: 'rehearse', import: 'import-command' };
 
 /** Runs the command line; resolves with the exit code (the agents resolve on SIGTERM/SIGINT). */
 export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
@@ -236,6 +262,10 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       case 'graph': {
         const { runGraph } = await import('./graph-command');
         return runGraph(parsed);
+      }
+      case 'import': {
+        const { runImport } = await import('./import-command');
+        return runImport(parsed);
       }
       default: {
         const { runLocal } = await import('./local-command');
