@@ -13,6 +13,7 @@ import { spawn, ChildProcess } from 'child_process';
 import { tmpdir } from 'os';
 import { join } from 'path';
 import { parseServersState, sendSocketCommand } from '../lib/agent/haproxy-runtime';
+import { CreateMode, ZkSession } from '../lib/agent/zk-session';
 import { startBackend, TestBackend } from './support/agent-backend';
 import { AgentProcess, spawnAgent } from './support/agent-process';
 import { startRequestLoop } from './support/agent-request-loop';
@@ -283,5 +284,81 @@ describeRuby("Airbnb's Ruby nerve and synapse beside ours, on one ensemble", () 
       expect({ side: p.side, servers: await served(p, SERVICE) }).toEqual({ side: p.side, servers: [{ address: address(backends.ours), weight: 2 }] });
       expect({ side: p.side, ...(await burst(p)) }).toEqual({ side: p.side, answeredBy: [address(backends.ours)], failures: 0 });
     }
+  }, 60000);
+});
+
+describeRuby("upstream's sample synapse.conf.json, run by both synapses: the same servers", () => {
+  let dir: string;
+  let cluster: ZookeeperCluster;
+  let zk: ZkSession;
+  const agents: { stop(signal?: NodeJS.Signals): Promise<unknown> }[] = [];
+  let ruby: RubyAgent;
+  let ours: AgentProcess;
+
+  /** The sample as upstream ships it, but for its ZooKeeper hosts and an output_directory per side (no HAProxy: its do_* keys are false). */
+  const sampleFor = (side: 'ruby' | 'ours'): string => {
+    const sample = JSON.parse(readFileSync(join(__dirname, 'fixtures', 'upstream', 'synapse.conf.json'), 'utf8'));
+    for (const service of Object.values<any>(sample.services)) service.discovery.hosts = cluster.connectString.split(',');
+    sample.file_output = { output_directory: join(dir, side) };
+    delete sample.statsd;
+    const file = join(dir, `${side}-synapse.json`);
+    writeFileSync(file, JSON.stringify(sample, null, 2));
+    return file;
+  };
+
+  /** Each service's servers as a side's file_output has them: name, host, port, weight, sorted. */
+  const servers = (side: 'ruby' | 'ours', service: string) => {
+    const file = join(dir, side, `${service}.json`);
+    if (!existsSync(file)) return undefined;
+    return (JSON.parse(readFileSync(file, 'utf8')) as { name?: string; host: string; port: number; weight?: number }[])
+      .map((s) => ({ name: s.name, host: s.host, port: s.port, weight: s.weight }))
+      .sort((a, b) => `${a.host}:${a.port}`.localeCompare(`${b.host}:${b.port}`));
+  };
+  const bothSay = async (service: string, expected: object[]) => {
+    for (const side of ['ruby', 'ours'] as const) {
+      let last: unknown;
+      await eventually(`${side} synapse's ${service}.json`, () => {
+        last = servers(side, service);
+        return JSON.stringify(last) === JSON.stringify(expected) || undefined;
+      }, 30000, 100).catch((e: Error) => {
+        throw new Error(`${e.message}: it holds ${JSON.stringify(last)}${side === 'ruby' ? `\n${ruby.output().slice(-1500)}` : ''}`);
+      });
+    }
+  };
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'ruby-samples-'));
+    cluster = await startLocalCluster(1, { tickTimeMs: 2000 });
+    zk = new ZkSession(cluster.connectString, { sessionTimeoutMs: 10000 });
+    await zk.start(20000);
+    ruby = spawnRuby('synapse', sampleFor('ruby'));
+    ours = spawnAgent(['synapse', '--config', sampleFor('ours')]);
+    agents.push(ruby, ours, { stop: () => zk.close() });
+  }, 60000);
+
+  afterAll(async () => {
+    await Promise.all(agents.map((a) => a.stop('SIGKILL')));
+    await cluster?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('with nothing registered, both serve the default servers', async () => {
+    await bothSay('service1', [{ name: 'default1', host: 'localhost', port: 8423 }]);
+    await bothSay('service2', [{ name: 'default1', host: 'localhost', port: 8422 }]);
+  }, 60000);
+
+  test('registrations replace the default servers, with their names and weights, in both', async () => {
+    await zk.mkdirp('/services/service1');
+    const registration = (name: string, host: string, port: number, weight: number) => JSON.stringify({ host, port, name, weight });
+    await zk.create('/services/service1/i-1_0000000001', Buffer.from(registration('app1', '10.1.0.1', 8423, 3)), CreateMode.EPHEMERAL);
+    await zk.create('/services/service1/i-2_0000000002', Buffer.from(registration('app2', '10.1.0.2', 8423, 1)), CreateMode.EPHEMERAL);
+    await bothSay('service1', [
+      { name: 'app1', host: '10.1.0.1', port: 8423, weight: 3 },
+      { name: 'app2', host: '10.1.0.2', port: 8423, weight: 1 },
+    ]);
+    await zk.remove('/services/service1/i-2_0000000002');
+    await bothSay('service1', [{ name: 'app1', host: '10.1.0.1', port: 8423, weight: 3 }]);
+    // service2 still has none registered.
+    await bothSay('service2', [{ name: 'default1', host: 'localhost', port: 8422 }]);
   }, 60000);
 });
