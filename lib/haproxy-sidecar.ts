@@ -269,16 +269,19 @@ export class HaproxySidecar extends Construct {
   private nerveReadinessCheck(): ReadinessCheck | undefined {
     const provides = this.provides;
     if (provides.length === 0 || this.runtime.nerveMetricsPort === undefined) return undefined;
+    const view = {
+      hostname: this.host.hostname,
+      services: provides.map((s) => s.serviceName).join(' '),
+      metricsPort: this.runtime.nerveMetricsPort,
+      unit: NERVE_UNIT,
+      // Long enough for every check to rise, and for a new ZooKeeper session.
+      timeoutSeconds: Math.max(...provides.map((s) => Math.ceil(s.healthCheck.intervalSeconds * (s.healthCheck.rise + 1) + s.healthCheck.timeoutSeconds))) + 60,
+    };
     return {
       description: `nerve registers ${serviceNames(provides)} again`,
-      script: renderTemplate('nerve-wait.sh', {
-        hostname: this.host.hostname,
-        services: provides.map((s) => s.serviceName).join(' '),
-        metricsPort: this.runtime.nerveMetricsPort,
-        unit: NERVE_UNIT,
-        // Long enough for every check to rise, and for a new ZooKeeper session.
-        timeoutSeconds: Math.max(...provides.map((s) => Math.ceil(s.healthCheck.intervalSeconds * (s.healthCheck.rise + 1) + s.healthCheck.timeoutSeconds))) + 60,
-      }),
+      // What nerve had registered before the apply: only those are waited for.
+      before: renderTemplate('nerve-served.sh', view),
+      script: renderTemplate('nerve-wait.sh', view),
     };
   }
 

@@ -121,6 +121,12 @@ export interface ReadinessCheck {
   readonly description: string;
   /** POSIX shell commands; they must bound their own waiting. */
   readonly script: string;
+  /**
+   * POSIX shell commands run before the document is applied, in the same script: what they find
+   * (in shell variables) is there for `script`, such as whether the host served before the apply.
+   * @default none
+   */
+  readonly before?: string;
 }
 
 const STABLE_DEVICE = /^\/dev\/disk\/by-(id|uuid|path|label|partuuid)\//;
@@ -291,6 +297,10 @@ export class VdsNode extends Construct {
     configSafe((f, v, r) => new ValidationError(this, 'VdsNode', f, v, r), `${field}.description`, check.description, 'text');
     if (typeof check.script !== 'string') throw new ValidationError(this, 'VdsNode', `${field}.script`, check.script, 'expected POSIX shell commands');
     this.cloudConfig.checkLiteralText(`${field}.script`, check.script);
+    if (check.before !== undefined) {
+      if (typeof check.before !== 'string') throw new ValidationError(this, 'VdsNode', `${field}.before`, check.before, 'expected POSIX shell commands');
+      this.cloudConfig.checkLiteralText(`${field}.before`, check.before);
+    }
   }
 
   /**
@@ -315,7 +325,7 @@ export class VdsNode extends Construct {
       instanceId: `smartstack-${sha256Hex(userData).slice(0, 16)}`,
       packages: this.cloudConfig.packageNames,
       agents: agents && { version: agents.version, sha256: agents.sha256, archive: this.agentsArchive },
-      readinessChecks: checks.map((check) => ({ quotedDescription: shellQuote(check.description), script: check.script })),
+      readinessChecks: checks.map((check) => ({ quotedDescription: shellQuote(check.description), script: check.script, before: check.before?.replace(/\n+$/, '') })),
     });
     this.applyScript = { userData, key, script };
     return script;
