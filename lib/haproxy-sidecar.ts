@@ -8,7 +8,7 @@ import { renderHaproxyConfig } from './render/haproxy-config';
 import { NerveSpec, ProvidedServiceSpec, renderNerveConfig } from './render/nerve-config';
 import { ConsumedServiceSpec, renderSynapseConfig, synapseConfig, SynapseSpec } from './render/synapse-config';
 import { renderTemplate } from './render/template';
-import { configSafe, Fail } from './schema/config-safe';
+import { configSafe, Fail, tcpPort } from './schema/config-safe';
 import { SmartStackService } from './smartstack-service';
 import { ManifestBuilder } from './mesh-manifest';
 import { MeshRecords } from './mesh-records';
@@ -138,9 +138,7 @@ export class HaproxySidecar extends Construct {
     configSafe(fail, 'runtime.nerveVersion', this.runtime.nerveVersion, 'version');
     configSafe(fail, 'runtime.synapseVersion', this.runtime.synapseVersion, 'version');
     this.statsPort = props.statsPort ?? 3212;
-    if (!Number.isInteger(this.statsPort) || this.statsPort < 1 || this.statsPort > 65535) {
-      throw fail('statsPort', this.statsPort, 'expected a TCP port 1-65535');
-    }
+    tcpPort(fail, 'statsPort', this.statsPort);
     this.maxConnections = props.maxConnections ?? 4096;
     if (!Number.isInteger(this.maxConnections) || this.maxConnections < 1 || this.maxConnections > 1_000_000) {
       throw fail('maxConnections', this.maxConnections, 'expected a whole number from 1 to 1000000');
@@ -461,9 +459,7 @@ export class HaproxySidecar extends Construct {
         throw fail(`${field}.service`, o.service?.serviceName ?? String(o.service), 'not a service this sidecar provides');
       }
       if (overrides.has(o.service)) throw fail(`${field}.service`, o.service.serviceName, 'overridden twice');
-      if (o.port !== undefined && (!Number.isInteger(o.port) || o.port < 1 || o.port > 65535)) {
-        throw fail(`${field}.port`, o.port, 'expected a TCP port 1-65535');
-      }
+      if (o.port !== undefined) tcpPort(fail, `${field}.port`, o.port);
       if (o.weight !== undefined && (!Number.isInteger(o.weight) || o.weight < 0 || o.weight > 256)) {
         throw fail(`${field}.weight`, o.weight, 'expected a whole number from 0 to 256');
       }

@@ -1,7 +1,7 @@
 import { Construct } from 'constructs';
 import { HealthCheck, HealthCheckType } from './model/health-check';
 import { STATS_SECTION_NAME } from './render/synapse-config';
-import { configSafe, Fail } from './schema/config-safe';
+import { configSafe, Fail, tcpPort } from './schema/config-safe';
 import { addConstructWarning } from './construct-warning';
 import { ManifestBuilder } from './mesh-manifest';
 import { MeshRecords } from './mesh-records';
@@ -221,8 +221,8 @@ export class SmartStackService extends Construct {
     if (this.serviceName === STATS_SECTION_NAME) {
       throw fail('serviceName', this.serviceName, 'reserved for the sidecar\'s stats listener');
     }
-    this.port = port(fail, 'port', props.port);
-    this.localPort = props.localPort === undefined ? undefined : port(fail, 'localPort', props.localPort);
+    this.port = tcpPort(fail, 'port', props.port);
+    this.localPort = props.localPort === undefined ? undefined : tcpPort(fail, 'localPort', props.localPort);
     this.mode = props.mode ?? ServiceMode.HTTP;
     if (!Object.values(ServiceMode).includes(this.mode)) throw fail('mode', this.mode, 'expected ServiceMode.HTTP or ServiceMode.TCP');
     this.healthCheck = validHealthCheck(fail, props.healthCheck ?? HealthCheck.tcp());
@@ -369,10 +369,6 @@ export class SmartStackService extends Construct {
 }
 
 
-function port(fail: Fail, field: string, value: number): number {
-  if (!Number.isInteger(value) || value < 1 || value > 65535) throw fail(field, value, 'expected a TCP port 1-65535');
-  return value;
-}
 
 function wholeNumber(fail: Fail, field: string, value: number, min: number, max: number): number {
   if (!Number.isInteger(value) || value < min || value > max) throw fail(field, value, `expected a whole number from ${min} to ${max}`);
@@ -446,6 +442,6 @@ function validDefaultServers(fail: Fail, servers: DefaultServer[]): DefaultServe
     if (names.has(name)) throw fail(`defaultServers[${i}].name`, name, 'two default servers have this name');
     names.add(name);
     const host = configSafe(fail, `defaultServers[${i}].host`, server.host, 'address');
-    return { name, host, port: port(fail, `defaultServers[${i}].port`, server.port) };
+    return { name, host, port: tcpPort(fail, `defaultServers[${i}].port`, server.port) };
   });
 }

@@ -12,7 +12,7 @@ import { AGENTS_ARCHIVE_DIR } from './cloud-init/host-paths';
 import { shellQuote } from './render/shell-word';
 import { escapeTerraformTemplate, quotedTerraformTemplate, sha256Hex } from './render/terraform-string';
 import { renderTemplate } from './render/template';
-import { configSafe, configUnsafeReason } from './schema/config-safe';
+import { configSafe, configUnsafeReason, tcpPort } from './schema/config-safe';
 import { MeshRecords } from './mesh-records';
 import { addConstructWarning } from './construct-warning';
 import { ManifestBuilder, writeManifestAtSynth } from './mesh-manifest';
@@ -193,10 +193,7 @@ export class VdsNode extends Construct {
     }
     this.sshAddress = configSafe(fail, 'sshAddress', props.sshAddress ?? props.privateAddress, 'address');
     this.sshUser = configSafe(fail, 'sshUser', props.sshUser ?? 'root', 'unixUser');
-    const sshPort = props.sshPort ?? 22;
-    if (!Number.isInteger(sshPort) || sshPort < 1 || sshPort > 65535) {
-      throw fail('sshPort', sshPort, 'expected a TCP port 1-65535');
-    }
+    const sshPort = tcpPort(fail, 'sshPort', props.sshPort ?? 22);
     if (props.sshHostKey !== undefined) configSafe(fail, 'sshHostKey', props.sshHostKey, 'sshPublicKey');
     // A token is Terraform's to resolve; a literal goes into the JSON as is, so no `${` may hide in it.
     if (props.sshPrivateKey !== undefined && !Token.isUnresolved(props.sshPrivateKey)) {
@@ -409,9 +406,7 @@ export class VdsNode extends Construct {
 
   private claimPort(ports: Map<number, string>, port: number, owner: IConstruct, field: string): void {
     const kind = owner.constructor.name;
-    if (!Number.isInteger(port) || port < 1 || port > 65535) {
-      throw new ValidationError(owner, kind, field, port, 'expected a TCP port 1-65535');
-    }
+    tcpPort((f, v, r) => new ValidationError(owner, kind, f, v, r), field, port);
     const user = `${owner.node.path} (${field})`;
     const existing = ports.get(port);
     if (existing !== undefined && existing !== user) {

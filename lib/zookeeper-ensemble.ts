@@ -6,7 +6,7 @@ import { defaultHeapMiB, renderDynamicConfig, renderJavaEnv, renderMyid, renderS
 import { ApplyTimeSecrets } from './cloud-init/apply-time-secrets';
 import { FirewallRule } from './cloud-init/document-content';
 import { unitPath, ZOO_CFG, ZOO_CFG_DYNAMIC, ZOOKEEPER_CLASSPATH, ZOOKEEPER_CONFIG_DIR, ZOOKEEPER_JVM_AUTH_ARGS, ZOOKEEPER_LIVE_CONFIG_SUBDIR, ZOOKEEPER_MYID, ZOOKEEPER_UNIT } from './cloud-init/host-paths';
-import { configSafe, configUnsafeReason, Fail } from './schema/config-safe';
+import { configSafe, configUnsafeReason, Fail, tcpPort } from './schema/config-safe';
 import { addConstructWarning } from './construct-warning';
 import { ManifestBuilder } from './mesh-manifest';
 import { MeshRecords } from './mesh-records';
@@ -226,7 +226,7 @@ export class ZookeeperEnsemble extends Construct {
     const seen = new Map<number, string>();
     for (const [field, port] of portFields) {
       if (port === undefined) continue;
-      if (!Number.isInteger(port) || port < 1 || port > 65535) throw fail(field, port, 'expected a TCP port 1-65535');
+      tcpPort(fail, field, port);
       const other = seen.get(port);
       if (other) throw fail(field, port, `the same port as ${other}`);
       seen.set(port, field);

@@ -1,7 +1,7 @@
 import { renderNftables } from '../render/nftables';
 import { shellQuote } from '../render/shell-word';
 import { renderTemplate } from '../render/template';
-import { configSafe, ConfigValueKind } from '../schema/config-safe';
+import { configSafe, ConfigValueKind, tcpPort } from '../schema/config-safe';
 import { ValidationError } from '../model/validation-error';
 import { ApplyTimeSecrets } from './apply-time-secrets';
 import { HOST_STEPS, unitPath } from './host-paths';
@@ -177,7 +177,7 @@ export class DocumentContent {
   public addFirewallRule(rule: FirewallRule): void {
     safe('firewallRule.description', rule.description, 'text');
     rule.ports.forEach((port, i) => {
-      if (!Number.isInteger(port) || port < 1 || port > 65535) throw fail(`firewallRule.ports[${i}]`, port, 'expected a TCP port 1-65535');
+      tcpPort(fail, `firewallRule.ports[${i}]`, port);
     });
     rule.sources.forEach((source, i) => safe(`firewallRule.sources[${i}]`, source, 'ipv4OrCidr'));
     this.rendered = undefined;

@@ -159,6 +159,12 @@ export function configUnsafeReason(value: unknown, kind: ConfigValueKind): strin
 /** How a construct reports a bad value: its own `fail`, which makes a ValidationError naming it. */
 export type Fail = (field: string, value: unknown, reason: string) => Error;
 
+/** Returns `value` when it is a TCP port (an integer 1-65535); otherwise throws `fail(field, value, reason)`. */
+export function tcpPort(fail: Fail, field: string, value: unknown): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 65535) throw fail(field, value, 'expected a TCP port 1-65535');
+  return value;
+}
+
 /** Returns `value` when it is safe as a `kind`; otherwise throws `fail(field, value, reason)`. */
 export function configSafe(fail: Fail, field: string, value: unknown, kind: ConfigValueKind): string {
   const reason = configUnsafeReason(value, kind);
