@@ -13,7 +13,7 @@ import { MeshRecords } from './mesh-records';
 import { ManifestEnsemble } from './model/manifest';
 import { ValidationError } from './model/validation-error';
 import { stringAtSynth } from './synth-value';
-import { VdsNode } from './vds-node';
+import { VdsDisk, VdsNode } from './vds-node';
 
 /** Properties of a {@link ZookeeperEnsemble}. Every knob has a production default. */
 export interface ZookeeperEnsembleProps {
@@ -189,80 +189,8 @@ export class ZookeeperEnsemble extends Construct {
     const fail = (field: string, value: unknown, reason: string) => new ValidationError(this, 'ZookeeperEnsemble', field, value, reason);
     // The path names the ensemble in its units, its ACL script and its Terraform output.
     configSafe(fail, 'node.path', this.node.path, 'constructPath');
-    const members = [...props.members];
-    const names = members.map((m) => m.hostname);
-
-    if (members.length === 0 || (members.length < 3 && !props.allowDevelopmentSize)) {
-      throw fail('members', names, 'an ensemble needs at least 3 members to survive the loss of one (a single member is allowed with allowDevelopmentSize, for development only)');
-    }
-    if (members.length % 2 === 0) {
-      throw fail('members', names, `${members.length} members tolerate no more failures than ${members.length - 1} and slow every write: use an odd number (3 or 5)`);
-    }
-    members.forEach((m, i) => {
-      const j = members.findIndex((o) => o.hostname === m.hostname);
-      if (j !== i) throw fail(`members[${i}]`, m.hostname, `the same host name as members[${j}]`);
-      const k = members.findIndex((o) => o.privateAddress === m.privateAddress);
-      if (k !== i) throw fail(`members[${i}].privateAddress`, m.privateAddress, `the same address as members[${k}] (${members[k].hostname})`);
-    });
-
-    const ids = [...(props.memberIds ?? members.map((_m, i) => i + 1))];
-    if (ids.length !== members.length) throw fail('memberIds', ids, `${ids.length} ids for ${members.length} members: give one id per member, in the order of members`);
-    ids.forEach((id, i) => {
-      if (!Number.isInteger(id) || id < 1 || id > 255) throw fail(`memberIds[${i}]`, id, 'expected a ZooKeeper server id 1-255');
-      const j = ids.indexOf(id);
-      if (j !== i) throw fail(`memberIds[${i}]`, id, `the same id as memberIds[${j}] (${members[j].hostname})`);
-    });
-
-    const tickTimeMs = positiveInteger(fail, 'tickTimeMs', props.tickTimeMs ?? 2000);
-    const clientPort = props.clientPort ?? 2181;
-    const quorumPort = props.quorumPort ?? 2888;
-    const electionPort = props.electionPort ?? 3888;
-    const portFields: Array<[string, number | undefined]> = [
-      ['clientPort', clientPort],
-      ['quorumPort', quorumPort],
-      ['electionPort', electionPort],
-      ['adminServerPort', props.adminServerPort],
-    ];
-    const seen = new Map<number, string>();
-    for (const [field, port] of portFields) {
-      if (port === undefined) continue;
-      tcpPort(fail, field, port);
-      const other = seen.get(port);
-      if (other) throw fail(field, port, `the same port as ${other}`);
-      seen.set(port, field);
-    }
-
-    const minSessionTimeoutMs = positiveInteger(fail, 'minSessionTimeoutMs', props.minSessionTimeoutMs ?? 2 * tickTimeMs);
-    const maxSessionTimeoutMs = positiveInteger(fail, 'maxSessionTimeoutMs', props.maxSessionTimeoutMs ?? 20 * tickTimeMs);
-    if (minSessionTimeoutMs > maxSessionTimeoutMs) {
-      throw fail('minSessionTimeoutMs', minSessionTimeoutMs, `greater than maxSessionTimeoutMs ${maxSessionTimeoutMs}`);
-    }
-    const autopurgeIntervalHours = props.autopurgeIntervalHours ?? 1;
-    if (!Number.isInteger(autopurgeIntervalHours) || autopurgeIntervalHours < 0) {
-      throw fail('autopurgeIntervalHours', autopurgeIntervalHours, 'expected a whole number of hours (0 = off)');
-    }
-    const autopurgeSnapRetainCount = props.autopurgeSnapRetainCount ?? 3;
-    if (!Number.isInteger(autopurgeSnapRetainCount) || autopurgeSnapRetainCount < 3) {
-      throw fail('autopurgeSnapRetainCount', autopurgeSnapRetainCount, 'ZooKeeper keeps at least 3 snapshots; expected a whole number >= 3');
-    }
-    const fourLetterWords = [...(props.fourLetterWords ?? ['srvr', 'mntr', 'ruok', 'conf'])];
-    for (const word of fourLetterWords) {
-      if (!FOUR_LETTER_WORDS.includes(word)) throw fail('fourLetterWords', word, `not a ZooKeeper 3.8 four-letter word (${FOUR_LETTER_WORDS.join(', ')})`);
-    }
-    for (const required of ['srvr', 'ruok', 'conf']) {
-      if (!fourLetterWords.includes(required)) throw fail('fourLetterWords', fourLetterWords, `must include '${required}': the rollout uses it to wait for each member and to read the membership`);
-    }
-    const dataDir = absolutePath(fail, 'dataDir', props.dataDir ?? '/var/lib/zookeeper');
-    const dataLogDir = absolutePath(fail, 'dataLogDir', props.dataLogDir ?? '/var/lib/zookeeper-txlog');
-    if (dataDir === dataLogDir) throw fail('dataLogDir', dataLogDir, 'the same directory as dataDir');
-    const clientNetworks = [...(props.clientNetworks ?? [])];
-    clientNetworks.forEach((cidr, i) => {
-      configSafe(fail, `clientNetworks[${i}]`, cidr, 'ipv4Cidr');
-    });
-    const jvmFlags = [...(props.jvmFlags ?? [])];
-    jvmFlags.forEach((flag, i) => configSafe(fail, `jvmFlags[${i}]`, flag, 'jvmFlag'));
-    if (props.heapMiB !== undefined) positiveInteger(fail, 'heapMiB', props.heapMiB);
-    const rolloutTimeoutSeconds = positiveInteger(fail, 'rolloutTimeoutSeconds', props.rolloutTimeoutSeconds ?? 300);
+    const { members, ids } = validMembers(fail, props);
+    const settings = validSettings(fail, props);
     this.acls = props.acls ?? true;
     if (props.secret !== undefined && !Token.isUnresolved(props.secret)) {
       // The value is not repeated in the message: it is a secret.
@@ -274,16 +202,9 @@ export class ZookeeperEnsemble extends Construct {
 
     this.members = members;
     this.memberIds = ids;
-    this.clientPort = clientPort;
-    this.layout = { quorumPort, electionPort, clientNetworks, dataDir, dataLogDir };
-    const servers: ZooCfgServer[] = members.map((m, i) => ({ myid: ids[i], address: m.privateAddress, quorumPort, electionPort, clientPort }));
-    const memberAddresses = members.map((m) => `${m.privateAddress}/32`);
-
-    const initLimitTicks = positiveInteger(fail, 'initLimitTicks', props.initLimitTicks ?? 10);
-    const syncLimitTicks = positiveInteger(fail, 'syncLimitTicks', props.syncLimitTicks ?? 5);
-    const maxClientCnxns = positiveInteger(fail, 'maxClientCnxns', props.maxClientCnxns ?? 60);
-    const preAllocSizeKiB = positiveInteger(fail, 'preAllocSizeKiB', props.preAllocSizeKiB ?? 65536);
-    const snapCount = positiveInteger(fail, 'snapCount', props.snapCount ?? 100000);
+    this.clientPort = settings.clientPort;
+    this.layout = { quorumPort: settings.quorumPort, electionPort: settings.electionPort, clientNetworks: settings.clientNetworks, dataDir: settings.dataDir, dataLogDir: settings.dataLogDir };
+    const servers: ZooCfgServer[] = members.map((m, i) => ({ myid: ids[i], address: m.privateAddress, quorumPort: settings.quorumPort, electionPort: settings.electionPort, clientPort: settings.clientPort }));
 
     // Everything about every member is checked before any host is changed.
     const plans = members.map((member, i) => {
@@ -299,132 +220,152 @@ export class ZookeeperEnsemble extends Construct {
       if (heapMiB > member.memoryMiB - 256) {
         throw fail('heapMiB', heapMiB, `host ${member.hostname} has ${member.memoryMiB} MiB; the heap must leave the OS at least 256 MiB`);
       }
-      for (const [portField, port] of portFields) {
+      for (const [portField, port] of settings.portFields) {
         const owner = port === undefined ? undefined : member.findPortOwner(port);
         if (owner !== undefined) throw fail(portField, port, `port ${port} on host ${member.hostname} is already used by ${owner}`);
       }
       return { member, myid: ids[i], data, txlog, heapMiB };
     });
-
-    for (const { member, myid, data, txlog, heapMiB } of plans) {
-      const liveDir = `${dataDir}/${ZOOKEEPER_LIVE_CONFIG_SUBDIR}`;
-      for (const [portField, port] of portFields) {
-        if (port !== undefined) member.reservePort(port, this, portField);
-      }
-      const spec: ZooCfgSpec = {
-        tickTimeMs,
-        initLimitTicks,
-        syncLimitTicks,
-        dataDir,
-        dataLogDir,
-        clientAddress: member.privateAddress,
-        clientPort,
-        maxClientCnxns,
-        minSessionTimeoutMs,
-        maxSessionTimeoutMs,
-        preAllocSizeKiB,
-        snapCount,
-        autopurgeIntervalHours,
-        autopurgeSnapRetainCount,
-        fourLetterWords,
-        adminServerPort: props.adminServerPort,
-        skipAcl: !this.acls,
-      };
-
-      const cc = member.cloudConfig;
-      cc.addPackage('zookeeper');
-      cc.addFilesystem({ device: data.device, label: data.name, mountPoint: dataDir });
-      cc.addFilesystem({ device: txlog.device, label: txlog.name, mountPoint: dataLogDir });
-      // Deferred: the zookeeper user and group exist only once the package is installed.
-      // The member reads its configuration but cannot change it.
-      const readOnly = { owner: 'root:zookeeper', permissions: '0640', defer: true };
-      cc.addFile({ path: ZOO_CFG, content: renderZooCfg(spec), ...readOnly });
-      cc.addFile({ path: ZOO_CFG_DYNAMIC, content: renderDynamicConfig(servers), ...readOnly });
-      cc.addFile({ path: `${ZOOKEEPER_CONFIG_DIR}/java.env`, content: renderJavaEnv(heapMiB, '/var/log/zookeeper', jvmFlags), ...readOnly });
-      if (this.acls) {
-        // A Java argument file keeps the superuser's digest off the command line that `ps` shows.
-        const superDigest = cc.secrets.placeholder(`${this.secretName}/admin/digest`, this._digest('admin'));
-        cc.addFile({ path: ZOOKEEPER_JVM_AUTH_ARGS, content: renderJvmAuthArgs(superDigest), ...readOnly });
-      }
-      cc.addFile({ path: `${ZOOKEEPER_CONFIG_DIR}/log4j.properties`, content: renderTemplate('zookeeper-log4j.properties', {}), ...readOnly });
-      // myid lives on the data disk, which is mounted by the steps after the files are written:
-      // it is kept beside the configuration and copied there once the disk is mounted.
-      cc.addFile({ path: ZOOKEEPER_MYID, content: renderMyid(myid), ...readOnly });
-      cc.addFile({ path: SYSCTL_FILE, content: '# Managed by cdktf-smartstack: keep the ZooKeeper heap out of swap.\nvm.swappiness = 1\n' });
-      cc.addStep({
-        description: 'vm.swappiness = 1',
-        // A container's /proc/sys is read-only: the setting is then the machine's to make.
-        script: `if [ -w /proc/sys/vm/swappiness ]; then\n  run sysctl -q -p ${SYSCTL_FILE}\nelse\n  echo "smartstack: $host: /proc/sys is read-only (a container): vm.swappiness is left as it is"\nfi`,
-      });
-      cc.addRunCommand(['install', '-d', '-o', 'zookeeper', '-g', 'zookeeper', '-m', '0750', dataDir, dataLogDir, '/var/log/zookeeper']);
-      cc.addRunCommand(['install', '-o', 'zookeeper', '-g', 'zookeeper', '-m', '0640', ZOOKEEPER_MYID, `${dataDir}/myid`]);
-      cc.addUnit({
-        name: ZOOKEEPER_UNIT,
-        content: renderTemplate('zookeeper.service', {
-          myid,
-          ensembleName: this.node.path,
-          configDir: ZOOKEEPER_CONFIG_DIR,
-          classpath: ZOOKEEPER_CLASSPATH.join(':'),
-          liveConfig: `${liveDir}/zoo.cfg`,
-          dataDir,
-          dataLogDir,
-          jvmAuthArgs: this.acls ? ZOOKEEPER_JVM_AUTH_ARGS : undefined,
-        }),
-        // The step below restarts it, only when what it reads at start changed.
-        restartOnApply: false,
-      });
-      const own = servers.find((s) => s.myid === myid)!;
-      cc.addStep({
-        description: `zookeeper member ${myid}: its configuration, and a restart only if that changed`,
-        script: renderTemplate('zookeeper-live-config.sh', {
-          myid,
-          address: member.privateAddress,
-          clientPort,
-          liveDir,
-          staticCfg: ZOO_CFG,
-          initialDynamic: ZOO_CFG_DYNAMIC,
-          serverLine: renderServerLine(own),
-          peers: members.filter((m) => m !== member).map((m) => m.privateAddress).join(' '),
-          inputs: [ZOO_CFG, `${ZOOKEEPER_CONFIG_DIR}/java.env`, `${ZOOKEEPER_CONFIG_DIR}/log4j.properties`, ZOOKEEPER_MYID, ...(this.acls ? [ZOOKEEPER_JVM_AUTH_ARGS] : []), unitPath(ZOOKEEPER_UNIT)].join(' '),
-          unit: ZOOKEEPER_UNIT,
-        }).trimEnd(),
-      });
-      // The members, clientNetworks, and each host whose sidecar uses the ensemble, as the mesh has them when rendered.
-      cc._addPart((content) => {
-        const clients = MeshRecords.of(this).clientsOf(this).map((host) => `${host.privateAddress}/32`);
-        content.addFirewallRule(this.clientPortRule([...memberAddresses, ...clientNetworks, ...clients]));
-      });
-      cc.addFirewallRule({
-        description: `zookeeper ${this.node.id} quorum and election, members only`,
-        ports: [quorumPort, electionPort],
-        sources: memberAddresses,
-      });
-      member.addReadinessCheck({
-        description: `zookeeper member ${myid} rejoins the quorum`,
-        script: renderTemplate('zookeeper-wait.sh', {
-          myid,
-          address: member.privateAddress,
-          clientPort,
-          peers: members.filter((m) => m !== member).map((m) => m.privateAddress).join(' '),
-          timeoutSeconds: rolloutTimeoutSeconds,
-        }),
-      });
-    }
+    plans.forEach((plan) => this.configureMember(plan, settings, servers));
 
     // One member at a time, in id order (MeshRecords orders the rollout at synth): each member's
     // delivery waits for the previous member's, whose apply returns only once that member serves
     // again. New members have the highest ids, so the running members' firewalls admit them before they start.
     MeshRecords.of(this).addEnsemble(this);
-    const byId = members.map((m, i) => ({ m, id: ids[i] })).sort((a, b) => a.id - b.id).map(({ m }) => m);
+    const last = members.map((m, i) => ({ m, id: ids[i] })).sort((x, y) => x.id - y.id)[members.length - 1].m;
     const deliveries = members.filter((m) => m.delivery).map((m) => `${m.delivery!.terraformResourceType}.${m.delivery!.friendlyUniqueId}`);
+    this.membershipChange = this.addMembershipChange(servers, settings, last, deliveries);
+    if (this.acls) this.aclBootstrap = this.addAclBootstrap(settings, last, deliveries);
 
-    // After every member's apply (joiners then serve as non-voting followers): the membership.
-    const last = byId[byId.length - 1];
+    this.clientAddresses = members.map((m) => `${m.privateAddress}:${settings.clientPort}`);
+    this.connectionString = this.clientAddresses.join(',');
+    const output = new TerraformOutput(this, 'connection-string', {
+      value: this.connectionString,
+      description: `ZooKeeper connection string of ${this.node.path}`,
+    });
+    output.overrideLogicalId(`${id.replace(/[^A-Za-z0-9_]/g, '_')}_connection_string`);
+  }
+
+  /** A member's part: its disks, files, unit, restart step, firewall rules and readiness check. */
+  private configureMember(plan: MemberPlan, settings: EnsembleSettings, servers: ZooCfgServer[]): void {
+    const { member, myid, data, txlog, heapMiB } = plan;
+    const { dataDir, dataLogDir, clientPort, clientNetworks, quorumPort, electionPort } = settings;
+    const members = this.members;
+    const memberAddresses = members.map((m) => `${m.privateAddress}/32`);
+    const liveDir = `${dataDir}/${ZOOKEEPER_LIVE_CONFIG_SUBDIR}`;
+    for (const [portField, port] of settings.portFields) {
+      if (port !== undefined) member.reservePort(port, this, portField);
+    }
+    const spec: ZooCfgSpec = {
+      tickTimeMs: settings.tickTimeMs,
+      initLimitTicks: settings.initLimitTicks,
+      syncLimitTicks: settings.syncLimitTicks,
+      dataDir,
+      dataLogDir,
+      clientAddress: member.privateAddress,
+      clientPort,
+      maxClientCnxns: settings.maxClientCnxns,
+      minSessionTimeoutMs: settings.minSessionTimeoutMs,
+      maxSessionTimeoutMs: settings.maxSessionTimeoutMs,
+      preAllocSizeKiB: settings.preAllocSizeKiB,
+      snapCount: settings.snapCount,
+      autopurgeIntervalHours: settings.autopurgeIntervalHours,
+      autopurgeSnapRetainCount: settings.autopurgeSnapRetainCount,
+      fourLetterWords: settings.fourLetterWords,
+      adminServerPort: settings.adminServerPort,
+      skipAcl: !this.acls,
+    };
+    const cc = member.cloudConfig;
+    cc.addPackage('zookeeper');
+    cc.addFilesystem({ device: data.device, label: data.name, mountPoint: dataDir });
+    cc.addFilesystem({ device: txlog.device, label: txlog.name, mountPoint: dataLogDir });
+    // Deferred: the zookeeper user and group exist only once the package is installed.
+    // The member reads its configuration but cannot change it.
+    const readOnly = { owner: 'root:zookeeper', permissions: '0640', defer: true };
+    cc.addFile({ path: ZOO_CFG, content: renderZooCfg(spec), ...readOnly });
+    cc.addFile({ path: ZOO_CFG_DYNAMIC, content: renderDynamicConfig(servers), ...readOnly });
+    cc.addFile({ path: `${ZOOKEEPER_CONFIG_DIR}/java.env`, content: renderJavaEnv(heapMiB, '/var/log/zookeeper', settings.jvmFlags), ...readOnly });
+    if (this.acls) {
+      // A Java argument file keeps the superuser's digest off the command line that `ps` shows.
+      const superDigest = cc.secrets.placeholder(`${this.secretName}/admin/digest`, this._digest('admin'));
+      cc.addFile({ path: ZOOKEEPER_JVM_AUTH_ARGS, content: renderJvmAuthArgs(superDigest), ...readOnly });
+    }
+    cc.addFile({ path: `${ZOOKEEPER_CONFIG_DIR}/log4j.properties`, content: renderTemplate('zookeeper-log4j.properties', {}), ...readOnly });
+    // myid lives on the data disk, which is mounted by the steps after the files are written:
+    // it is kept beside the configuration and copied there once the disk is mounted.
+    cc.addFile({ path: ZOOKEEPER_MYID, content: renderMyid(myid), ...readOnly });
+    cc.addFile({ path: SYSCTL_FILE, content: '# Managed by cdktf-smartstack: keep the ZooKeeper heap out of swap.\nvm.swappiness = 1\n' });
+    cc.addStep({
+      description: 'vm.swappiness = 1',
+      // A container's /proc/sys is read-only: the setting is then the machine's to make.
+      script: `if [ -w /proc/sys/vm/swappiness ]; then\n  run sysctl -q -p ${SYSCTL_FILE}\nelse\n  echo "smartstack: $host: /proc/sys is read-only (a container): vm.swappiness is left as it is"\nfi`,
+    });
+    cc.addRunCommand(['install', '-d', '-o', 'zookeeper', '-g', 'zookeeper', '-m', '0750', dataDir, dataLogDir, '/var/log/zookeeper']);
+    cc.addRunCommand(['install', '-o', 'zookeeper', '-g', 'zookeeper', '-m', '0640', ZOOKEEPER_MYID, `${dataDir}/myid`]);
+    cc.addUnit({
+      name: ZOOKEEPER_UNIT,
+      content: renderTemplate('zookeeper.service', {
+        myid,
+        ensembleName: this.node.path,
+        configDir: ZOOKEEPER_CONFIG_DIR,
+        classpath: ZOOKEEPER_CLASSPATH.join(':'),
+        liveConfig: `${liveDir}/zoo.cfg`,
+        dataDir,
+        dataLogDir,
+        jvmAuthArgs: this.acls ? ZOOKEEPER_JVM_AUTH_ARGS : undefined,
+      }),
+      // The step below restarts it, only when what it reads at start changed.
+      restartOnApply: false,
+    });
+    const own = servers.find((s) => s.myid === myid)!;
+    cc.addStep({
+      description: `zookeeper member ${myid}: its configuration, and a restart only if that changed`,
+      script: renderTemplate('zookeeper-live-config.sh', {
+        myid,
+        address: member.privateAddress,
+        clientPort,
+        liveDir,
+        staticCfg: ZOO_CFG,
+        initialDynamic: ZOO_CFG_DYNAMIC,
+        serverLine: renderServerLine(own),
+        peers: members.filter((m) => m !== member).map((m) => m.privateAddress).join(' '),
+        inputs: [ZOO_CFG, `${ZOOKEEPER_CONFIG_DIR}/java.env`, `${ZOOKEEPER_CONFIG_DIR}/log4j.properties`, ZOOKEEPER_MYID, ...(this.acls ? [ZOOKEEPER_JVM_AUTH_ARGS] : []), unitPath(ZOOKEEPER_UNIT)].join(' '),
+        unit: ZOOKEEPER_UNIT,
+      }).trimEnd(),
+    });
+    // The members, clientNetworks, and each host whose sidecar uses the ensemble, as the mesh has them when rendered.
+    cc._addPart((content) => {
+      const clients = MeshRecords.of(this).clientsOf(this).map((host) => `${host.privateAddress}/32`);
+      content.addFirewallRule(this.clientPortRule([...memberAddresses, ...clientNetworks, ...clients]));
+    });
+    cc.addFirewallRule({
+      description: `zookeeper ${this.node.id} quorum and election, members only`,
+      ports: [quorumPort, electionPort],
+      sources: memberAddresses,
+    });
+    member.addReadinessCheck({
+      description: `zookeeper member ${myid} rejoins the quorum`,
+      script: renderTemplate('zookeeper-wait.sh', {
+        myid,
+        address: member.privateAddress,
+        clientPort,
+        peers: members.filter((m) => m !== member).map((m) => m.privateAddress).join(' '),
+        timeoutSeconds: settings.rolloutTimeoutSeconds,
+      }),
+    });
+  }
+
+  /**
+   * After every member's apply (joiners then serve as non-voting followers): the membership change,
+   * over SSH on the member with the highest id.
+   */
+  private addMembershipChange(servers: ZooCfgServer[], settings: EnsembleSettings, last: VdsNode, deliveries: string[]): TerraformResource | undefined {
     // zkCli may connect to any member that stays; a new one serves only once it has joined.
-    const renderMembership = () => this.renderMembershipScript(servers, servers.map((s) => `${s.address}:${clientPort}`).join(','), rolloutTimeoutSeconds);
-    this.membershipChange = last._runScriptOverSsh(this, 'membership', 'zookeeper-membership', renderMembership, this.aclSecrets);
-    if (this.membershipChange) {
-      this.membershipChange.dependsOn = [...deliveries];
+    const renderMembership = () => this.renderMembershipScript(servers, servers.map((s) => `${s.address}:${settings.clientPort}`).join(','), settings.rolloutTimeoutSeconds);
+    this.renderMembership = renderMembership;
+    const change = last._runScriptOverSsh(this, 'membership', 'zookeeper-membership', renderMembership, this.aclSecrets);
+    if (change) {
+      change.dependsOn = [...deliveries];
     } else {
       addConstructWarning(
         this,
@@ -432,32 +373,25 @@ export class ZookeeperEnsemble extends Construct {
           'after adding or removing members, run membershipScript on a member',
       );
     }
-    this.renderMembership = renderMembership;
+    return change;
+  }
 
-    if (this.acls) {
-      const render = () => this.renderAclScript(`${last.privateAddress}:${clientPort}`);
-      this.renderAcl = render;
-      this.aclBootstrap = last._runScriptOverSsh(this, 'acl', 'zookeeper-acl', render, this.aclSecrets);
-      // Every member's rollout and the membership come first; the script needs a quorum.
-      if (this.aclBootstrap) {
-        const membership = this.membershipChange ? [`${this.membershipChange.terraformResourceType}.${this.membershipChange.friendlyUniqueId}`] : [];
-        this.aclBootstrap.dependsOn = [...deliveries, ...membership];
-      } else {
-        addConstructWarning(
-          this,
-          `ZookeeperEnsemble '${this.node.path}': ACLs are on but member ${last.hostname} is not delivered over SSH, so nothing sets them: ` +
-            'run aclBootstrapScript on a member once the ensemble serves (until then nerve waits for the discovery paths)',
-        );
-      }
+  /** The ACLs, set once every member's rollout and the membership are done: the script needs a quorum. */
+  private addAclBootstrap(settings: EnsembleSettings, last: VdsNode, deliveries: string[]): TerraformResource | undefined {
+    const render = () => this.renderAclScript(`${last.privateAddress}:${settings.clientPort}`);
+    this.renderAcl = render;
+    const bootstrap = last._runScriptOverSsh(this, 'acl', 'zookeeper-acl', render, this.aclSecrets);
+    if (bootstrap) {
+      const membership = this.membershipChange ? [`${this.membershipChange.terraformResourceType}.${this.membershipChange.friendlyUniqueId}`] : [];
+      bootstrap.dependsOn = [...deliveries, ...membership];
+    } else {
+      addConstructWarning(
+        this,
+        `ZookeeperEnsemble '${this.node.path}': ACLs are on but member ${last.hostname} is not delivered over SSH, so nothing sets them: ` +
+          'run aclBootstrapScript on a member once the ensemble serves (until then nerve waits for the discovery paths)',
+      );
     }
-
-    this.clientAddresses = members.map((m) => `${m.privateAddress}:${clientPort}`);
-    this.connectionString = this.clientAddresses.join(',');
-    const output = new TerraformOutput(this, 'connection-string', {
-      value: this.connectionString,
-      description: `ZooKeeper connection string of ${this.node.path}`,
-    });
-    output.overrideLogicalId(`${id.replace(/[^A-Za-z0-9_]/g, '_')}_connection_string`);
+    return bootstrap;
   }
 
   /**
@@ -628,6 +562,133 @@ function renderJvmAuthArgs(superDigest: string): string {
     '-Dzookeeper.DigestAuthenticationProvider.digestAlg=SHA-256',
     `-Dzookeeper.DigestAuthenticationProvider.superDigest=admin:${superDigest}`,
   ].join('\n') + '\n';
+}
+
+/** What the constructor works out from one member before changing its host. */
+interface MemberPlan {
+  readonly member: VdsNode;
+  readonly myid: number;
+  readonly data: VdsDisk;
+  readonly txlog: VdsDisk;
+  readonly heapMiB: number;
+}
+
+/** The ensemble's settings, validated. */
+interface EnsembleSettings {
+  readonly tickTimeMs: number;
+  readonly initLimitTicks: number;
+  readonly syncLimitTicks: number;
+  readonly clientPort: number;
+  readonly quorumPort: number;
+  readonly electionPort: number;
+  readonly adminServerPort?: number;
+  /** Each port with its prop's name, for the messages. */
+  readonly portFields: Array<[string, number | undefined]>;
+  readonly minSessionTimeoutMs: number;
+  readonly maxSessionTimeoutMs: number;
+  readonly maxClientCnxns: number;
+  readonly preAllocSizeKiB: number;
+  readonly snapCount: number;
+  readonly autopurgeIntervalHours: number;
+  readonly autopurgeSnapRetainCount: number;
+  readonly fourLetterWords: string[];
+  readonly dataDir: string;
+  readonly dataLogDir: string;
+  readonly clientNetworks: string[];
+  readonly jvmFlags: string[];
+  readonly rolloutTimeoutSeconds: number;
+}
+
+/** The members and their ids, checked: an odd number, at least 3 unless for development, distinct names, addresses and ids. */
+function validMembers(fail: Fail, props: ZookeeperEnsembleProps): { members: VdsNode[]; ids: number[] } {
+  const members = [...props.members];
+  const names = members.map((m) => m.hostname);
+
+  if (members.length === 0 || (members.length < 3 && !props.allowDevelopmentSize)) {
+    throw fail('members', names, 'an ensemble needs at least 3 members to survive the loss of one (a single member is allowed with allowDevelopmentSize, for development only)');
+  }
+  if (members.length % 2 === 0) {
+    throw fail('members', names, `${members.length} members tolerate no more failures than ${members.length - 1} and slow every write: use an odd number (3 or 5)`);
+  }
+  members.forEach((m, i) => {
+    const j = members.findIndex((o) => o.hostname === m.hostname);
+    if (j !== i) throw fail(`members[${i}]`, m.hostname, `the same host name as members[${j}]`);
+    const k = members.findIndex((o) => o.privateAddress === m.privateAddress);
+    if (k !== i) throw fail(`members[${i}].privateAddress`, m.privateAddress, `the same address as members[${k}] (${members[k].hostname})`);
+  });
+
+  const ids = [...(props.memberIds ?? members.map((_m, i) => i + 1))];
+  if (ids.length !== members.length) throw fail('memberIds', ids, `${ids.length} ids for ${members.length} members: give one id per member, in the order of members`);
+  ids.forEach((id, i) => {
+    if (!Number.isInteger(id) || id < 1 || id > 255) throw fail(`memberIds[${i}]`, id, 'expected a ZooKeeper server id 1-255');
+    const j = ids.indexOf(id);
+    if (j !== i) throw fail(`memberIds[${i}]`, id, `the same id as memberIds[${j}] (${members[j].hostname})`);
+  });
+  return { members, ids };
+}
+
+/** The ensemble's settings from its props, each checked, with the defaults filled in. */
+function validSettings(fail: Fail, props: ZookeeperEnsembleProps): EnsembleSettings {
+  const tickTimeMs = positiveInteger(fail, 'tickTimeMs', props.tickTimeMs ?? 2000);
+  const clientPort = props.clientPort ?? 2181;
+  const quorumPort = props.quorumPort ?? 2888;
+  const electionPort = props.electionPort ?? 3888;
+  const portFields: Array<[string, number | undefined]> = [
+    ['clientPort', clientPort],
+    ['quorumPort', quorumPort],
+    ['electionPort', electionPort],
+    ['adminServerPort', props.adminServerPort],
+  ];
+  const seen = new Map<number, string>();
+  for (const [field, port] of portFields) {
+    if (port === undefined) continue;
+    tcpPort(fail, field, port);
+    const other = seen.get(port);
+    if (other) throw fail(field, port, `the same port as ${other}`);
+    seen.set(port, field);
+  }
+
+  const minSessionTimeoutMs = positiveInteger(fail, 'minSessionTimeoutMs', props.minSessionTimeoutMs ?? 2 * tickTimeMs);
+  const maxSessionTimeoutMs = positiveInteger(fail, 'maxSessionTimeoutMs', props.maxSessionTimeoutMs ?? 20 * tickTimeMs);
+  if (minSessionTimeoutMs > maxSessionTimeoutMs) {
+    throw fail('minSessionTimeoutMs', minSessionTimeoutMs, `greater than maxSessionTimeoutMs ${maxSessionTimeoutMs}`);
+  }
+  const autopurgeIntervalHours = props.autopurgeIntervalHours ?? 1;
+  if (!Number.isInteger(autopurgeIntervalHours) || autopurgeIntervalHours < 0) {
+    throw fail('autopurgeIntervalHours', autopurgeIntervalHours, 'expected a whole number of hours (0 = off)');
+  }
+  const autopurgeSnapRetainCount = props.autopurgeSnapRetainCount ?? 3;
+  if (!Number.isInteger(autopurgeSnapRetainCount) || autopurgeSnapRetainCount < 3) {
+    throw fail('autopurgeSnapRetainCount', autopurgeSnapRetainCount, 'ZooKeeper keeps at least 3 snapshots; expected a whole number >= 3');
+  }
+  const fourLetterWords = [...(props.fourLetterWords ?? ['srvr', 'mntr', 'ruok', 'conf'])];
+  for (const word of fourLetterWords) {
+    if (!FOUR_LETTER_WORDS.includes(word)) throw fail('fourLetterWords', word, `not a ZooKeeper 3.8 four-letter word (${FOUR_LETTER_WORDS.join(', ')})`);
+  }
+  for (const required of ['srvr', 'ruok', 'conf']) {
+    if (!fourLetterWords.includes(required)) throw fail('fourLetterWords', fourLetterWords, `must include '${required}': the rollout uses it to wait for each member and to read the membership`);
+  }
+  const dataDir = absolutePath(fail, 'dataDir', props.dataDir ?? '/var/lib/zookeeper');
+  const dataLogDir = absolutePath(fail, 'dataLogDir', props.dataLogDir ?? '/var/lib/zookeeper-txlog');
+  if (dataDir === dataLogDir) throw fail('dataLogDir', dataLogDir, 'the same directory as dataDir');
+  const clientNetworks = [...(props.clientNetworks ?? [])];
+  clientNetworks.forEach((cidr, i) => {
+    configSafe(fail, `clientNetworks[${i}]`, cidr, 'ipv4Cidr');
+  });
+  const jvmFlags = [...(props.jvmFlags ?? [])];
+  jvmFlags.forEach((flag, i) => configSafe(fail, `jvmFlags[${i}]`, flag, 'jvmFlag'));
+  if (props.heapMiB !== undefined) positiveInteger(fail, 'heapMiB', props.heapMiB);
+  const rolloutTimeoutSeconds = positiveInteger(fail, 'rolloutTimeoutSeconds', props.rolloutTimeoutSeconds ?? 300);
+  const initLimitTicks = positiveInteger(fail, 'initLimitTicks', props.initLimitTicks ?? 10);
+  const syncLimitTicks = positiveInteger(fail, 'syncLimitTicks', props.syncLimitTicks ?? 5);
+  const maxClientCnxns = positiveInteger(fail, 'maxClientCnxns', props.maxClientCnxns ?? 60);
+  const preAllocSizeKiB = positiveInteger(fail, 'preAllocSizeKiB', props.preAllocSizeKiB ?? 65536);
+  const snapCount = positiveInteger(fail, 'snapCount', props.snapCount ?? 100000);
+  return {
+    tickTimeMs, initLimitTicks, syncLimitTicks, clientPort, quorumPort, electionPort, adminServerPort: props.adminServerPort, portFields,
+    minSessionTimeoutMs, maxSessionTimeoutMs, maxClientCnxns, preAllocSizeKiB, snapCount, autopurgeIntervalHours, autopurgeSnapRetainCount,
+    fourLetterWords, dataDir, dataLogDir, clientNetworks, jvmFlags, rolloutTimeoutSeconds,
+  };
 }
 
 function positiveInteger(fail: Fail, field: string, value: number): number {
