@@ -10,7 +10,7 @@ import { tmpdir } from 'os';
 import { join } from 'path';
 import * as zookeeper from 'node-zookeeper-client';
 import { LoopbackHost, layOutLoopbackHosts } from '../lib/local/loopback-host';
-import { writeLiveZooCfg } from '../lib/local/local-mesh';
+import { writeLiveZooCfg } from '../lib/local/one-machine';
 import { eventually } from './support/eventually';
 import { synthesizeExample } from './support/example-synth';
 import { connectZookeeper } from './support/zookeeper-client';

@@ -1,19 +1,19 @@
 import { ChildProcess, spawn, spawnSync } from 'child_process';
 import { randomBytes } from 'crypto';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
 import { HaproxyMaster, HaproxyProcessList, HaproxyRuntime } from '../agent/haproxy-runtime';
-import { signalProcessGroup } from '../agent/process-group';
+import { signalProcessGroup, stopProcessGroup } from '../agent/process-group';
 import { MemberStatus, RegisteredInstance, RegistryStatus, registryStatus } from '../agent/registry-status';
-import { CREDENTIALS_DIR, HAPROXY_BOOTSTRAP, NERVE_CONFIG, NERVE_UNIT, SYNAPSE_CONFIG, SYNAPSE_UNIT, unitPath, ZOO_CFG, ZOO_CFG_DYNAMIC, ZOOKEEPER_LIVE_CONFIG_SUBDIR, ZOOKEEPER_MYID } from '../cloud-init/host-paths';
+import { CREDENTIALS_DIR, HAPROXY_BOOTSTRAP, NERVE_CONFIG, NERVE_UNIT, SYNAPSE_CONFIG, SYNAPSE_UNIT, ZOO_CFG, ZOOKEEPER_MYID } from '../cloud-init/host-paths';
 import { readSynthesizedDocuments, readSynthesizedStack, synthesizedDocumentVariables } from '../cloud-init/synthesized-documents';
-import { NerveConfig } from '../schema/nerve-config';
 import { SynapseConfig } from '../schema/synapse-config';
 import { readZookeeperCredentials, ZookeeperCredentials } from '../schema/zookeeper-credentials';
 import { fourLetterWord } from './four-letter-word';
 import { LoopbackHost, layOutLoopbackHosts } from './loopback-host';
 import { describeMesh, MeshDescription, MeshHost, MeshService } from './mesh-description';
+import { adaptForOneMachine, clientPort, loadCredentials, providedServices, writeLiveZooCfg } from './one-machine';
 import { portsInUse } from './port-check';
 
 export interface LocalMeshOptions {
@@ -103,7 +103,7 @@ export class LocalMesh {
   private stopping = false;
   /** Kills what is left if this process exits without stop() (an uncaught error): nothing outlives it. */
   private readonly killOnExit = () => {
-    for (const p of this.processes.values()) killGroup(p.child, 'SIGKILL');
+    for (const p of this.processes.values()) signalProcessGroup(p.child.pid, 'SIGKILL');
   };
 
   public constructor(private readonly options: LocalMeshOptions) {
@@ -168,7 +168,7 @@ export class LocalMesh {
     const order = ['nerve', 'synapse', 'haproxy', 'backend', 'zookeeper'];
     const rank = (p: MeshProcess) => order.findIndex((role) => p.name.split('/')[1].startsWith(role));
     const all = [...this.processes.values()].sort((a, b) => rank(a) - rank(b));
-    for (const p of all) await stopProcess(p.child, 10000);
+    for (const p of all) await stopProcessGroup(p.child, 10000);
     this.processes.clear();
     process.off('exit', this.killOnExit);
     if (this.ownsWorkdir) rmSync(this.workdir, { recursive: true, force: true });
@@ -188,7 +188,7 @@ export class LocalMesh {
   /** Sends a signal and waits (bounded) until the process exited. */
   public async kill(name: string, signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 15000): Promise<void> {
     const p = this.process(name);
-    await stopProcess(p.child, timeoutMs, signal);
+    await stopProcessGroup(p.child, timeoutMs, signal);
   }
 
   /** Starts a stopped process again with the same command line. */
@@ -374,104 +374,10 @@ export class LocalMesh {
   }
 }
 
-/**
- * As the apply of a new ensemble's member does: ZooKeeper runs from a zoo.cfg under dataDir that it
- * may rewrite (reconfigEnabled): the synthesized settings, and the synthesized membership as its
- * dynamic configuration. Returns the file's path.
- */
-export function writeLiveZooCfg(host: LoopbackHost): string {
-  const zooCfg = host.files.get(ZOO_CFG) ?? '';
-  const dataDir = /^dataDir=(.+)$/m.exec(zooCfg)?.[1];
-  if (!dataDir) throw new Error(`host ${host.hostname}: its zoo.cfg has no dataDir`);
-  const liveDir = join(dataDir, ZOOKEEPER_LIVE_CONFIG_SUBDIR);
-  mkdirSync(liveDir, { recursive: true });
-  const dynamic = join(liveDir, 'zoo.cfg.dynamic.initial');
-  writeFileSync(dynamic, host.files.get(ZOO_CFG_DYNAMIC) ?? '');
-  const liveConfig = join(liveDir, 'zoo.cfg');
-  writeFileSync(liveConfig, `${zooCfg.replace(/^dynamicConfigFile=.*\n/m, '')}dynamicConfigFile=${dynamic}\n`);
-  return liveConfig;
-}
-
 function onlyStack(outdir: string): string {
   const stacks = existsSync(join(outdir, 'stacks')) ? readdirSync(join(outdir, 'stacks')) : [];
   if (stacks.length !== 1) {
     throw new Error(stacks.length === 0 ? `${outdir} holds no synthesized stack: run cdktf synth first` : `${outdir} holds ${stacks.length} stacks (${stacks.join(', ')}): choose one with --stack`);
   }
   return stacks[0];
-}
-
-function clientPort(host: LoopbackHost): number {
-  return Number(/^clientPort=(\d+)$/m.exec(host.files.get(ZOO_CFG) ?? '')?.[1] ?? 2181);
-}
-
-function providedServices(host: LoopbackHost): Array<[string, number]> {
-  const nerve = host.files.get(NERVE_CONFIG);
-  if (!nerve) return [];
-  const config = JSON.parse(nerve) as NerveConfig;
-  return Object.entries(config.services).map(([name, s]) => [name, Number(s.port)]);
-}
-
-/**
- * Everything runs as the invoking user on one machine: HAProxy keeps no `user`/`group` to switch to
- * and its sockets no owner, and the agents' metrics ports (one fixed port on 127.0.0.1 per host on
- * real hosts) are left off so that hosts do not collide.
- */
-function adaptForOneMachine(host: LoopbackHost): void {
-  const dropPrivileges = (line: string) => !/^\s*(user|group)\s+\S+\s*$/.test(line);
-  const unowned = (line: string) => (/^\s*stats socket /.test(line) ? line.replace(/\s+(user|group)\s+\S+/g, '') : line);
-  const write = (path: string, content: string) => {
-    writeFileSync(host.hostPath(path), content);
-    host.files.set(path, content);
-  };
-  const nerve = host.files.get(NERVE_CONFIG);
-  if (nerve) {
-    const config = JSON.parse(nerve) as { metrics_port?: number };
-    delete config.metrics_port;
-    write(NERVE_CONFIG, JSON.stringify(config, null, 2) + '\n');
-  }
-  const synapse = host.files.get(SYNAPSE_CONFIG);
-  if (synapse) {
-    const config = JSON.parse(synapse) as { metrics_port?: number; haproxy: { global?: string[] } };
-    delete config.metrics_port;
-    config.haproxy.global = (config.haproxy.global ?? []).filter(dropPrivileges).map(unowned);
-    write(SYNAPSE_CONFIG, JSON.stringify(config, null, 2) + '\n');
-  }
-  const bootstrap = host.files.get(HAPROXY_BOOTSTRAP);
-  if (bootstrap) write(HAPROXY_BOOTSTRAP, bootstrap.split('\n').filter(dropPrivileges).map(unowned).join('\n'));
-}
-
-/** What systemd's `LoadCredential=ID:PATH` does: a copy in /run/credentials/<unit>/ that only the agent reads. */
-function loadCredentials(host: LoopbackHost, unit: string): void {
-  const unitFile = host.files.get(unitPath(unit)) ?? '';
-  for (const [, id, path] of unitFile.matchAll(/^LoadCredential=([^:\n]+):(\S+)$/gm)) {
-    const directory = host.hostPath(`/run/credentials/${unit}`);
-    mkdirSync(directory, { recursive: true, mode: 0o700 });
-    // The unit's text is already mapped: the path is under the host's root.
-    copyFileSync(path, join(directory, id));
-    chmodSync(join(directory, id), 0o400);
-  }
-}
-
-/** Signals a process's whole group (it leads one: see spawn); false when none of it is left. */
-function killGroup(child: ChildProcess, signal: NodeJS.Signals | 0): boolean {
-  return signalProcessGroup(child.pid, signal);
-}
-
-/**
- * Stops a process and everything in its group: the signal to the group, then SIGKILL to what is
- * left of it when the leader has not exited in time or the leader exited and left others behind.
- */
-async function stopProcess(child: ChildProcess, timeoutMs: number, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-  const running = child.exitCode === null && child.signalCode === null;
-  const exited = running ? new Promise<void>((resolve) => child.once('exit', () => resolve())) : Promise.resolve();
-  if (!killGroup(child, signal) && !running) return;
-  const timer = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), timeoutMs).unref());
-  if ((await Promise.race([exited, timer])) === 'timeout') {
-    killGroup(child, 'SIGKILL');
-    await exited;
-  }
-  // The group outlives its leader when a shell's child ignored the signal or was slower to exit.
-  const deadline = Date.now() + Math.min(timeoutMs, 5000);
-  while (killGroup(child, 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-  killGroup(child, 'SIGKILL');
 }
