@@ -12,7 +12,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'fs
 import { spawn, ChildProcess } from 'child_process';
 import { tmpdir } from 'os';
 import { join } from 'path';
-import { parseServersState, sendSocketCommand } from '../lib/agent/haproxy-runtime';
+import { isInService, parseServersState, sendSocketCommand } from '../lib/agent/haproxy-runtime';
 import { CreateMode, ZkSession } from '../lib/agent/zk-session';
 import { startBackend, TestBackend } from './support/agent-backend';
 import { AgentProcess, spawnAgent } from './support/agent-process';
@@ -147,7 +147,7 @@ describeRuby("Airbnb's Ruby nerve and synapse beside ours, on one ensemble", () 
   async function served(p: Proxy, backend: string): Promise<Served[]> {
     const states = parseServersState(await sendSocketCommand(p.socket, 'show servers state'));
     return states
-      .filter((s) => s.backend === backend && s.operationalState === 2 && (s.adminState & 0x23) === 0)
+      .filter((s) => s.backend === backend && s.operationalState === 2 && isInService(s))
       .map((s) => ({ address: `${s.address}:${s.port}`, weight: s.weight }))
       .sort((a, b) => a.address.localeCompare(b.address));
   }

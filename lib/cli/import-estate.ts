@@ -7,7 +7,6 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'fs';
 import { basename, dirname, extname, join, relative, resolve } from 'path';
 import { parse as parseYaml } from 'yaml';
-import { isIpAddress } from '../schema/haproxy-safe';
 
 /** Input refused: names the file and the key. */
 export class ImportError extends Error {
@@ -83,9 +82,9 @@ export function hostFilesOf(paths: string[]): HostFiles[] {
       hosts.push({ name: basename(resolve(p)), files });
       continue;
     }
-    const subfolders = readdirSync(p).sort().map((n) => join(p, n)).filter((d) => statSync(d).isDirectory() && configFilesIn(d).length > 0);
+    const subfolders = readdirSync(p).sort().map((n) => join(p, n)).filter((d) => statSync(d).isDirectory()).map((d) => ({ name: basename(d), files: configFilesIn(d) })).filter((h) => h.files.length > 0);
     if (subfolders.length === 0) throw new ImportError(`${p}: holds no nerve or synapse file (*.json, *.yaml, *.yml), directly or one folder down`);
-    subfolders.forEach((d) => hosts.push({ name: basename(d), files: configFilesIn(d) }));
+    hosts.push(...subfolders);
   }
   if (direct.length > 0) hosts.unshift({ files: direct });
   return hosts;
@@ -278,9 +277,4 @@ function checkOf(at: (key: string) => string, entry: Json, notes: string[]): Imp
   if (c.type === 'tcp') return { type: 'tcp', ...common };
   notes.push(`${at('checks[0].type')} = ${JSON.stringify(c.type)}: no construct check of that kind; the program checks the port (tcp)`);
   return { type: 'tcp', ...common };
-}
-
-/** True when `text` is an IPv4 or IPv6 address. */
-export function isAddress(text: string): boolean {
-  return isIpAddress(text);
 }

@@ -3,7 +3,8 @@
  * host and per app host, the ensemble, a SmartStackService per registration path, and a sidecar per
  * app host with what it provides and consumes. The notes become comments at the top.
  */
-import { ImportedCheck, ImportedEstate, ImportError, isAddress } from './import-estate';
+import { isIpAddress } from '../schema/haproxy-safe';
+import { ImportedCheck, ImportedEstate, ImportError } from './import-estate';
 
 export interface ProgramOptions {
   /** Addresses of hosts named in the files (ZooKeeper hosts, default servers), by name. */
@@ -53,11 +54,11 @@ export function renderProgram(estate: ImportedEstate, options: ProgramOptions = 
   const ports = new Set(estate.zookeeper.map((z) => z.port));
   if (ports.size > 1) throw new ImportError(`the files name ZooKeeper client ports ${[...ports].join(', ')}: an ensemble has one`);
   for (const z of estate.zookeeper) {
-    if (!isAddress(z.host)) throw new ImportError(`ZooKeeper host ${z.host} is a name, not an address: give its address with --address ${z.host}=IP`);
+    if (!isIpAddress(z.host)) throw new ImportError(`ZooKeeper host ${z.host} is a name, not an address: give its address with --address ${z.host}=IP`);
   }
   for (const h of estate.hosts) {
     if (h.address === undefined) throw new ImportError(`host ${h.name} has no address in its files (nerve's host): give it with --address ${h.name}=IP`);
-    if (!isAddress(h.address)) throw new ImportError(`host ${h.name}: address ${h.address} is a name, not an address: give it with --address ${h.name}=IP`);
+    if (!isIpAddress(h.address)) throw new ImportError(`host ${h.name}: address ${h.address} is a name, not an address: give it with --address ${h.name}=IP`);
   }
 
   out('export class ImportedStack extends TerraformStack {');
@@ -93,7 +94,7 @@ export function renderProgram(estate: ImportedEstate, options: ProgramOptions = 
     if (s.defaultServers.length > 0) {
       const servers = s.defaultServers.map((d) => {
         const host = addresses[d.host] ?? d.host;
-        if (!isAddress(host)) throw new ImportError(`service ${s.name}: default server host ${d.host} is a name, not an address: give it with --address ${d.host}=IP`);
+        if (!isIpAddress(host)) throw new ImportError(`service ${s.name}: default server host ${d.host} is a name, not an address: give it with --address ${d.host}=IP`);
         return `{ ${d.name !== undefined ? `name: ${quote(d.name)}, ` : ''}host: ${quote(host)}, port: ${d.port} }`;
       });
       props.push(`defaultServers: [${servers.join(', ')}]`);
